@@ -1,0 +1,79 @@
+"""Walking a library folder: audio files only, hidden entries skipped, no symlink loop followed twice."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator
+
+#: Extensions treated as audio (decoded by soundfile or PyAV in ``model.audio``).
+AUDIO_EXTENSIONS = frozenset(
+    {
+        ".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".aifc", ".w64", ".rf64", ".caf",
+        ".m4a", ".mp4", ".aac", ".opus", ".wma", ".webm", ".mka", ".alac", ".ac3", ".ape", ".wv",
+    }
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class FileEntry:
+    path: str  # absolute, as reached from the root (symlinks not resolved)
+    size: int
+    mtime: float
+
+
+@dataclasses.dataclass
+class ScanProblem:
+    path: str
+    reason: str
+
+
+def is_audio_name(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
+
+
+def scan(root: str | os.PathLike, problems: list[ScanProblem] | None = None) -> Iterator[FileEntry]:
+    """Yield every audio file under ``root``, in a stable (sorted) order.
+
+    Symlinked folders are followed once: a folder already visited (same device and inode) is skipped, which
+    breaks loops. Hidden files and folders (leading dot) are skipped. Folders that cannot be read are
+    reported in ``problems`` and the walk goes on.
+    """
+    root = os.path.abspath(os.fspath(root))
+    seen: set[tuple[int, int]] = set()
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            st = os.stat(folder)
+        except OSError as err:
+            _note(problems, folder, err)
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as err:
+            _note(problems, folder, err)
+            continue
+        subdirs = []
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            try:
+                if e.is_dir(follow_symlinks=True):
+                    subdirs.append(e.path)
+                elif is_audio_name(e.name) and e.is_file(follow_symlinks=True):
+                    st = e.stat(follow_symlinks=True)
+                    yield FileEntry(path=e.path, size=st.st_size, mtime=st.st_mtime)
+            except OSError as err:
+                _note(problems, e.path, err)
+        stack.extend(reversed(subdirs))
+
+
+def _note(problems, path, err: OSError) -> None:
+    if problems is not None:
+        problems.append(ScanProblem(path, err.strerror or str(err)))

@@ -1,0 +1,496 @@
+"""The on-disk store: one library = one directory.
+
+::
+
+    mylib.soundalike/
+      manifest.json                 the only file ever replaced; names every other file of the generation
+      tracks.g000007.parquet        one row per Track (base), plus parts written by checkpoints
+      vectors/shard-000003.npz      ids (int64[n]) + raw track vectors (float32[n, d]); immutable
+      tracks.g000007.faiss          IndexIDMap2 over IndexFlatIP of the unit track vectors
+      encoder/                      the encoder artefact the vectors came from (for outside queries)
+      .lock                         held by the one writer
+
+Every commit writes new files beside the old ones, fsyncs them, and then replaces ``manifest.json``
+(write to a temporary name, ``os.replace``): a reader sees the old generation or the new one, never half of
+one, and a crash at any point leaves the last committed generation intact. Files of the generation before
+the current one are kept (a reader may still be opening them); older ones are deleted.
+
+Checkpoints (during a long index run) append a vector shard and a Parquet part holding only the rows that
+changed; a full commit merges the parts into one base table, drops removed tracks, compacts shards that are
+mostly dead rows, and rebuilds the FAISS index. A reader whose manifest has no up-to-date index builds an
+exact one in memory from the shards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from catalog.track import COLUMNS, SCHEMA, STATUS_OK, Track
+
+FORMAT = "soundalike-store"
+VERSION = 1
+MANIFEST = "manifest.json"
+SUFFIX = ".soundalike"
+
+
+class StoreError(Exception):
+    """A store that cannot be opened or written; the message names the path and the remedy."""
+
+
+class EncoderMismatch(StoreError):
+    pass
+
+
+class StoreLocked(StoreError):
+    pass
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _atomic_write(path: Path, write) -> None:
+    """``write(file_object)`` to a temporary name beside ``path``, fsync, rename over ``path``."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def is_store(path: str | os.PathLike) -> bool:
+    return (Path(path) / MANIFEST).is_file()
+
+
+def read_manifest(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    mf = path / MANIFEST
+    try:
+        manifest = json.loads(mf.read_text())
+    except FileNotFoundError:
+        raise StoreError(f"{path}: not a soundalike store (no {MANIFEST}); create one with 'soundalike index'") from None
+    except (OSError, ValueError) as err:
+        raise StoreError(f"{mf}: unreadable manifest ({err})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise StoreError(f"{mf}: not a soundalike store manifest")
+    if int(manifest.get("version", 0)) > VERSION:
+        raise StoreError(
+            f"{mf}: written by a newer soundalike (store format {manifest.get('version')}, this one reads {VERSION})"
+        )
+    return manifest
+
+
+def _read_tracks(root: Path, names: list[str]) -> pa.Table:
+    """Base table plus parts; for an id present more than once, the last row wins."""
+    tables = []
+    for name in names:
+        try:
+            tables.append(pq.read_table(root / name, schema=SCHEMA))
+        except Exception as err:
+            raise StoreError(f"{root / name}: unreadable track table ({err}); run 'soundalike index' again") from None
+    if not tables:
+        return SCHEMA.empty_table()
+    table = pa.concat_tables(tables)
+    if len(tables) == 1:
+        return table
+    ids = table.column("id").to_numpy()
+    # keep the last occurrence of every id
+    _, last_rev = np.unique(ids[::-1], return_index=True)
+    keep = np.sort(len(ids) - 1 - last_rev)
+    return table.take(pa.array(keep))
+
+
+def _read_shards(root: Path, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """All shard rows, later shards last: (ids int64[n], vectors float32[n, d])."""
+    ids, vecs = [], []
+    for name in names:
+        try:
+            with np.load(root / name) as z:
+                ids.append(z["ids"].astype(np.int64))
+                vecs.append(z["vectors"].astype(np.float32))
+        except Exception as err:
+            raise StoreError(f"{root / name}: unreadable vector shard ({err})") from None
+    if not ids:
+        return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+    return np.concatenate(ids), np.concatenate(vecs)
+
+
+def latest_vectors(ids: np.ndarray, vecs: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The last vector written for every id in ``live`` (ids without a vector are left out), sorted by id."""
+    if len(ids) == 0:
+        return np.zeros(0, np.int64), vecs
+    uniq, last_rev = np.unique(ids[::-1], return_index=True)
+    rows = len(ids) - 1 - last_rev
+    keep = np.isin(uniq, live)
+    return uniq[keep], vecs[rows[keep]]
+
+
+def build_flat_index(ids: np.ndarray, unit_vectors: np.ndarray, dim: int):
+    """``IndexIDMap2(IndexFlatIP(dim))`` holding ``unit_vectors`` under ``ids``."""
+    import faiss
+
+    index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    if len(ids):
+        index.add_with_ids(np.ascontiguousarray(unit_vectors, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64))
+    return index
+
+
+def unit_rows(vecs: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+    return np.ascontiguousarray(vecs / np.maximum(norms, 1e-12), dtype=np.float32)
+
+
+# ------------------------------------------------------------------------------------------------ reading
+
+
+class Store:
+    """A read-only view of one committed generation of a store."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.manifest = read_manifest(self.path)
+        self._check_files()
+        self._tracks: pa.Table | None = None
+        self._index = None
+
+    def _check_files(self) -> None:
+        for name, meta in self.manifest.get("files", {}).items():
+            p = self.path / name
+            try:
+                size = p.stat().st_size
+            except FileNotFoundError:
+                raise StoreError(f"{p}: missing from the store (listed by {MANIFEST}); re-run 'soundalike index'") from None
+            if size != meta["size"]:
+                raise StoreError(f"{p}: size {size} does not match the manifest ({meta['size']}); the file is damaged")
+
+    # -- metadata ------------------------------------------------------------------------------------------
+    @property
+    def generation(self) -> int:
+        return int(self.manifest["generation"])
+
+    @property
+    def encoder_info(self) -> dict:
+        return self.manifest["encoder"]
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["encoder"]["dim"])
+
+    @property
+    def encoder_path(self) -> Path | None:
+        model = self.manifest["encoder"].get("model")
+        return self.path / model if model else None
+
+    @property
+    def tracks(self) -> pa.Table:
+        if self._tracks is None:
+            self._tracks = _read_tracks(self.path, self.manifest["tracks"])
+        return self._tracks
+
+    def track(self, track_id: int) -> Track | None:
+        ids = self.tracks.column("id").to_numpy()
+        hit = np.flatnonzero(ids == track_id)
+        if not len(hit):
+            return None
+        from catalog.track import from_row
+
+        return from_row(self.tracks.slice(int(hit[0]), 1).to_pylist()[0])
+
+    def vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Raw track vectors of the live ok tracks: (ids, float32[n, d]), sorted by id."""
+        t = self.tracks
+        live = t.column("id").to_numpy()[np.asarray(t.column("status").to_pylist(), dtype=object) == STATUS_OK]
+        ids, vecs = _read_shards(self.path, self.manifest["shards"])
+        return latest_vectors(ids, vecs, live)
+
+    def index(self):
+        """The FAISS index of this generation (read from disk, or built in memory after a checkpoint)."""
+        if self._index is None:
+            info = self.manifest.get("index")
+            if info and info.get("generation") == self.generation:
+                import faiss
+
+                p = self.path / info["file"]
+                try:
+                    self._index = faiss.read_index(str(p))
+                except Exception as err:
+                    raise StoreError(f"{p}: unreadable FAISS index ({err}); re-run 'soundalike index'") from None
+            else:
+                ids, vecs = self.vectors()
+                self._index = build_flat_index(ids, unit_rows(vecs) if len(ids) else vecs, self.dim)
+        return self._index
+
+    def disk_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+
+
+# ------------------------------------------------------------------------------------------------ writing
+
+
+class StoreWriter:
+    """The one writer of a store. Use as a context manager; it holds ``.lock`` while open.
+
+    ``encoder`` is a dict with at least ``name``, ``fingerprint`` and ``dim``; ``encoder_files`` (paths of the
+    model artefact) are copied into the store when it is created, so that outside queries can be embedded
+    with the very same encoder later.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, encoder: dict, encoder_files: list[Path] = ()):
+        self.path = Path(path)
+        self._lock_fd = None
+        if self.path.exists() and not self.path.is_dir():
+            raise StoreError(f"{self.path}: exists and is not a store directory")
+        if self.path.is_dir() and not is_store(self.path) and any(self.path.iterdir()):
+            raise StoreError(f"{self.path}: folder exists, is not empty and is not a soundalike store")
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock()
+        if is_store(self.path):
+            self.manifest = read_manifest(self.path)
+            have = self.manifest["encoder"]
+            if have["fingerprint"] != encoder["fingerprint"]:
+                self.close()
+                raise EncoderMismatch(
+                    f"{self.path}: built with encoder {have['name']} ({have['fingerprint']}), "
+                    f"not {encoder['name']} ({encoder['fingerprint']}); use that model or a new store"
+                )
+        else:
+            self.manifest = self._new_manifest(encoder, encoder_files)
+        base = _read_tracks(self.path, self.manifest["tracks"])
+        self._rows: dict[int, dict] = {r["id"]: r for r in base.to_pylist()}
+        self._by_path: dict[str, int] = {r["path"]: i for i, r in self._rows.items()}
+        self._pending_rows: list[dict] = []
+        self._pending_ids: list[np.ndarray] = []
+        self._pending_vecs: list[np.ndarray] = []
+        self._removed: set[int] = set()
+
+    # -- lock ----------------------------------------------------------------------------------------------
+    def _lock(self) -> None:
+        import fcntl
+
+        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StoreLocked(f"{self.path}: another soundalike process is writing to this store; wait for it to finish") from None
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- manifest ------------------------------------------------------------------------------------------
+    def _new_manifest(self, encoder: dict, encoder_files) -> dict:
+        enc = dict(encoder)
+        if encoder_files:
+            dest = self.path / "encoder"
+            dest.mkdir(exist_ok=True)
+            for f in encoder_files:
+                shutil.copy2(f, dest / Path(f).name)
+            enc["model"] = f"encoder/{Path(encoder_files[0]).name}"
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "generation": 0,
+            "encoder": enc,
+            "metric": "inner_product",
+            "index": None,
+            "tracks": [],
+            "shards": [],
+            "next_id": 0,
+            "next_shard": 0,
+            "counts": {"tracks": 0, "ok": 0, "error": 0, "vectors": 0},
+            "files": {},
+            "created": time.time(),
+        }
+
+    # -- what the store holds ------------------------------------------------------------------------------
+    def known(self) -> dict[str, dict]:
+        """Committed rows (plus this session's pending ones) by path."""
+        return {r["path"]: r for r in self._rows.values()}
+
+    def id_for(self, path: str) -> int:
+        """The id of ``path``: its existing one, or a new one (ids are never reused)."""
+        if path in self._by_path:
+            return self._by_path[path]
+        new = int(self.manifest["next_id"])
+        self.manifest["next_id"] = new + 1
+        self._by_path[path] = new
+        return new
+
+    # -- changes -------------------------------------------------------------------------------------------
+    def put(self, track: Track, vector: np.ndarray | None = None) -> None:
+        """Add or replace one track (and its raw vector when it has one)."""
+        row = {name: getattr(track, name) for name in COLUMNS}
+        self._rows[track.id] = row
+        self._by_path[track.path] = track.id
+        self._removed.discard(track.id)
+        self._pending_rows.append(row)
+        if vector is not None:
+            self._pending_ids.append(np.asarray([track.id], np.int64))
+            self._pending_vecs.append(np.asarray(vector, np.float32).reshape(1, -1))
+
+    def remove(self, track_id: int) -> None:
+        row = self._rows.pop(track_id, None)
+        if row is not None:
+            self._by_path.pop(row["path"], None)
+            self._removed.add(track_id)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending_rows) + len(self._removed)
+
+    # -- commits -------------------------------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Make pending additions durable cheaply: a shard and a Parquet part. No index is rebuilt."""
+        if not self._pending_rows:
+            return
+        gen = self.manifest["generation"] + 1
+        new_files = []
+        shard = self._write_shard()
+        if shard:
+            new_files.append(shard)
+        part = f"tracks.g{gen:06d}.part.parquet"
+        _atomic_write(self.path / part, lambda f: pq.write_table(to_table_rows(self._pending_rows), f))
+        new_files.append(part)
+        self.manifest["tracks"] = self.manifest["tracks"] + [part]
+        self._pending_rows = []
+        self._publish(gen, new_files)
+
+    def commit(self) -> None:
+        """Full commit: one merged track table, removals applied, shards compacted, FAISS index rebuilt."""
+        gen = self.manifest["generation"] + 1
+        new_files = []
+        shard = self._write_shard()
+        if shard:
+            new_files.append(shard)
+        rows = [self._rows[i] for i in sorted(self._rows)]
+        table = to_table_rows(rows)
+        name = f"tracks.g{gen:06d}.parquet"
+        _atomic_write(self.path / name, lambda f: pq.write_table(table, f))
+        new_files.append(name)
+        self.manifest["tracks"] = [name]
+
+        live = np.asarray([r["id"] for r in rows if r["status"] == STATUS_OK], dtype=np.int64)
+        all_ids, all_vecs = _read_shards(self.path, self.manifest["shards"])
+        ids, vecs = latest_vectors(all_ids, all_vecs, live)
+        if len(all_ids) > 2 * max(len(ids), 1) and len(self.manifest["shards"]) > 1:  # mostly dead rows: compact
+            self.manifest["shards"] = []
+            self._pending_ids, self._pending_vecs = [ids], [vecs]
+            shard = self._write_shard()
+            new_files.append(shard)
+        dim = int(self.manifest["encoder"]["dim"])
+        index = build_flat_index(ids, unit_rows(vecs) if len(ids) else np.zeros((0, dim), np.float32), dim)
+        iname = f"tracks.g{gen:06d}.faiss"
+        import faiss
+
+        _atomic_write(self.path / iname, lambda f: f.write(faiss.serialize_index(index).tobytes()))
+        new_files.append(iname)
+        self.manifest["index"] = {"file": iname, "kind": "IDMap2,Flat", "metric": "inner_product",
+                                  "count": int(index.ntotal), "generation": gen}
+        self._pending_rows = []
+        self._removed = set()
+        self._publish(gen, new_files)
+
+    def _write_shard(self) -> str | None:
+        if not self._pending_ids:
+            return None
+        ids = np.concatenate(self._pending_ids)
+        vecs = np.concatenate(self._pending_vecs)
+        n = int(self.manifest["next_shard"])
+        self.manifest["next_shard"] = n + 1
+        name = f"vectors/shard-{n:06d}.npz"
+        (self.path / "vectors").mkdir(exist_ok=True)
+        _atomic_write(self.path / name, lambda f: np.savez(f, ids=ids, vectors=vecs))
+        self.manifest["shards"] = self.manifest["shards"] + [name]
+        self._pending_ids, self._pending_vecs = [], []
+        return name
+
+    def _publish(self, gen: int, new_files: list[str]) -> None:
+        """Checksum what this generation references and switch to it by replacing the manifest."""
+        m = self.manifest
+        previous = set(m["files"])
+        files = {}
+        for name in sorted(self._referenced(m)):
+            if name in m["files"] and name not in new_files:
+                files[name] = m["files"][name]
+            else:
+                p = self.path / name
+                files[name] = {"size": p.stat().st_size, "sha256": _sha256(p)}
+        statuses = [r["status"] for r in self._rows.values()]
+        indexed = m.get("index") and m["index"].get("generation") == gen
+        m["counts"] = {
+            "tracks": len(statuses),
+            "ok": statuses.count(STATUS_OK),
+            "error": len(statuses) - statuses.count(STATUS_OK),
+            "vectors": int(m["index"]["count"]) if indexed else None,
+        }
+        m["files"] = files
+        m["generation"] = gen
+        m["updated"] = time.time()
+        text = json.dumps(m, indent=1, sort_keys=True).encode()
+        _atomic_write(self.path / MANIFEST, lambda f: f.write(text))
+        self._collect_garbage(keep=set(files) | previous)
+
+    def _referenced(self, m: dict) -> set[str]:
+        refs = set(m["tracks"]) | set(m["shards"])
+        if m.get("index"):
+            refs.add(m["index"]["file"])
+        if m["encoder"].get("model"):
+            refs |= {f"encoder/{p.name}" for p in (self.path / "encoder").iterdir() if not p.name.startswith(".")}
+        return refs
+
+    def _collect_garbage(self, keep: set[str]) -> None:
+        """Delete store files referenced by neither this generation nor the one before it."""
+        for p in list(self.path.glob("tracks.g*")) + list((self.path / "vectors").glob("shard-*.npz")):
+            rel = p.relative_to(self.path).as_posix()
+            if rel not in keep:
+                with contextlib.suppress(OSError):
+                    p.unlink()
+        for p in self.path.glob(".*.tmp*"):
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
+def to_table_rows(rows: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=SCHEMA)

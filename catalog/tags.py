@@ -1,0 +1,93 @@
+"""Reading tags with mutagen: title, artist, album, genre, duration. Missing tags fall back to the file name."""
+
+from __future__ import annotations
+
+import os
+import re
+
+_ID3_NUMERIC = re.compile(r"^\((\d+)\)\s*(.*)$")
+
+
+def normalise_genre(value: str | None) -> str | None:
+    """Canonical genre text: lower case, single spaces, ``_``/``-`` between words kept as ``-``.
+
+    ``"Hip_Hop "`` -> ``"hip-hop"``, ``"  Rock "`` -> ``"rock"``, ``""`` -> ``None``.
+    """
+    if value is None:
+        return None
+    text = str(value).strip()
+    m = _ID3_NUMERIC.match(text)
+    if m:  # ID3v1 style "(17)Rock" or "(17)"
+        text = m.group(2) or _id3_genre_name(int(m.group(1))) or ""
+    text = re.sub(r"\s+", " ", text.replace("_", "-")).strip().lower()
+    text = re.sub(r"\s*-\s*", "-", text)
+    return text or None
+
+
+def _id3_genre_name(number: int) -> str | None:
+    try:
+        from mutagen._constants import GENRES
+    except ImportError:  # pragma: no cover - mutagen internals moved
+        return None
+    return GENRES[number] if 0 <= number < len(GENRES) else None
+
+
+def _first(tags, *keys) -> str | None:
+    if tags is None:
+        return None
+    for key in keys:
+        try:
+            value = tags.get(key)
+        except (KeyError, ValueError):
+            continue
+        if value:
+            if isinstance(value, (list, tuple)):
+                value = value[0]
+            text = str(value).strip().replace("\x00", " ")
+            if text:
+                return text
+    return None
+
+
+_ID3_FRAMES = {"title": "TIT2", "artist": "TPE1", "albumartist": "TPE2", "album": "TALB", "genre": "TCON"}
+
+
+def _easy(tags):
+    """Plain ID3 tags (WAV, AIFF: mutagen has no easy interface there) as an easy-style mapping."""
+    try:
+        from mutagen.id3 import ID3
+    except ImportError:  # pragma: no cover
+        return tags
+    if not isinstance(tags, ID3):
+        return tags
+    out = {}
+    for key, frame_id in _ID3_FRAMES.items():
+        frame = tags.get(frame_id)
+        if frame is not None:
+            out[key] = frame.genres if frame_id == "TCON" else [str(t) for t in frame.text]
+    return out
+
+
+def read_tags(path: str | os.PathLike) -> dict:
+    """``{title, artist, album, genre, duration_s}`` of one file; missing values are ``None`` (title falls
+    back to the file name). Never raises: unreadable tags just leave the fields empty."""
+    path = os.fspath(path)
+    out = {"title": None, "artist": None, "album": None, "genre": None, "duration_s": None}
+    try:
+        import mutagen
+
+        f = mutagen.File(path, easy=True)
+    except Exception:
+        f = None
+    if f is not None:
+        tags = _easy(f.tags)
+        out["title"] = _first(tags, "title")
+        out["artist"] = _first(tags, "artist", "albumartist")
+        out["album"] = _first(tags, "album")
+        out["genre"] = normalise_genre(_first(tags, "genre"))
+        length = getattr(getattr(f, "info", None), "length", None)
+        if length and length > 0:
+            out["duration_s"] = float(length)
+    if not out["title"]:
+        out["title"] = os.path.splitext(os.path.basename(path))[0]
+    return out

@@ -1,0 +1,62 @@
+"""The ``Track`` record and its Parquet schema."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pyarrow as pa
+
+STATUS_OK = "ok"
+STATUS_ERROR = "error"
+
+
+@dataclasses.dataclass
+class Track:
+    """One audio file of a library. ``id`` is stable for the life of the store."""
+
+    id: int
+    path: str  # absolute
+    size: int
+    mtime: float
+    duration_s: float | None = None
+    title: str | None = None
+    artist: str | None = None
+    album: str | None = None
+    genre: str | None = None  # normalised (see catalog.tags.normalise_genre)
+    status: str = STATUS_OK
+    error: str | None = None  # one line
+    predicted_genre: str | None = None
+    predicted_score: float | None = None
+    windows: int | None = None  # analysis windows that went into the vector
+
+
+SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.int64(), nullable=False),
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("size", pa.int64()),
+        pa.field("mtime", pa.float64()),
+        pa.field("duration_s", pa.float32()),
+        pa.field("title", pa.string()),
+        pa.field("artist", pa.string()),
+        pa.field("album", pa.string()),
+        pa.field("genre", pa.string()),
+        pa.field("status", pa.string()),
+        pa.field("error", pa.string()),
+        pa.field("predicted_genre", pa.string()),
+        pa.field("predicted_score", pa.float32()),
+        pa.field("windows", pa.int32()),
+    ]
+)
+
+COLUMNS = [f.name for f in SCHEMA]
+
+
+def to_table(tracks: list[Track]) -> pa.Table:
+    """Tracks as an Arrow table with :data:`SCHEMA`."""
+    cols = {name: [getattr(t, name) for t in tracks] for name in COLUMNS}
+    return pa.Table.from_pydict(cols, schema=SCHEMA)
+
+
+def from_row(row: dict) -> Track:
+    return Track(**{k: row.get(k) for k in COLUMNS})

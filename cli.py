@@ -1,0 +1,274 @@
+"""soundalike: music search by sound. The command line: parse, call the packages, print.
+
+Heavy libraries (TensorFlow, FAISS, librosa) are imported inside the commands, so ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+
+import click
+
+# messages of these exceptions are one line that names the file and the reason
+_USER_ERRORS = (
+    ("catalog.store", "StoreError"),
+    ("search.searcher", "QueryError"),
+    ("indexer.run", "IndexingError"),
+    ("model.encoder", "ModelError"),
+    ("model.train", "DatasetError"),
+    ("model.audio", "AudioError"),
+)
+
+
+class UserError(click.ClickException):
+    """A bad request: one line on stderr, exit code 2 (click's usage convention)."""
+
+    exit_code = 2
+
+
+def _user_error_types() -> tuple[type, ...]:
+    types = []
+    for module, name in _USER_ERRORS:
+        mod = sys.modules.get(module)  # only modules already imported can have raised
+        if mod is not None:
+            types.append(getattr(mod, name))
+    return tuple(types)
+
+
+def _run(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except Exception as err:
+        if isinstance(err, _user_error_types()):
+            raise UserError(str(err)) from None
+        raise
+
+
+def _width() -> int:
+    return max(60, shutil.get_terminal_size((100, 24)).columns)
+
+
+def _cut(text, width: int, *, left: bool = False) -> str:
+    text = "" if text is None else str(text)
+    if len(text) <= width:
+        return text.ljust(width)
+    return ("..." + text[-(width - 3):]) if left else (text[: width - 3] + "...")
+
+
+def _echo_json(obj) -> None:
+    click.echo(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="soundalike")
+def main() -> None:
+    """Find music that sounds alike: index a folder of audio, then search it by sound."""
+
+
+# --------------------------------------------------------------------------------------------------- index
+
+
+@main.command()
+@click.argument("library_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--db", "store", required=True, type=click.Path(), help="Store directory (created if missing).")
+@click.option("--model", type=click.Path(dir_okay=False), help="Encoder artefact (.keras + .json sidecar). Default: the store's own.")
+@click.option("--genre-from", type=click.Choice(["tags", "folder"]), default="tags", show_default=True,
+              help="Genre from tags, or from each file's top folder under LIBRARY_DIR.")
+@click.option("--workers", type=int, default=None, help="Decode processes (default: one per core; 0 = in this process).")
+@click.option("--checkpoint-every", type=float, default=60.0, show_default=True, help="Seconds between checkpoints.")
+@click.option("--force", is_flag=True, help="Re-embed every file, changed or not.")
+@click.option("--retry-failed", is_flag=True, help="Try files that failed before again.")
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def index(library_dir, store, model, genre_from, workers, checkpoint_every, force, retry_failed, dry_run, as_json, quiet):
+    """Index the audio files under LIBRARY_DIR into a store (only new and changed files are decoded)."""
+    from indexer.run import index_library
+
+    report = _run(
+        index_library, library_dir, store, model=model, genre_from=genre_from, workers=workers,
+        checkpoint_s=checkpoint_every, force=force, retry_failed=retry_failed, dry_run=dry_run,
+        progress=not (quiet or as_json), log=lambda m: click.echo(m, err=True),
+    )
+    if as_json:
+        _echo_json(report.to_dict())
+    else:
+        _print_index_report(report)
+    if report.interrupted:
+        sys.exit(130)
+
+
+def _print_index_report(r) -> None:
+    what = "would add" if r.dry_run else "added"
+    click.echo(f"{r.root}: {r.scanned} audio files; {what} {r.added}, updated {r.updated}, removed {r.removed}, "
+               f"unchanged {r.unchanged}, failed {r.failed}")
+    for path, reason in r.failures[:20]:
+        click.echo(f"  failed: {path}: {reason}", err=True)
+    if len(r.failures) > 20:
+        click.echo(f"  ... and {len(r.failures) - 20} more (soundalike info --db ... lists them)", err=True)
+    for path, reason in r.scan_problems[:10]:
+        click.echo(f"  skipped: {path}: {reason}", err=True)
+    if not r.dry_run and (r.added or r.updated or r.removed or r.failed):
+        st = r.stages
+        click.echo(
+            f"time {r.wall_s:.1f}s: scan {st['scan']:.1f}s, decode {st['decode']:.1f}s, features {st['features']:.1f}s "
+            f"(summed over workers), encode {st['encode']:.1f}s, write {st['write']:.1f}s; {r.windows} windows"
+        )
+
+
+# -------------------------------------------------------------------------------------------------- search
+
+
+@main.command()
+@click.argument("query")
+@click.option("--db", "store", required=True, type=click.Path(), help="Store directory.")
+@click.option("--id", "by_id", is_flag=True, help="QUERY is a track id of the store.")
+@click.option("-k", "k", type=click.IntRange(1, 10_000), default=10, show_default=True, help="Number of results.")
+@click.option("--genre", "genres", multiple=True, help="Only tracks of this genre (repeatable).")
+@click.option("--exclude-artist-of-query", is_flag=True, help="Leave out tracks by the query's artist.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as a JSON list.")
+@click.option("--m3u", type=click.Path(dir_okay=False, allow_dash=True), help="Write the results as an M3U playlist ('-' for stdout).")
+def search(query, store, by_id, k, genres, exclude_artist_of_query, as_json, m3u):
+    """Tracks that sound like QUERY: a file in the store, an id (--id), or any audio file."""
+    from search.searcher import Searcher
+
+    s = _run(Searcher, store)
+    if by_id:
+        try:
+            track_id = int(query)
+        except ValueError:
+            raise UserError(f"--id expects an integer track id, not {query!r}") from None
+        hits = _run(s.search_id, track_id, k=k, genres=genres, exclude_artist_of_query=exclude_artist_of_query)
+    else:
+        hits = _run(s.search_path, query, k=k, genres=genres, exclude_artist_of_query=exclude_artist_of_query)
+    if m3u:
+        text = _m3u(hits)
+        if m3u == "-":
+            click.echo(text, nl=False)
+        else:
+            with open(m3u, "w", encoding="utf-8") as f:
+                f.write(text)
+    if as_json:
+        _echo_json([h.to_dict() for h in hits])
+    elif m3u != "-":
+        _print_hits(hits)
+
+
+def _print_hits(hits) -> None:
+    if not hits:
+        click.echo("no results")
+        return
+    w = _width()
+    rest = w - 4 - 7 - 4
+    tw, aw, gw = rest * 3 // 10, rest * 2 // 10, rest // 10
+    pw = rest - tw - aw - gw
+    click.echo(f"{'#':>3} {'score':>6}  {_cut('title', tw)} {_cut('artist', aw)} {_cut('genre', gw)} {_cut('path', pw)}")
+    for i, h in enumerate(hits, 1):
+        click.echo(f"{i:>3} {h.score:6.3f}  {_cut(h.title, tw)} {_cut(h.artist, aw)} {_cut(h.genre, gw)} {_cut(h.path, pw, left=True)}")
+
+
+def _m3u(hits) -> str:
+    lines = ["#EXTM3U"]
+    for h in hits:
+        name = " - ".join(x for x in (h.artist, h.title) if x) or os.path.basename(h.path)
+        lines.append(f"#EXTINF:{int(round(h.duration_s or -1))},{name}")
+        lines.append(h.path)
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------------- info
+
+
+@main.command()
+@click.option("--db", "store", required=True, type=click.Path(), help="Store directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def info(store, as_json):
+    """What a store holds: encoder, counts, genres, failures, disk size."""
+    from search.info import store_info
+
+    data = _run(store_info, store)
+    if as_json:
+        _echo_json(data)
+        return
+    enc = data["encoder"]
+    click.echo(f"store     {data['path']} (generation {data['generation']}, format {data['format_version']})")
+    click.echo(f"encoder   {enc['name']} dim {enc['dim']} fingerprint {enc['fingerprint']}")
+    c = data["counts"]
+    click.echo(f"tracks    {c['tracks']} ({c['ok']} indexed, {c['error']} failed), {c['vectors']} vectors in the index")
+    click.echo(f"disk      {data['disk_bytes'] / 1e6:.1f} MB")
+    if data["genres"]:
+        click.echo("genres    " + ", ".join(f"{g} {n}" for g, n in data["genres"].items()))
+    for f in data["failures"][:20]:
+        click.echo(f"failed    {f['path']}: {f['error']}")
+    if len(data["failures"]) > 20:
+        click.echo(f"failed    ... and {len(data['failures']) - 20} more (--json lists all)")
+
+
+# --------------------------------------------------------------------------------------------------- train
+
+
+@main.command()
+@click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Model file to write (.keras; a .json sidecar goes beside it).")
+@click.option("--epochs", type=click.IntRange(1), default=30, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--val-fraction", type=click.FloatRange(0.0, 0.9), default=0.2, show_default=True, help="Share of each class's tracks held out.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--windows", type=click.IntRange(1), default=None, help="Windows per track (default: the front end's).")
+@click.option("--workers", type=int, default=None, help="Decode processes (default: one per core).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def train(dataset_dir, output, epochs, batch_size, val_fraction, seed, windows, workers, as_json):
+    """Train the seed CNN on a folder-per-genre DATASET_DIR (rock/, jazz/, ...)."""
+    import dataclasses
+
+    from model.frontend import FrontEnd
+    from model.train import train_seed
+
+    if not output.endswith(".keras"):
+        raise UserError(f"{output}: the model file must end in .keras")
+    fe = FrontEnd() if windows is None else dataclasses.replace(FrontEnd(), n_windows=windows)
+    log = (lambda m: click.echo(m, err=True)) if as_json else click.echo
+    res = _run(train_seed, dataset_dir, output, frontend=fe, epochs=epochs, batch_size=batch_size,
+               val_fraction=val_fraction, seed=seed, workers=workers, progress=not as_json, log=log)
+    out = {
+        "model": os.path.abspath(output), "classes": res.classes, "tracks_train": res.n_train_tracks,
+        "tracks_val": res.n_val_tracks, "val_window_accuracy": res.val_window_accuracy,
+        "val_track_accuracy": res.val_track_accuracy, "epochs": len(res.history.get("loss", [])),
+        "history": res.history, "seconds": round(res.seconds, 1), "fingerprint": res.encoder.fingerprint,
+        "failures": [{"path": p, "error": e} for p, e in res.failures],
+    }
+    if as_json:
+        _echo_json(out)
+        return
+    acc = "n/a" if res.val_track_accuracy is None else f"{res.val_track_accuracy:.3f}"
+    wacc = "n/a" if res.val_window_accuracy is None else f"{res.val_window_accuracy:.3f}"
+    click.echo(f"saved {output} (+ .json sidecar), fingerprint {res.encoder.fingerprint}")
+    click.echo(f"validation: track accuracy {acc}, window accuracy {wacc} on {res.n_val_tracks} held-out tracks; "
+               f"{out['epochs']} epochs in {res.seconds:.0f}s")
+
+
+# ---------------------------------------------------------------------------------------------------- demo
+
+
+@main.command()
+@click.option("--dir", "workdir", type=click.Path(file_okay=False), default="soundalike-demo", show_default=True,
+              help="Where the synthetic library, the model and the store go.")
+@click.option("--per-style", type=click.IntRange(4), default=16, show_default=True, help="Tracks per style.")
+@click.option("--seconds", type=click.FloatRange(4.0), default=20.0, show_default=True, help="Length of each track.")
+@click.option("--epochs", type=click.IntRange(1), default=25, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def demo(workdir, per_style, seconds, epochs, as_json):
+    """Synthesise a small library of distinct styles, train the seed CNN, index it all and search it."""
+    from demo.run import run_demo
+
+    summary = _run(run_demo, workdir, per_style=per_style, seconds=seconds, epochs=epochs,
+                   echo=(lambda m: click.echo(m, err=True)) if as_json else click.echo)
+    if as_json:
+        _echo_json(summary)
+
+
+if __name__ == "__main__":
+    main()

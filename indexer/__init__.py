@@ -1,0 +1,1 @@
+"""The batch pipeline: diff a folder against a store, decode and embed what changed, commit."""

@@ -1,0 +1,262 @@
+"""Index a library folder into a store: scan, diff, decode and embed what changed, commit.
+
+Stages, each timed: ``scan`` (walk the folder), ``decode`` and ``features`` (in worker processes, summed over
+workers), ``encode`` (the model, batched across files), ``write`` (shards, Parquet, FAISS, manifest).
+Finished tracks are checkpointed every ``checkpoint_s`` seconds, so an interrupted run resumes where it
+stopped: the next run sees them as unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from catalog.scan import FileEntry, ScanProblem, scan
+from catalog.store import Store, StoreError, StoreWriter, is_store, read_manifest
+from catalog.tags import normalise_genre, read_tags
+from catalog.track import STATUS_ERROR, STATUS_OK, Track
+from model.encoder import ModelError, load_encoder, read_sidecar
+from model.pipeline import Extracted, extract_many
+
+
+class IndexingError(Exception):
+    """The run cannot start (no model for a new store, wrong model, bad folder); the message says why."""
+
+
+@dataclasses.dataclass
+class Plan:
+    new: list[FileEntry]
+    changed: list[FileEntry]
+    unchanged: int
+    removed: list[int]  # ids of tracks under the root whose files are gone
+
+
+@dataclasses.dataclass
+class IndexReport:
+    root: str
+    store: str
+    scanned: int = 0
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    scan_problems: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    stages: dict[str, float] = dataclasses.field(default_factory=lambda: dict.fromkeys(("scan", "decode", "features", "encode", "write"), 0.0))
+    windows: int = 0
+    wall_s: float = 0.0
+    dry_run: bool = False
+    interrupted: bool = False
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["failures"] = [{"path": p, "error": e} for p, e in self.failures]
+        d["scan_problems"] = [{"path": p, "error": e} for p, e in self.scan_problems]
+        return d
+
+
+def make_plan(known: dict[str, dict], entries: list[FileEntry], root: str, *, force: bool = False, retry_failed: bool = False) -> Plan:
+    """Compare a scan with what the store holds under ``root``."""
+    new, changed, unchanged = [], [], 0
+    seen = set()
+    for e in entries:
+        seen.add(e.path)
+        row = known.get(e.path)
+        if row is None:
+            new.append(e)
+        elif force or row["size"] != e.size or row["mtime"] != e.mtime or (retry_failed and row["status"] != STATUS_OK):
+            changed.append(e)
+        else:
+            unchanged += 1
+    prefix = root.rstrip(os.sep) + os.sep
+    removed = [row["id"] for path, row in known.items() if path.startswith(prefix) and path not in seen]
+    return Plan(new, changed, unchanged, sorted(removed))
+
+
+def _known_tracks(store_path: Path) -> dict[str, dict]:
+    if not is_store(store_path):
+        return {}
+    return {r["path"]: r for r in Store(store_path).tracks.to_pylist()}
+
+
+def _genre_from_folder(path: str, root: str) -> str | None:
+    rel = os.path.relpath(os.path.dirname(path), root)
+    return None if rel in (".", "") else normalise_genre(Path(rel).parts[0])
+
+
+def index_library(
+    root: str | os.PathLike,
+    store_path: str | os.PathLike,
+    *,
+    model: str | os.PathLike | None = None,
+    genre_from: str = "tags",
+    workers: int | None = None,
+    batch_windows: int = 256,
+    checkpoint_s: float = 60.0,
+    force: bool = False,
+    retry_failed: bool = False,
+    dry_run: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> IndexReport:
+    """Bring ``store_path`` up to date with the audio files under ``root``. See the module docstring."""
+    t_start = time.perf_counter()
+    root = os.path.abspath(os.fspath(root))
+    store_path = Path(store_path)
+    if not os.path.isdir(root):
+        raise IndexingError(f"{root}: not a folder")
+    if genre_from not in ("tags", "folder"):
+        raise IndexingError(f"--genre-from must be 'tags' or 'folder', not {genre_from!r}")
+    report = IndexReport(root=root, store=str(store_path), dry_run=dry_run)
+
+    # which encoder: the store's own, or the given model (which must be the store's if the store exists)
+    model_path = _resolve_model(store_path, model)
+
+    t0 = time.perf_counter()
+    problems: list[ScanProblem] = []
+    entries = list(scan(root, problems))
+    report.stages["scan"] = time.perf_counter() - t0
+    report.scanned = len(entries)
+    report.scan_problems = [(p.path, p.reason) for p in problems]
+    plan = make_plan(_known_tracks(store_path), entries, root, force=force, retry_failed=retry_failed)
+    report.unchanged = plan.unchanged
+    todo = plan.new + plan.changed
+    if dry_run:
+        report.added, report.updated, report.removed = len(plan.new), len(plan.changed), len(plan.removed)
+        report.wall_s = time.perf_counter() - t_start
+        return report
+    if not todo and not plan.removed:
+        report.wall_s = time.perf_counter() - t_start
+        return report
+
+    encoder = load_encoder(model_path)
+    enc_meta = {"name": encoder.name, "fingerprint": encoder.fingerprint, "dim": encoder.dim, "labels": encoder.labels,
+                "frontend": encoder.frontend.to_dict()}
+    entry_of = {e.path: e for e in todo}
+    changed_paths = {e.path for e in plan.changed}
+
+    with StoreWriter(store_path, encoder=enc_meta, encoder_files=[Path(model_path), Path(model_path).with_suffix(".json")]) as writer:
+        batch: list[Extracted] = []
+        batch_windows_now = 0
+        last_checkpoint = time.perf_counter()
+
+        def record(track: Track, vector=None) -> None:
+            writer.put(track, vector)
+            if track.status != STATUS_OK:
+                report.failed += 1
+                report.failures.append((track.path, track.error or ""))
+            elif track.path in changed_paths:
+                report.updated += 1
+            else:
+                report.added += 1
+
+        def base_track(r: Extracted) -> Track:
+            e = entry_of[r.path]
+            tags = r.extra if isinstance(r.extra, dict) else {}
+            genre = tags.get("genre")
+            if genre_from == "folder":
+                genre = _genre_from_folder(r.path, root) or genre
+            duration = r.info.duration_s if r.info is not None else tags.get("duration_s")
+            return Track(
+                id=writer.id_for(r.path), path=r.path, size=e.size, mtime=e.mtime, duration_s=duration,
+                title=tags.get("title"), artist=tags.get("artist"), album=tags.get("album"), genre=genre,
+            )
+
+        def flush() -> None:
+            nonlocal batch, batch_windows_now
+            if not batch:
+                return
+            t = time.perf_counter()
+            embs, probs = encoder.encode(np.concatenate([r.features for r in batch]))
+            report.stages["encode"] += time.perf_counter() - t
+            at = 0
+            for r in batch:
+                n = len(r.features)
+                track = base_track(r)
+                track.windows = n
+                if encoder.labels:
+                    p = probs[at : at + n].mean(axis=0)
+                    track.predicted_genre, track.predicted_score = encoder.labels[int(p.argmax())], float(p.max())
+                record(track, encoder.summarize(embs[at : at + n]))
+                at += n
+            report.windows += at
+            batch, batch_windows_now = [], 0
+
+        def save(full: bool) -> None:
+            t = time.perf_counter()
+            writer.commit() if full else writer.checkpoint()
+            report.stages["write"] += time.perf_counter() - t
+
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc="index", unit="file", disable=not progress, dynamic_ncols=True)
+        try:
+            for r in extract_many([e.path for e in todo], encoder.frontend, workers=workers, per_file=read_tags):
+                report.stages["decode"] += r.decode_s
+                report.stages["features"] += r.features_s
+                if r.error:
+                    track = base_track(r)
+                    track.status, track.error = STATUS_ERROR, r.error
+                    record(track)
+                    bar.set_postfix(failed=report.failed, refresh=False)
+                else:
+                    batch.append(r)
+                    batch_windows_now += len(r.features)
+                    if batch_windows_now >= batch_windows:
+                        flush()
+                bar.update(1)
+                if time.perf_counter() - last_checkpoint > checkpoint_s:
+                    flush()
+                    save(full=False)
+                    last_checkpoint = time.perf_counter()
+            flush()
+        except KeyboardInterrupt:
+            report.interrupted = True
+            bar.close()
+            log("interrupted: saving the tracks finished so far (run the same command again to resume)")
+            save(full=False)
+            report.wall_s = time.perf_counter() - t_start
+            return report
+        finally:
+            bar.close()
+        for track_id in plan.removed:
+            writer.remove(track_id)
+        report.removed = len(plan.removed)
+        save(full=True)
+    report.wall_s = time.perf_counter() - t_start
+    return report
+
+
+def _resolve_model(store_path: Path, model) -> str:
+    """The model artefact to use, checked against the store's encoder without loading TensorFlow."""
+    if is_store(store_path):
+        manifest = read_manifest(store_path)
+        have = manifest["encoder"]
+        if model is None:
+            if not have.get("model"):
+                raise IndexingError(f"{store_path}: the store holds no encoder artefact; give --model")
+            return str(store_path / have["model"])
+        try:
+            fp = read_sidecar(model).get("fingerprint")
+        except ModelError as err:
+            raise IndexingError(str(err)) from None
+        if fp != have["fingerprint"]:
+            raise IndexingError(
+                f"{store_path}: built with encoder {have['name']} ({have['fingerprint']}), but {model} is "
+                f"{fp}; use the store's model or a new store"
+            )
+        return str(model)
+    if model is None:
+        raise IndexingError(f"{store_path}: new store and no --model given (train one with 'soundalike train')")
+    if not Path(model).is_file():
+        raise IndexingError(f"{model}: model file not found")
+    return str(model)
+
+
+__all__ = ["IndexReport", "IndexingError", "Plan", "index_library", "make_plan", "StoreError"]

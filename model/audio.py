@@ -1,0 +1,271 @@
+"""Audio decoding: only the windows that will be analysed.
+
+WAV, FLAC, AIFF and MP3 are read with soundfile (libsndfile), which seeks sample-accurately (MP3 with a
+few frames of pre-roll for its bit reservoir), so a window costs the same whether the file lasts 30 seconds
+or 3 hours. Ogg (Vorbis, Opus) and what libsndfile cannot read (M4A/AAC, WMA, ...) go through PyAV
+(ffmpeg): it seeks to a packet before each window and decodes forward from there, cutting the window out
+by presentation time. (libsndfile 1.2 can read Ogg Vorbis, but its seek lands off by a block after some
+seek sequences; ffmpeg's Ogg seeking is exact.)
+
+Every failure is an :class:`AudioError` naming the file and the reason in one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+
+#: Extensions read by libsndfile. Everything else that is audio goes through PyAV.
+SNDFILE_EXTENSIONS = frozenset({".wav", ".flac", ".mp3", ".aif", ".aiff", ".aifc", ".w64", ".rf64", ".caf"})
+#: Extensions read by PyAV.
+AV_EXTENSIONS = frozenset({".ogg", ".oga", ".opus", ".m4a", ".mp4", ".aac", ".wma", ".webm", ".mka", ".alac", ".ac3", ".ape", ".wv"})
+AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | AV_EXTENSIONS
+#: MP3 frames borrow bits from earlier frames (the bit reservoir): decode this many samples before a
+#: window and drop them, or its first frames come out garbled.
+_PREROLL_EXTENSIONS = frozenset({".mp3"})
+_PREROLL = 8 * 1152
+
+
+class AudioError(Exception):
+    """A file that cannot be used as audio. ``str(err)`` is one line: ``path: reason``."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path = str(path)
+        self.reason = " ".join(str(reason).split()) or "unknown error"
+        super().__init__(f"{self.path}: {self.reason}")
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioInfo:
+    """What a file holds, read from its header (no decoding)."""
+
+    sample_rate: int
+    channels: int
+    frames: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+def _backend(path: Path) -> str:
+    return "av" if path.suffix.lower() in AV_EXTENSIONS else "sndfile"
+
+
+def probe(path: str | os.PathLike) -> AudioInfo:
+    """Read sample rate, channel count and length from the header of ``path``."""
+    path = Path(path)
+    if _backend(path) == "av":
+        return _av_probe(path)
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except Exception as err:  # libsndfile raises RuntimeError/LibsndfileError with its own message
+        raise AudioError(path, f"cannot read audio header ({_short(err)})") from None
+    if info.samplerate <= 0 or info.channels <= 0:
+        raise AudioError(path, "header has no sample rate or no channels")
+    return AudioInfo(sample_rate=int(info.samplerate), channels=int(info.channels), frames=max(0, int(info.frames)))
+
+
+def window_starts(duration_s: float, *, window_s: float, n_windows: int, margin: float = 0.05) -> np.ndarray:
+    """Start times (seconds) of up to ``n_windows`` windows spread evenly over a track.
+
+    The first and last ``margin`` of the track (intros, fade-outs) are avoided when the track is long enough.
+    A track shorter than one window gets one window at 0 (it is padded later). Fewer windows are used when
+    the track cannot hold ``n_windows`` without overlapping.
+
+    Returns
+    -------
+    starts : np.ndarray [shape=(m,), dtype=float64], 1 <= m <= n_windows
+    """
+    if duration_s <= window_s:
+        return np.zeros(1)
+    lo, hi = duration_s * margin, duration_s * (1.0 - margin)
+    if hi - lo < window_s:
+        lo, hi = 0.0, duration_s
+    span = hi - lo
+    m = int(max(1, min(n_windows, span // window_s)))
+    # centres at (i + 0.5) / m of the usable span, clipped so each window fits
+    centres = lo + (np.arange(m) + 0.5) * span / m
+    return np.clip(centres - window_s / 2, lo, hi - window_s)
+
+
+def read_windows(path: str | os.PathLike, starts_s, window_s: float) -> tuple[np.ndarray, int]:
+    """Decode only the windows ``[start, start + window_s)`` of ``path``, at the file's own rate, mixed to mono.
+
+    Returns
+    -------
+    windows : np.ndarray [shape=(len(starts_s), round(window_s * sr)), dtype=float32]
+        Zero-padded where a window runs past the end of the file.
+    sr : int
+        The file's sample rate.
+    """
+    path = Path(path)
+    starts_s = np.asarray(starts_s, dtype=np.float64)
+    if _backend(path) == "av":
+        return _av_read_windows(path, starts_s, window_s)
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(str(path)) as f:
+            sr = int(f.samplerate)
+            n = int(round(window_s * sr))
+            out = np.zeros((len(starts_s), n), dtype=np.float32)
+            preroll = _PREROLL if path.suffix.lower() in _PREROLL_EXTENSIONS else 0
+            for i, start in enumerate(starts_s):
+                first = int(round(start * sr))
+                pre = min(preroll, first)
+                f.seek(first - pre)
+                block = f.read(n + pre, dtype="float32", always_2d=True)[pre:]
+                out[i, : len(block)] = block.mean(axis=1)
+    except AudioError:
+        raise
+    except Exception as err:
+        raise AudioError(path, f"cannot decode ({_short(err)})") from None
+    return out, sr
+
+
+def read_all(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Decode a whole file to mono float32 at its own rate (used for checks and short queries)."""
+    path = Path(path)
+    if _backend(path) == "av":
+        info = _av_probe(path)
+        windows, sr = _av_read_windows(path, np.zeros(1), info.duration_s + 1.0)
+        return windows[0, : info.frames], sr
+    import soundfile as sf
+
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as err:
+        raise AudioError(path, f"cannot decode ({_short(err)})") from None
+    return data.mean(axis=1), int(sr)
+
+
+def resample(y: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Resample the last axis of ``y`` with soxr (high quality). ``y``: [shape=(..., n)]."""
+    if orig_sr == target_sr:
+        return np.ascontiguousarray(y, dtype=np.float32)
+    import soxr
+
+    y = np.asarray(y, dtype=np.float32)
+    flat = y.reshape(-1, y.shape[-1])
+    # soxr treats columns as channels: resample all windows in one call
+    out = soxr.resample(flat.T, orig_sr, target_sr, quality="HQ").T
+    return np.ascontiguousarray(out.reshape(*y.shape[:-1], out.shape[-1]), dtype=np.float32)
+
+
+def peak_normalise(y: np.ndarray, *, peak: float = 0.95) -> np.ndarray:
+    """Scale so that the largest absolute sample equals ``peak``; silence is returned unchanged."""
+    m = float(np.max(np.abs(y))) if y.size else 0.0
+    if m < 1e-6:
+        return y
+    return (y * (peak / m)).astype(np.float32, copy=False)
+
+
+def load_windows(
+    path: str | os.PathLike, *, sample_rate: int, window_s: float, n_windows: int
+) -> tuple[np.ndarray, AudioInfo]:
+    """The analysis input of one track: windows spread over it, mono, at ``sample_rate``, peak-normalised.
+
+    Returns
+    -------
+    windows : np.ndarray [shape=(m, round(window_s * sample_rate)), dtype=float32], 1 <= m <= n_windows
+    info : AudioInfo of the file
+    """
+    info = probe(path)
+    if info.frames <= 0:
+        raise AudioError(path, "no audio frames")
+    starts = window_starts(info.duration_s, window_s=window_s, n_windows=n_windows)
+    raw, sr = read_windows(path, starts, window_s)
+    if not np.isfinite(raw).all():
+        raise AudioError(path, "decoded samples are not finite")
+    if float(np.max(np.abs(raw))) < 1e-5:
+        raise AudioError(path, "silent: every analysed window is digital silence")
+    y = resample(raw, sr, sample_rate)
+    n = int(round(window_s * sample_rate))
+    if y.shape[-1] < n:
+        y = np.pad(y, ((0, 0), (0, n - y.shape[-1])))
+    return peak_normalise(y[:, :n]), info
+
+
+# --------------------------------------------------------------------------------------------- PyAV
+
+
+def _av_open(path: Path):
+    import av
+
+    try:
+        container = av.open(str(path), metadata_errors="ignore")
+    except Exception as err:
+        raise AudioError(path, f"cannot open ({_short(err)})") from None
+    if not container.streams.audio:
+        container.close()
+        raise AudioError(path, "no audio stream")
+    return container
+
+
+def _av_probe(path: Path) -> AudioInfo:
+    container = _av_open(path)
+    try:
+        stream = container.streams.audio[0]
+        sr = int(stream.codec_context.sample_rate or stream.rate or 0)
+        channels = int(stream.codec_context.channels or 0)
+        if stream.duration is not None and stream.time_base is not None:
+            seconds = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            seconds = container.duration / 1_000_000
+        else:
+            seconds = 0.0
+        if sr <= 0:
+            raise AudioError(path, "audio stream has no sample rate")
+        return AudioInfo(sample_rate=sr, channels=max(1, channels), frames=int(round(seconds * sr)))
+    finally:
+        container.close()
+
+
+def _av_read_windows(path: Path, starts_s: np.ndarray, window_s: float) -> tuple[np.ndarray, int]:
+    import av
+
+    container = _av_open(path)
+    try:
+        stream = container.streams.audio[0]
+        sr = int(stream.codec_context.sample_rate)
+        n = int(round(window_s * sr))
+        out = np.zeros((len(starts_s), n), dtype=np.float32)
+        # planar float at the stream's own layout and rate; channels are averaged here, as for soundfile
+        resampler = av.AudioResampler(format="fltp", rate=sr)
+        tb = stream.time_base
+        for i, start in enumerate(starts_s):
+            first = int(round(start * sr))  # first wanted sample
+            container.seek(int(max(0.0, start - 0.5) / tb), stream=stream, backward=True, any_frame=False)
+            filled = 0
+            pos = None  # sample index of the next decoded sample
+            for frame in container.decode(stream):
+                if pos is None:  # position from the first frame's timestamp, then by counting samples
+                    pos = int(round(float(frame.pts * tb) * sr)) if frame.pts is not None else 0
+                for planar in resampler.resample(frame):
+                    data = planar.to_ndarray().mean(axis=0)
+                    lo, hi = pos, pos + len(data)
+                    pos = hi
+                    a, b = max(lo, first + filled), min(hi, first + n)
+                    if b > a:  # a gap before the first frame (encoder delay) stays zero
+                        out[i, a - first : b - first] = data[a - lo : b - lo]
+                        filled = b - first
+                if filled >= n:
+                    break  # past the end of the stream the rest of the window stays zero
+    except AudioError:
+        raise
+    except Exception as err:
+        raise AudioError(path, f"cannot decode ({_short(err)})") from None
+    finally:
+        container.close()
+    return out, sr
+
+
+def _short(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return (text[:200] + "...") if len(text) > 200 else (text or type(err).__name__)

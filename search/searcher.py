@@ -1,0 +1,198 @@
+"""Answering "what sounds like this" over one store.
+
+Filters (genre, artist exclusion, the query itself, any boolean mask over the catalog) are applied inside
+FAISS through ``SearchParameters(sel=IDSelectorBitmap(...))``, so a rare genre still returns ``k`` results
+when it has them. A query for a track already in the store reads its stored vector: no TensorFlow. An
+outside file is embedded with the store's own encoder artefact, loaded once and kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+
+from catalog.store import Store, StoreError
+from catalog.tags import normalise_genre
+from catalog.track import STATUS_OK
+
+
+class QueryError(Exception):
+    """A query that cannot be answered (unknown id, not audio, unknown genre); the message says why."""
+
+
+@dataclasses.dataclass
+class Hit:
+    id: int
+    score: float
+    path: str
+    title: str | None
+    artist: str | None
+    album: str | None
+    genre: str | None
+    duration_s: float | None
+    predicted_genre: str | None = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class Searcher:
+    """Read-only search over a store. Cheap to keep open; every method is safe to call repeatedly."""
+
+    def __init__(self, store: Store | str | os.PathLike):
+        self.store = store if isinstance(store, Store) else Store(store)
+        t = self.store.tracks
+        ok = np.asarray([s == STATUS_OK for s in t.column("status").to_pylist()], dtype=bool)
+        self._rows = {name: np.asarray(t.column(name).to_pylist(), dtype=object)[ok] for name in
+                      ("path", "title", "artist", "album", "genre", "predicted_genre")}
+        self._ids = t.column("id").to_numpy()[ok]
+        self._duration = t.column("duration_s").to_numpy(zero_copy_only=False)[ok]
+        self._pos = {int(i): p for p, i in enumerate(self._ids)}
+        self._path_to_id = {p: int(i) for p, i in zip(self._rows["path"], self._ids)}
+        self._id_space = int(self._ids.max()) + 1 if len(self._ids) else 0
+        self._encoder = None
+
+    # -- catalogue -----------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    @property
+    def index(self):
+        return self.store.index()
+
+    def genres(self) -> dict[str, int]:
+        """Genre -> number of searchable tracks, most common first."""
+        vals, counts = np.unique([g for g in self._rows["genre"] if g], return_counts=True)
+        return {str(v): int(c) for v, c in sorted(zip(vals, counts), key=lambda vc: (-vc[1], vc[0]))}
+
+    def id_for_path(self, path: str | os.PathLike) -> int | None:
+        """The id of a file in the store, matched by absolute path (then by resolved path)."""
+        p = os.path.abspath(os.fspath(path))
+        if p in self._path_to_id:
+            return self._path_to_id[p]
+        real = os.path.realpath(p)
+        if real in self._path_to_id:
+            return self._path_to_id[real]
+        return None
+
+    def hit(self, track_id: int, score: float = 1.0) -> Hit:
+        p = self._pos[int(track_id)]
+        r = self._rows
+        dur = self._duration[p]
+        return Hit(id=int(track_id), score=float(score), path=r["path"][p], title=r["title"][p], artist=r["artist"][p],
+                   album=r["album"][p], genre=r["genre"][p], duration_s=None if dur != dur else float(dur),
+                   predicted_genre=r["predicted_genre"][p])
+
+    def vector(self, track_id: int) -> np.ndarray:
+        """The unit vector stored for a track (from the index, no model)."""
+        if int(track_id) not in self._pos:
+            raise QueryError(f"no track with id {track_id} in {self.store.path}")
+        return self.index.reconstruct(int(track_id)).astype(np.float32)
+
+    # -- filters -------------------------------------------------------------------------------------------
+    def mask(self, *, genres=None, exclude_ids=(), exclude_artists=()) -> np.ndarray:
+        """Boolean mask over searchable tracks (aligned with ``self._ids``) for the given filters."""
+        m = np.ones(len(self._ids), dtype=bool)
+        if genres:
+            wanted = {normalise_genre(g) for g in genres}
+            known = set(self.genres())
+            unknown = sorted(g for g in wanted if g not in known)
+            if unknown:
+                shown = ", ".join(list(self.genres())[:12]) or "none"
+                raise QueryError(f"unknown genre {', '.join(unknown)} (genres in this store: {shown})")
+            m &= np.isin(self._rows["genre"], list(wanted))
+        if len(exclude_ids):
+            m &= ~np.isin(self._ids, np.asarray(list(exclude_ids), dtype=np.int64))
+        artists = {a.casefold() for a in exclude_artists if a}
+        if artists:
+            m &= np.asarray([(a or "").casefold() not in artists for a in self._rows["artist"]], dtype=bool)
+        return m
+
+    # -- queries -------------------------------------------------------------------------------------------
+    def search_vectors(self, queries: np.ndarray, *, k: int = 10, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Raw batched search: (scores float32[nq, k], ids int64[nq, k]); missing results have id -1.
+
+        ``queries`` are L2-normalised here; ``mask`` (over searchable tracks) restricts the candidates
+        inside FAISS.
+        """
+        import faiss
+
+        q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        if k < 1:
+            raise QueryError(f"k must be at least 1, not {k}")
+        k_eff = min(k, max(1, len(self._ids)))
+        if mask is None or mask.all():
+            scores, ids = self.index.search(q, k_eff)
+        else:
+            bits = np.zeros(self._id_space, dtype=bool)
+            bits[self._ids[mask]] = True
+            packed = np.packbits(bits, bitorder="little")
+            sel = faiss.IDSelectorBitmap(len(packed), faiss.swig_ptr(packed))  # n is in bytes
+            scores, ids = self.index.search(q, k_eff, params=faiss.SearchParameters(sel=sel))
+            del packed  # kept alive until the search returned
+        return scores, ids
+
+    def search_vector(self, vector: np.ndarray, *, k: int = 10, genres=None, exclude_ids=(), exclude_artists=()) -> list[Hit]:
+        """The ``k`` best tracks for one vector, best first, under the filters."""
+        m = self.mask(genres=genres, exclude_ids=exclude_ids, exclude_artists=exclude_artists)
+        scores, ids = self.search_vectors(vector, k=k, mask=m)
+        return [self.hit(i, s) for s, i in zip(scores[0], ids[0]) if i >= 0]
+
+    def search_id(self, track_id: int, *, k: int = 10, genres=None, exclude_artist_of_query: bool = False) -> list[Hit]:
+        """Neighbours of a track in the store (never the track itself)."""
+        vec = self.vector(track_id)
+        artists = [self.hit(track_id).artist] if exclude_artist_of_query else []
+        return self.search_vector(vec, k=k, genres=genres, exclude_ids=[track_id], exclude_artists=artists)
+
+    def search_path(self, path: str | os.PathLike, *, k: int = 10, genres=None, exclude_artist_of_query: bool = False) -> list[Hit]:
+        """Neighbours of a file: its stored vector when it is in the store, else embedded on the fly."""
+        track_id = self.id_for_path(path)
+        if track_id is not None:
+            return self.search_id(track_id, k=k, genres=genres, exclude_artist_of_query=exclude_artist_of_query)
+        vec = self.embed_file(path)
+        artists = []
+        if exclude_artist_of_query:
+            from catalog.tags import read_tags
+
+            artists = [read_tags(path).get("artist")]
+        return self.search_vector(vec, k=k, genres=genres, exclude_artists=artists)
+
+    # -- outside audio -------------------------------------------------------------------------------------
+    def encoder(self):
+        """The store's encoder, loaded on first use (this is where TensorFlow is imported)."""
+        if self._encoder is None:
+            from model.encoder import ModelError, load_encoder
+
+            path = self.store.encoder_path
+            if path is None:
+                raise StoreError(f"{self.store.path}: the store holds no encoder artefact, outside files cannot be embedded")
+            try:
+                enc = load_encoder(path)
+            except ModelError as err:
+                raise StoreError(str(err)) from None
+            if enc.fingerprint != self.store.encoder_info["fingerprint"]:
+                raise StoreError(f"{path}: encoder fingerprint {enc.fingerprint} does not match the store's "
+                                 f"{self.store.encoder_info['fingerprint']}")
+            self._encoder = enc
+        return self._encoder
+
+    def embed_file(self, path: str | os.PathLike) -> np.ndarray:
+        """The unit track vector of an outside audio file, as the indexer would compute it."""
+        from model.audio import AudioError
+
+        path = Path(path)
+        if not path.exists():
+            raise QueryError(f"{path}: no such file")
+        if path.is_dir():
+            raise QueryError(f"{path}: is a folder, not an audio file")
+        enc = self.encoder()
+        try:
+            windows, _ = enc.frontend.windows(path)
+        except AudioError as err:
+            raise QueryError(str(err)) from None
+        embs, _ = enc.encode(enc.features(windows))
+        return enc.summarize(embs)
