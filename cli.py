@@ -163,7 +163,8 @@ def _print_hits(hits) -> None:
         return
     w = _width()
     rest = w - 4 - 7 - 4
-    tw, aw, gw = rest * 3 // 10, rest * 2 // 10, rest // 10
+    gw = min(14, max(5, *(len(h.genre or "") for h in hits)))
+    tw, aw = (rest - gw) * 3 // 10, (rest - gw) * 2 // 10
     pw = rest - tw - aw - gw
     click.echo(f"{'#':>3} {'score':>6}  {_cut('title', tw)} {_cut('artist', aw)} {_cut('genre', gw)} {_cut('path', pw)}")
     for i, h in enumerate(hits, 1):

@@ -12,6 +12,7 @@ Every failure is an :class:`AudioError` naming the file and the reason in one li
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
@@ -119,8 +120,9 @@ def read_windows(path: str | os.PathLike, starts_s, window_s: float) -> tuple[np
             for i, start in enumerate(starts_s):
                 first = int(round(start * sr))
                 pre = min(preroll, first)
-                f.seek(first - pre)
-                block = f.read(n + pre, dtype="float32", always_2d=True)[pre:]
+                with _quiet_stderr(pre > 0):  # mpg123 reports the half-decodable pre-roll frames
+                    f.seek(first - pre)
+                    block = f.read(n + pre, dtype="float32", always_2d=True)[pre:]
                 out[i, : len(block)] = block.mean(axis=1)
     except AudioError:
         raise
@@ -264,6 +266,27 @@ def _av_read_windows(path: Path, starts_s: np.ndarray, window_s: float) -> tuple
     finally:
         container.close()
     return out, sr
+
+
+@contextlib.contextmanager
+def _quiet_stderr(active: bool = True):
+    """Silence C libraries writing to file descriptor 2 (not Python's own sys.stderr objects)."""
+    if not active:
+        yield
+        return
+    try:
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        yield
+        return
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _short(err: BaseException) -> str:

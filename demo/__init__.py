@@ -1,0 +1,1 @@
+"""Built-in demo: a synthetic, labelled music library in several styles."""

@@ -1,0 +1,142 @@
+"""The built-in demo: synthesise a library, train the seed CNN on part of it, index all of it, search it.
+
+Everything happens under one work folder (default ``./soundalike-demo``)::
+
+    library/<style>/*.mp3|flac|ogg   the synthetic library, tagged (genre = style)
+    train/<style>/                   links to the tracks the CNN is trained on (two thirds of each style)
+    model.keras, model.json          the trained seed CNN
+    library.soundalike/              the store
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+MARKER = ".soundalike-demo"
+
+
+def _fresh_workdir(workdir: Path) -> None:
+    if workdir.exists() and any(workdir.iterdir()) and not (workdir / MARKER).exists():
+        from indexer.run import IndexingError
+
+        raise IndexingError(f"{workdir}: exists and was not made by the demo; choose another --dir")
+    for name in ("library", "train", "library.soundalike", "model.keras", "model.json"):
+        p = workdir / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / MARKER).write_text("made by 'soundalike demo'; safe to delete\n")
+
+
+def _link(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.symlink(src.resolve(), dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def run_demo(
+    workdir: str | os.PathLike = "soundalike-demo",
+    *,
+    per_style: int = 16,
+    seconds: float = 20.0,
+    epochs: int = 25,
+    k: int = 5,
+    echo: Callable[[str], None] = print,
+) -> dict:
+    """Run the whole demo and return its summary (also printed through ``echo``)."""
+    from demo.synth import STYLES, write_library
+    from indexer.run import index_library
+    from model.train import train_seed
+    from search.searcher import Searcher
+
+    t_all = time.perf_counter()
+    workdir = Path(workdir)
+    _fresh_workdir(workdir)
+    timings = {}
+
+    t = time.perf_counter()
+    echo(f"1/4 synthesising {len(STYLES)} styles x {per_style} tracks of {seconds:.0f}s ({', '.join(STYLES)}) ...")
+    tracks = write_library(workdir / "library", per_style=per_style, duration_s=seconds)
+    timings["synthesise_s"] = time.perf_counter() - t
+
+    by_style = defaultdict(list)
+    for tr in tracks:
+        by_style[tr.style].append(tr)
+    train_paths, held_out = set(), []
+    for style, items in by_style.items():
+        n_train = max(2, (2 * len(items)) // 3)
+        for tr in items[:n_train]:
+            _link(tr.path, workdir / "train" / style / tr.path.name)
+            train_paths.add(str(tr.path.resolve()))
+        held_out += items[n_train:]
+
+    t = time.perf_counter()
+    echo(f"2/4 training the seed CNN on {len(train_paths)} tracks (held out from training: {len(held_out)}) ...")
+    model_path = workdir / "model.keras"
+    res = train_seed(workdir / "train", model_path, epochs=epochs, progress=False, log=echo)
+    timings["train_s"] = time.perf_counter() - t
+    acc = res.val_track_accuracy
+    echo(f"    {len(res.history.get('loss', []))} epochs, validation track accuracy "
+         f"{'n/a' if acc is None else f'{acc:.2f}'} ({timings['train_s']:.0f}s)")
+
+    t = time.perf_counter()
+    echo(f"3/4 indexing all {len(tracks)} tracks ...")
+    store_path = workdir / "library.soundalike"
+    report = index_library(workdir / "library", store_path, model=model_path, progress=False, log=echo)
+    timings["index_s"] = time.perf_counter() - t
+    echo(f"    added {report.added}, failed {report.failed} ({timings['index_s']:.0f}s)")
+
+    echo(f"4/4 searching: each held-out track asks for its {k} nearest neighbours in the whole library")
+    searcher = Searcher(store_path)
+    shares, per_style_share, examples = [], defaultdict(list), {}
+    latencies = []
+    for tr in held_out:
+        track_id = searcher.id_for_path(tr.path)
+        if track_id is None:
+            continue
+        t = time.perf_counter()
+        hits = searcher.search_id(track_id, k=k)
+        latencies.append(time.perf_counter() - t)
+        share = float(np.mean([h.genre == tr.style for h in hits])) if hits else 0.0
+        shares.append(share)
+        per_style_share[tr.style].append(share)
+        examples.setdefault(tr.style, (tr, hits))
+    for style, (tr, hits) in examples.items():
+        echo(f"\n  query: {tr.title} by {tr.artist} [{style}]")
+        for i, h in enumerate(hits, 1):
+            echo(f"   {i}. {h.score:.3f}  {h.title:<28.28} {h.artist or '':<18.18} {h.genre}")
+    chance = float(np.mean([(len(by_style[tr.style]) - 1) / (len(tracks) - 1) for tr in held_out])) if held_out else 0.0
+    summary = {
+        "workdir": str(workdir.resolve()),
+        "styles": list(by_style),
+        "tracks": len(tracks),
+        "train_tracks": len(train_paths),
+        "held_out_queries": len(shares),
+        "k": k,
+        "same_style_share": float(np.mean(shares)) if shares else 0.0,
+        "same_style_share_by_style": {s: float(np.mean(v)) for s, v in per_style_share.items()},
+        "chance": chance,
+        "val_track_accuracy": acc,
+        "query_ms_p50": 1000 * float(np.median(latencies)) if latencies else None,
+        "timings_s": {k_: round(v, 1) for k_, v in timings.items()},
+    }
+    echo(f"\nshare of the {k} nearest neighbours in the query's style (held-out queries): "
+         f"{summary['same_style_share']:.2f} (chance {chance:.2f})")
+    echo("  " + ", ".join(f"{s} {v:.2f}" for s, v in summary["same_style_share_by_style"].items()))
+    summary["timings_s"]["total_s"] = round(time.perf_counter() - t_all, 1)
+    echo(f"library-track query (stored vector, no model): {summary['query_ms_p50']:.2f} ms median; "
+         f"demo total {summary['timings_s']['total_s']:.0f}s")
+    first = held_out[0].path if held_out else tracks[0].path
+    echo(f"\ntry it yourself:\n  soundalike search '{first}' --db {store_path}\n  soundalike info --db {store_path}")
+    return summary

@@ -1,0 +1,204 @@
+"""Indexing a folder and searching it: the behaviour a user relies on."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+from conftest import synth, write_audio
+
+from catalog.store import Store
+from indexer.run import index_library
+from search.searcher import QueryError, Searcher
+
+
+def quiet_index(root, store, **kw):
+    kw.setdefault("workers", 0)
+    return index_library(root, store, progress=False, log=lambda m: None, **kw)
+
+
+def test_every_stored_vector_has_unit_norm(indexed):
+    library, store = indexed
+    s = Store(store)
+    index = s.index()
+    assert index.ntotal == len(library.files)
+    ids, raw = s.vectors()
+    unit = np.stack([index.reconstruct(int(i)) for i in ids])
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, atol=1e-5)
+    assert raw.shape == (len(library.files), s.dim)
+
+
+def test_query_by_path_returns_neighbours_never_itself(indexed):
+    library, store = indexed
+    searcher = Searcher(store)
+    for path in library.files:
+        hits = searcher.search_path(path, k=5)
+        assert len(hits) == 5
+        assert all(h.path != path for h in hits)
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_same_kind_comes_first(indexed):
+    library, store = indexed
+    searcher = Searcher(store)
+    shares = []
+    for path, kind in library.files.items():
+        hits = searcher.search_path(path, k=3)
+        shares.append(np.mean([library.files[h.path] == kind for h in hits]))
+    assert np.mean(shares) > 0.8  # three very different kinds of sound: neighbours share the kind
+
+
+def test_genre_filter_equals_exact_numpy_search_over_that_genre(indexed):
+    library, store = indexed
+    searcher = Searcher(store)
+    s = Store(store)
+    ids, raw = s.vectors()
+    unit = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+    tracks = {r["id"]: r for r in s.tracks.to_pylist()}
+    for query_id in ids[:6]:
+        hits = searcher.search_id(int(query_id), k=3, genres=["beats"])
+        members = np.asarray([tracks[int(i)]["genre"] == "beats" and i != query_id for i in ids])
+        q = unit[ids == query_id][0]
+        scores = unit[members] @ q
+        order = np.argsort(-scores)[:3]
+        assert [h.id for h in hits] == list(ids[members][order])
+        np.testing.assert_allclose([h.score for h in hits], scores[order], atol=1e-5)
+        assert all(h.genre == "beats" for h in hits)
+
+
+def test_rare_genre_still_returns_k_results(tmp_path, library, trained_model):
+    # one kind has all of its 4 tracks tagged "rare": a filtered search for k=4 finds all 4
+    from indexer.run import index_library
+
+    store = tmp_path / "rare.soundalike"
+    quiet_index(library.root, store, model=trained_model)
+    searcher = Searcher(store)
+    query = next(p for p, k in library.files.items() if k == "tones")
+    hits = searcher.search_path(query, k=4, genres=["noise"])
+    assert len(hits) == 4 and {h.genre for h in hits} == {"noise"}
+
+
+def test_unchanged_reindex_decodes_nothing(indexed, monkeypatch):
+    library, store = indexed
+    gen = Store(store).generation
+    import model.pipeline
+
+    calls = []
+    monkeypatch.setattr(model.pipeline, "extract", lambda *a, **k: calls.append(a) or None)
+    report = quiet_index(library.root, store)
+    assert calls == []
+    assert (report.added, report.updated, report.removed, report.unchanged) == (0, 0, 0, len(library.files))
+    assert Store(store).generation == gen  # nothing written either
+
+
+def test_changed_file_is_reembedded_removed_disappears_ids_stable(indexed):
+    library, store = indexed
+    before = {r["path"]: r["id"] for r in Store(store).tracks.to_pylist()}
+    paths = sorted(library.files)
+    changed, removed = paths[0], paths[1]
+    old_vec = Searcher(store).vector(before[changed])
+    # replace the content of one file with another kind of sound, delete another, add a new one
+    write_audio(type(library.root)(changed), synth("beats", seed=99, seconds=6.0))
+    os.utime(changed, (time.time() + 5, time.time() + 5))
+    os.unlink(removed)
+    added = write_audio(library.root / "new" / "new-one.flac", synth("noise", seed=98, seconds=6.0))
+
+    report = quiet_index(library.root, store)
+    assert (report.added, report.updated, report.removed) == (1, 1, 1)
+    after = {r["path"]: r["id"] for r in Store(store).tracks.to_pylist()}
+    assert removed not in after
+    assert str(added) in after and after[str(added)] not in before.values()  # ids are never reused
+    assert {p: i for p, i in after.items() if p in before} == {p: i for p, i in before.items() if p != removed}
+    searcher = Searcher(store)
+    assert not np.allclose(searcher.vector(after[changed]), old_vec)
+    assert all(h.path != removed for h in searcher.search_path(changed, k=20))
+    with pytest.raises(QueryError):
+        searcher.vector(before[removed])
+
+
+def test_bad_file_is_recorded_and_the_run_goes_on(tmp_path, library, trained_model):
+    bad = library.root / "tones" / "broken.mp3"
+    bad.write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x00" + b"\x00garbage" * 100)
+    empty = library.root / "noise" / "empty.flac"
+    empty.write_bytes(b"")
+    store = tmp_path / "s.soundalike"
+    report = quiet_index(library.root, store, model=trained_model)
+    assert report.added == len(library.files) and report.failed == 2
+    failed = {p: reason for p, reason in report.failures}
+    assert set(failed) == {str(bad), str(empty)}
+    assert all(reason and "\n" not in reason for reason in failed.values())
+    rows = {r["path"]: r for r in Store(store).tracks.to_pylist()}
+    assert rows[str(bad)]["status"] == "error" and rows[str(bad)]["error"]
+    assert Store(store).index().ntotal == len(library.files)
+    # an unchanged failure is not retried; --retry-failed tries again
+    assert quiet_index(library.root, store).failed == 0
+    assert quiet_index(library.root, store, retry_failed=True).failed == 2
+
+
+def test_outside_file_query_uses_the_stores_encoder(indexed, tmp_path):
+    library, store = indexed
+    outside = write_audio(tmp_path / "outside.wav", synth("beats", seed=1234, seconds=6.0))
+    hits = Searcher(store).search_path(outside, k=3)
+    assert len(hits) == 3
+    assert sum(library.files[h.path] == "beats" for h in hits) >= 2
+
+
+def test_exclude_artist_of_query(indexed):
+    library, store = indexed
+    searcher = Searcher(store)
+    query = sorted(library.files)[0]
+    artist = searcher.hit(searcher.id_for_path(query)).artist
+    hits = searcher.search_path(query, k=20, exclude_artist_of_query=True)
+    assert hits and all(h.artist != artist for h in hits)
+    assert any(h.artist == artist for h in searcher.search_path(query, k=20))
+
+
+def test_genre_from_folder(tmp_path, library, trained_model):
+    for p in library.files:  # retag everything so tags cannot be what the genre comes from
+        import mutagen
+
+        f = mutagen.File(p, easy=not p.endswith(".wav"))
+        if p.endswith(".wav"):
+            f.tags.delall("TCON")
+        else:
+            f["genre"] = "Unknown"
+        f.save()
+    store = tmp_path / "folder.soundalike"
+    quiet_index(library.root, store, model=trained_model, genre_from="folder")
+    rows = Store(store).tracks.to_pylist()
+    assert {r["path"]: r["genre"] for r in rows} == library.files
+
+
+def test_unknown_genre_is_a_clear_error(indexed):
+    _, store = indexed
+    with pytest.raises(QueryError, match="unknown genre polka"):
+        Searcher(store).search_id(0, k=3, genres=["polka"])
+
+
+def test_store_of_another_encoder_is_refused(indexed, tmp_path, small_frontend):
+    library, store = indexed
+    from indexer.run import IndexingError
+    from model import seedcnn
+    from model.encoder import KerasEncoder
+
+    other = KerasEncoder(seedcnn.build(small_frontend, 3, seed=42), name="seedcnn", frontend=small_frontend, labels=["a", "b", "c"])
+    other.save(tmp_path / "other.keras")
+    write_audio(library.root / "tones" / "extra.wav", synth("tones", seed=5, seconds=4.0))
+    with pytest.raises(IndexingError, match=Store(store).encoder_info["fingerprint"]):
+        quiet_index(library.root, store, model=tmp_path / "other.keras")
+
+
+def test_parallel_workers_give_the_same_vectors(indexed, tmp_path):
+    library, store = indexed
+    par = tmp_path / "par.soundalike"
+    quiet_index(library.root, par, model=Store(store).encoder_path, workers=2)
+    a, b = Store(store), Store(par)
+    ia, va = a.vectors()
+    ib, vb = b.vectors()
+    pa_ = {r["id"]: r["path"] for r in a.tracks.to_pylist()}
+    pb_ = {r["id"]: r["path"] for r in b.tracks.to_pylist()}
+    va_by_path = {pa_[int(i)]: v for i, v in zip(ia, va)}
+    for i, v in zip(ib, vb):
+        np.testing.assert_allclose(v, va_by_path[pb_[int(i)]], atol=1e-5)
