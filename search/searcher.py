@@ -49,6 +49,11 @@ class Searcher:
         self._rows = {name: np.asarray(t.column(name).to_pylist(), dtype=object)[ok] for name in
                       ("path", "title", "artist", "album", "genre", "predicted_genre")}
         self._ids = t.column("id").to_numpy()[ok]
+        # genres as integer codes, so a genre mask is one vectorised comparison
+        names, self._genre_codes = np.unique(np.asarray([g or "" for g in self._rows["genre"]], dtype=str), return_inverse=True)
+        self._genre_code = {str(g): i for i, g in enumerate(names) if g}
+        counts = np.bincount(self._genre_codes, minlength=len(names)) if len(names) else []
+        self._genre_counts = dict(sorted(((str(g), int(c)) for g, c in zip(names, counts) if g), key=lambda gc: (-gc[1], gc[0])))
         self._duration = t.column("duration_s").to_numpy(zero_copy_only=False)[ok]
         self._pos = {int(i): p for p, i in enumerate(self._ids)}
         self._path_to_id = {p: int(i) for p, i in zip(self._rows["path"], self._ids)}
@@ -65,8 +70,7 @@ class Searcher:
 
     def genres(self) -> dict[str, int]:
         """Genre -> number of searchable tracks, most common first."""
-        vals, counts = np.unique([g for g in self._rows["genre"] if g], return_counts=True)
-        return {str(v): int(c) for v, c in sorted(zip(vals, counts), key=lambda vc: (-vc[1], vc[0]))}
+        return dict(self._genre_counts)
 
     def id_for_path(self, path: str | os.PathLike) -> int | None:
         """The id of a file in the store, matched by absolute path (then by resolved path)."""
@@ -98,12 +102,11 @@ class Searcher:
         m = np.ones(len(self._ids), dtype=bool)
         if genres:
             wanted = {normalise_genre(g) for g in genres}
-            known = set(self.genres())
-            unknown = sorted(g for g in wanted if g not in known)
+            unknown = sorted(str(g) for g in wanted if g not in self._genre_code)
             if unknown:
-                shown = ", ".join(list(self.genres())[:12]) or "none"
+                shown = ", ".join(list(self._genre_counts)[:12]) or "none"
                 raise QueryError(f"unknown genre {', '.join(unknown)} (genres in this store: {shown})")
-            m &= np.isin(self._rows["genre"], list(wanted))
+            m &= np.isin(self._genre_codes, [self._genre_code[g] for g in wanted])
         if len(exclude_ids):
             m &= ~np.isin(self._ids, np.asarray(list(exclude_ids), dtype=np.int64))
         artists = {a.casefold() for a in exclude_artists if a}
@@ -125,6 +128,8 @@ class Searcher:
         if k < 1:
             raise QueryError(f"k must be at least 1, not {k}")
         k_eff = min(k, max(1, len(self._ids)))
+        # a single query is faster on one thread than split over OpenMP threads that then spin
+        faiss.omp_set_num_threads(1 if len(q) <= 4 else (os.cpu_count() or 1))
         if mask is None or mask.all():
             scores, ids = self.index.search(q, k_eff)
         else:
@@ -138,6 +143,12 @@ class Searcher:
 
     def search_vector(self, vector: np.ndarray, *, k: int = 10, genres=None, exclude_ids=(), exclude_artists=()) -> list[Hit]:
         """The ``k`` best tracks for one vector, best first, under the filters."""
+        if not genres and not any(exclude_artists):
+            # only a few ids to leave out (the query itself): ask for that many more and drop them, exact
+            drop = {int(i) for i in exclude_ids}
+            scores, ids = self.search_vectors(vector, k=k + len(drop))
+            hits = [self.hit(i, s) for s, i in zip(scores[0], ids[0]) if i >= 0 and int(i) not in drop]
+            return hits[:k]
         m = self.mask(genres=genres, exclude_ids=exclude_ids, exclude_artists=exclude_artists)
         scores, ids = self.search_vectors(vector, k=k, mask=m)
         return [self.hit(i, s) for s, i in zip(scores[0], ids[0]) if i >= 0]
