@@ -12,12 +12,13 @@ Every failure is an :class:`AudioError` naming the file and the reason in one li
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 from pathlib import Path
 
 import numpy as np
+
+from model._quiet import quiet_stderr
 
 #: Extensions read by libsndfile. Everything else that is audio goes through PyAV.
 SNDFILE_EXTENSIONS = frozenset({".wav", ".flac", ".mp3", ".aif", ".aiff", ".aifc", ".w64", ".rf64", ".caf"})
@@ -120,7 +121,7 @@ def read_windows(path: str | os.PathLike, starts_s, window_s: float) -> tuple[np
             for i, start in enumerate(starts_s):
                 first = int(round(start * sr))
                 pre = min(preroll, first)
-                with _quiet_stderr(pre > 0):  # mpg123 reports the half-decodable pre-roll frames
+                with quiet_stderr(pre > 0):  # mpg123 reports the half-decodable pre-roll frames
                     f.seek(first - pre)
                     block = f.read(n + pre, dtype="float32", always_2d=True)[pre:]
                 out[i, : len(block)] = block.mean(axis=1)
@@ -266,27 +267,6 @@ def _av_read_windows(path: Path, starts_s: np.ndarray, window_s: float) -> tuple
     finally:
         container.close()
     return out, sr
-
-
-@contextlib.contextmanager
-def _quiet_stderr(active: bool = True):
-    """Silence C libraries writing to file descriptor 2 (not Python's own sys.stderr objects)."""
-    if not active:
-        yield
-        return
-    try:
-        saved = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-    except OSError:
-        yield
-        return
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def _short(err: BaseException) -> str:

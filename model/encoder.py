@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from model._quiet import import_keras
+
 from model.frontend import FrontEnd
 
 SIDECAR_FORMAT = "soundalike-encoder"
@@ -73,7 +75,7 @@ class KerasEncoder:
     """
 
     def __init__(self, model, *, name: str, frontend: FrontEnd, labels: list[str], embedding_layer: str = "embedding"):
-        import keras
+        keras = import_keras()
 
         self.name = name
         self.frontend = frontend
@@ -169,7 +171,7 @@ class KerasEncoder:
         if not path.is_file():
             raise ModelError(f"{path}: model file not found")
         meta = read_sidecar(path)
-        import keras
+        keras = import_keras()
 
         try:
             model = keras.models.load_model(path, compile=False)

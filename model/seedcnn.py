@@ -19,6 +19,7 @@ settle within a few epochs, or validation (which uses them) sees a different net
 
 from __future__ import annotations
 
+from model._quiet import import_keras
 from model.frontend import FrontEnd
 
 NAME = "seedcnn"
@@ -26,8 +27,8 @@ NAME = "seedcnn"
 
 def build(frontend: FrontEnd, n_classes: int, *, embedding_dim: int = 128, dropout: float = 0.3, seed: int = 0):
     """The uncompiled Keras model: input ``(n_mels, frames, 1)``, output softmax over ``n_classes``."""
-    import keras
-    from keras import layers
+    keras = import_keras()
+    layers = keras.layers
 
     keras.utils.set_random_seed(seed)
     inp = keras.Input(shape=(*frontend.input_shape, 1), name="logmel")

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from model._quiet import import_keras
+
 from model.audio import AUDIO_EXTENSIONS
 from model.encoder import KerasEncoder
 from model.frontend import FrontEnd
@@ -110,7 +112,7 @@ def train_seed(
 ) -> TrainResult:
     """Train the seed CNN and save it as ``out_path`` (.keras) plus sidecar. The best epoch (lowest
     validation loss) is kept."""
-    import keras
+    keras = import_keras()
 
     from model import seedcnn
 

@@ -1,0 +1,42 @@
+"""Keeping C libraries' chatter off the terminal."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+
+@contextlib.contextmanager
+def quiet_stderr(active: bool = True):
+    """Silence C libraries writing to file descriptor 2 (not Python's own sys.stderr objects)."""
+    if not active:
+        yield
+        return
+    try:
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        yield
+        return
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+_keras = None
+
+
+def import_keras():
+    """``import keras`` (TensorFlow backend) once, without TensorFlow's start-up log lines on stderr."""
+    global _keras
+    if _keras is None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        with quiet_stderr():
+            import tensorflow  # noqa: F401  (its C++ logging starts here)
+            import keras
+        _keras = keras
+    return _keras
