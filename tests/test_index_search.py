@@ -202,3 +202,30 @@ def test_parallel_workers_give_the_same_vectors(indexed, tmp_path):
     va_by_path = {pa_[int(i)]: v for i, v in zip(ia, va)}
     for i, v in zip(ib, vb):
         np.testing.assert_allclose(v, va_by_path[pb_[int(i)]], atol=1e-5)
+
+
+def test_interrupted_run_keeps_finished_tracks_and_resumes(tmp_path, library, trained_model, monkeypatch):
+    from model.encoder import KerasEncoder
+
+    real_encode = KerasEncoder.encode
+    calls = []
+
+    def encode_then_interrupt(self, features, **kw):
+        calls.append(len(features))
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # Ctrl-C while the third batch is in the model
+        return real_encode(self, features, **kw)
+
+    monkeypatch.setattr(KerasEncoder, "encode", encode_then_interrupt)
+    store = tmp_path / "resume.soundalike"
+    report = quiet_index(library.root, store, model=trained_model, batch_windows=1)
+    assert report.interrupted and report.added == 2
+    saved = {r["path"]: r["id"] for r in Store(store).tracks.to_pylist()}
+    assert len(saved) == 2 and Searcher(store).index.ntotal == 2  # readable at once, index from the shards
+
+    monkeypatch.setattr(KerasEncoder, "encode", real_encode)
+    resumed = quiet_index(library.root, store)
+    assert resumed.added == len(library.files) - 2 and resumed.unchanged == 2
+    after = {r["path"]: r["id"] for r in Store(store).tracks.to_pylist()}
+    assert {p: after[p] for p in saved} == saved and len(after) == len(library.files)
+    assert Store(store).index().ntotal == len(library.files)
