@@ -24,6 +24,7 @@ exact one in memory from the shards.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -173,6 +174,31 @@ def unit_rows(vecs: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(vecs / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
+@dataclasses.dataclass(frozen=True)
+class Transform:
+    """What stands between raw track vectors and the index: per-dimension standardisation with the
+    library's own statistics (or nothing), then L2 normalisation. Queries go through the same one."""
+
+    mean: np.ndarray | None = None
+    std: np.ndarray | None = None
+
+    @classmethod
+    def fit(cls, kind: str | None, vecs: np.ndarray) -> "Transform":
+        if kind in (None, "none") or len(vecs) == 0:
+            return cls()
+        if kind != "standardize":
+            raise StoreError(f"unknown library transform {kind!r}")
+        std = vecs.std(axis=0)
+        return cls(vecs.mean(axis=0).astype(np.float32), np.where(std < 1e-6, 1.0, std).astype(np.float32))
+
+    def __call__(self, vecs: np.ndarray) -> np.ndarray:
+        """Unit vectors ready for the index, ``[n, d] -> [n, d]`` (a single ``[d]`` gives ``[1, d]``)."""
+        x = np.atleast_2d(np.asarray(vecs, dtype=np.float32))
+        if self.mean is not None:
+            x = (x - self.mean) / self.std
+        return unit_rows(x)
+
+
 # ------------------------------------------------------------------------------------------------ reading
 
 
@@ -185,6 +211,7 @@ class Store:
         self._check_files()
         self._tracks: pa.Table | None = None
         self._index = None
+        self._transform: Transform | None = None
 
     def _check_files(self) -> None:
         for name, meta in self.manifest.get("files", {}).items():
@@ -236,6 +263,22 @@ class Store:
         ids, vecs = _read_shards(self.path, self.manifest["shards"])
         return latest_vectors(ids, vecs, live)
 
+    def transform(self) -> Transform:
+        """The transform the index was built with (refitted in memory when no full commit has fitted one)."""
+        if self._transform is None:
+            info = self.manifest.get("transform")
+            kind = self.manifest["encoder"].get("transform")
+            if info:
+                p = self.path / info["file"]
+                try:
+                    with np.load(p) as z:
+                        self._transform = Transform(z["mean"], z["std"])
+                except Exception as err:
+                    raise StoreError(f"{p}: unreadable transform ({err}); re-run 'soundalike index'") from None
+            else:
+                self._transform = Transform.fit(kind, self.vectors()[1])
+        return self._transform
+
     def index(self):
         """The FAISS index of this generation (read from disk, or built in memory after a checkpoint)."""
         if self._index is None:
@@ -250,7 +293,8 @@ class Store:
                     raise StoreError(f"{p}: unreadable FAISS index ({err}); re-run 'soundalike index'") from None
             else:
                 ids, vecs = self.vectors()
-                self._index = build_flat_index(ids, unit_rows(vecs) if len(ids) else vecs, self.dim)
+                unit = self.transform()(vecs) if len(ids) else np.zeros((0, self.dim), np.float32)
+                self._index = build_flat_index(ids, unit, self.dim)
         return self._index
 
     def disk_bytes(self) -> int:
@@ -420,7 +464,14 @@ class StoreWriter:
             shard = self._write_shard()
             new_files.append(shard)
         dim = int(self.manifest["encoder"]["dim"])
-        index = build_flat_index(ids, unit_rows(vecs) if len(ids) else np.zeros((0, dim), np.float32), dim)
+        transform = Transform.fit(self.manifest["encoder"].get("transform"), vecs)
+        self.manifest["transform"] = None
+        if transform.mean is not None:
+            tname = f"transform.g{gen:06d}.npz"
+            _atomic_write(self.path / tname, lambda f: np.savez(f, mean=transform.mean, std=transform.std))
+            new_files.append(tname)
+            self.manifest["transform"] = {"kind": "standardize", "file": tname, "fitted_on": int(len(ids))}
+        index = build_flat_index(ids, transform(vecs) if len(ids) else np.zeros((0, dim), np.float32), dim)
         iname = f"tracks.g{gen:06d}.faiss"
         import faiss
 
@@ -476,13 +527,15 @@ class StoreWriter:
         refs = set(m["tracks"]) | set(m["shards"])
         if m.get("index"):
             refs.add(m["index"]["file"])
+        if m.get("transform"):
+            refs.add(m["transform"]["file"])
         if m["encoder"].get("model"):
             refs |= {f"encoder/{p.name}" for p in (self.path / "encoder").iterdir() if not p.name.startswith(".")}
         return refs
 
     def _collect_garbage(self, keep: set[str]) -> None:
         """Delete store files referenced by neither this generation nor the one before it."""
-        for p in list(self.path.glob("tracks.g*")) + list((self.path / "vectors").glob("shard-*.npz")):
+        for p in [*self.path.glob("tracks.g*"), *self.path.glob("transform.g*"), *(self.path / "vectors").glob("shard-*.npz")]:
             rel = p.relative_to(self.path).as_posix()
             if rel not in keep:
                 with contextlib.suppress(OSError):

@@ -20,7 +20,8 @@ from catalog.scan import FileEntry, ScanProblem, scan
 from catalog.store import Store, StoreError, StoreWriter, is_store, read_manifest
 from catalog.tags import normalise_genre, read_tags
 from catalog.track import STATUS_ERROR, STATUS_OK, Track
-from model.encoder import ModelError, load_encoder, read_sidecar
+from model.encoder import BUILTIN, DEFAULT_ENCODER, ModelError, is_builtin, load_encoder, read_sidecar
+from model.musicnn import WeightsMissing
 from model.pipeline import Extracted, extract_many
 
 
@@ -135,13 +136,21 @@ def index_library(
         report.wall_s = time.perf_counter() - t_start
         return report
 
-    encoder = load_encoder(model_path)
+    try:
+        encoder = load_encoder(model_path)
+    except (ModelError, WeightsMissing) as err:
+        raise IndexingError(str(err)) from None
     enc_meta = {"name": encoder.name, "fingerprint": encoder.fingerprint, "dim": encoder.dim, "labels": encoder.labels,
-                "frontend": encoder.frontend.to_dict()}
+                "frontend": encoder.frontend.to_dict(), "transform": getattr(encoder, "library_transform", None)}
+    files = []
+    if hasattr(encoder, "spec"):
+        enc_meta["spec"] = encoder.spec()
+    else:
+        files = [Path(model_path), Path(model_path).with_suffix(".json")]
     entry_of = {e.path: e for e in todo}
     changed_paths = {e.path for e in plan.changed}
 
-    with StoreWriter(store_path, encoder=enc_meta, encoder_files=[Path(model_path), Path(model_path).with_suffix(".json")]) as writer:
+    with StoreWriter(store_path, encoder=enc_meta, encoder_files=files) as writer:
         batch: list[Extracted] = []
         batch_windows_now = 0
         last_checkpoint = time.perf_counter()
@@ -233,15 +242,22 @@ def index_library(
     return report
 
 
-def _resolve_model(store_path: Path, model) -> str:
-    """The model artefact to use, checked against the store's encoder without loading TensorFlow."""
+def _resolve_model(store_path: Path, model):
+    """The encoder to use (a ``.keras`` path, a built-in name or a store's recorded spec), checked against
+    the store's encoder without loading TensorFlow where that is possible."""
     if is_store(store_path):
-        manifest = read_manifest(store_path)
-        have = manifest["encoder"]
+        have = read_manifest(store_path)["encoder"]
         if model is None:
-            if not have.get("model"):
-                raise IndexingError(f"{store_path}: the store holds no encoder artefact; give --model")
-            return str(store_path / have["model"])
+            if have.get("model"):
+                return str(store_path / have["model"])
+            if have.get("spec"):
+                return have["spec"]
+            raise IndexingError(f"{store_path}: the store does not record its encoder; give --model")
+        if is_builtin(str(model)):
+            if load_name(str(model)) != have["name"]:
+                raise IndexingError(f"{store_path}: built with encoder {have['name']} ({have['fingerprint']}), "
+                                    f"not {model}; use the store's encoder or a new store")
+            return str(model)
         try:
             fp = read_sidecar(model).get("fingerprint")
         except ModelError as err:
@@ -253,10 +269,16 @@ def _resolve_model(store_path: Path, model) -> str:
             )
         return str(model)
     if model is None:
-        raise IndexingError(f"{store_path}: new store and no --model given (train one with 'soundalike train')")
+        return DEFAULT_ENCODER
+    if is_builtin(str(model)):
+        return str(model)
     if not Path(model).is_file():
-        raise IndexingError(f"{model}: model file not found")
+        raise IndexingError(f"{model}: model file not found (or use a built-in encoder: {', '.join(BUILTIN)})")
     return str(model)
+
+
+def load_name(builtin: str) -> str:
+    return {"MSD_musicnn": "musicnn-msd", "MTT_musicnn": "musicnn-mtt"}[BUILTIN[builtin]]
 
 
 __all__ = ["IndexReport", "IndexingError", "Plan", "index_library", "make_plan", "StoreError"]

@@ -170,9 +170,10 @@ def peak_normalise(y: np.ndarray, *, peak: float = 0.95) -> np.ndarray:
 
 
 def load_windows(
-    path: str | os.PathLike, *, sample_rate: int, window_s: float, n_windows: int
+    path: str | os.PathLike, *, sample_rate: int, window_s: float, n_windows: int, peak: float = 0.95
 ) -> tuple[np.ndarray, AudioInfo]:
-    """The analysis input of one track: windows spread over it, mono, at ``sample_rate``, peak-normalised.
+    """The analysis input of one track: windows spread over it, mono, at ``sample_rate``, peak-normalised
+    to ``peak`` over all its windows (``peak=0``: left at the recorded level).
 
     Returns
     -------
@@ -192,7 +193,8 @@ def load_windows(
     n = int(round(window_s * sample_rate))
     if y.shape[-1] < n:
         y = np.pad(y, ((0, 0), (0, n - y.shape[-1])))
-    return peak_normalise(y[:, :n]), info
+    y = y[:, :n]
+    return (peak_normalise(y, peak=peak) if peak > 0 else y), info
 
 
 # --------------------------------------------------------------------------------------------- PyAV

@@ -191,6 +191,26 @@ class KerasEncoder:
         return enc
 
 
-def load_encoder(path: str | os.PathLike) -> KerasEncoder:
-    """Load any encoder artefact by its path."""
-    return KerasEncoder.load(path)
+#: Names of the built-in pretrained encoders (weights shipped by a package, nothing to train).
+BUILTIN = {"musicnn": "MSD_musicnn", "musicnn-msd": "MSD_musicnn", "musicnn-mtt": "MTT_musicnn"}
+DEFAULT_ENCODER = "musicnn"
+
+
+def is_builtin(ref) -> bool:
+    return isinstance(ref, str) and ref in BUILTIN
+
+
+def load_encoder(ref: str | os.PathLike | dict):
+    """An encoder from a ``.keras`` path, a built-in name (``musicnn``, ``musicnn-msd``, ``musicnn-mtt``) or
+    the ``spec`` dict a store recorded."""
+    if isinstance(ref, dict):
+        if ref.get("kind") == "musicnn":
+            from model.musicnn import MusicnnEncoder
+
+            return MusicnnEncoder(ref["variant"], n_windows=int(ref.get("n_windows", 16)))
+        raise ModelError(f"unknown encoder kind {ref.get('kind')!r}")
+    if is_builtin(ref):
+        from model.musicnn import MusicnnEncoder
+
+        return MusicnnEncoder(BUILTIN[ref])
+    return KerasEncoder.load(ref)

@@ -33,6 +33,7 @@ class FrontEnd:
     fmin: float = 20.0
     fmax: float = 11025.0
     log_gain: float = 1000.0
+    peak: float = 0.95  # peak-normalise each track's windows to this; 0 keeps the recorded level
 
     @property
     def window_samples(self) -> int:
@@ -63,7 +64,8 @@ class FrontEnd:
 
     def windows(self, path: str | os.PathLike):
         """Decode the analysis windows of one file. See :func:`model.audio.load_windows`."""
-        return load_windows(path, sample_rate=self.sample_rate, window_s=self.window_s, n_windows=self.n_windows)
+        return load_windows(path, sample_rate=self.sample_rate, window_s=self.window_s, n_windows=self.n_windows,
+                            peak=self.peak)
 
     def features(self, windows: np.ndarray) -> np.ndarray:
         """Log-mel spectrograms of a batch of windows.

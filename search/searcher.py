@@ -178,16 +178,18 @@ class Searcher:
         if self._encoder is None:
             from model.encoder import ModelError, load_encoder
 
-            path = self.store.encoder_path
-            if path is None:
-                raise StoreError(f"{self.store.path}: the store holds no encoder artefact, outside files cannot be embedded")
+            from model.musicnn import WeightsMissing
+
+            ref = self.store.encoder_path or self.store.encoder_info.get("spec")
+            if ref is None:
+                raise StoreError(f"{self.store.path}: the store does not record its encoder, outside files cannot be embedded")
             try:
-                enc = load_encoder(path)
-            except ModelError as err:
+                enc = load_encoder(ref)
+            except (ModelError, WeightsMissing) as err:
                 raise StoreError(str(err)) from None
             if enc.fingerprint != self.store.encoder_info["fingerprint"]:
-                raise StoreError(f"{path}: encoder fingerprint {enc.fingerprint} does not match the store's "
-                                 f"{self.store.encoder_info['fingerprint']}")
+                raise StoreError(f"{self.store.path}: encoder {enc.name} now has fingerprint {enc.fingerprint}, the "
+                                 f"store was built with {self.store.encoder_info['fingerprint']}; re-index with --force")
             self._encoder = enc
         return self._encoder
 
@@ -206,4 +208,4 @@ class Searcher:
         except AudioError as err:
             raise QueryError(str(err)) from None
         embs, _ = enc.encode(enc.features(windows))
-        return enc.summarize(embs)
+        return self.store.transform()(enc.summarize(embs))[0]

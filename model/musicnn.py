@@ -1,0 +1,240 @@
+"""The pretrained musicnn CNN (Pons & Serra, 2019), re-implemented in Keras 3.
+
+The weights come from the PyPI package ``musicnn==0.1.0`` (ISC licence), which ships TF1 checkpoints of the
+network trained on the Million Song Dataset's 50 most common tags (``MSD_musicnn``) and on MagnaTagATune's
+50 tags (``MTT_musicnn``). The package's own code needs TensorFlow 1, so it is installed without its
+dependencies and never imported: only its checkpoint files are read, variable by variable.
+
+Architecture (input: a log-mel patch of 187 frames x 96 bands, 16 kHz, n_fft 512, hop 256,
+``log10(1 + 10000 * mel_power)``):
+
+- front end: batch norm of the input; two *timbral* convolutions (204 filters of 7 frames x 38 and x 67
+  bands) and three *temporal* convolutions (51 filters of 128, 64 and 32 frames x 1 band), each with ReLU,
+  batch norm and a max over frequency, concatenated to 561 channels per frame;
+- mid end: three 1-D convolutions over time (64 filters, 7 frames), the last two residual; the front-end
+  output and the three mid-end outputs are concatenated to 753 features per frame;
+- back end: max and mean over time (interleaved, 1506), batch norm, dense 200 + ReLU + batch norm (the
+  "penultimate" layer), dense 50 (logits), sigmoid (tags).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+
+from model._quiet import import_keras
+
+FRAMES = 187
+N_MELS = 96
+SAMPLE_RATE = 16000
+N_FFT = 512
+HOP = 256
+WINDOW_SAMPLES = (FRAMES - 1) * HOP  # librosa's centred STFT gives 1 + n // hop = 187 frames
+
+MSD_LABELS = [
+    "rock", "pop", "alternative", "indie", "electronic", "female vocalists", "dance", "00s", "alternative rock",
+    "jazz", "beautiful", "metal", "chillout", "male vocalists", "classic rock", "soul", "indie rock", "Mellow",
+    "electronica", "80s", "folk", "90s", "chill", "instrumental", "punk", "oldies", "blues", "hard rock",
+    "ambient", "acoustic", "experimental", "female vocalist", "guitar", "Hip-Hop", "70s", "party", "country",
+    "easy listening", "sexy", "catchy", "funk", "electro", "heavy metal", "Progressive rock", "60s", "rnb",
+    "indie pop", "sad", "House", "happy",
+]
+MTT_LABELS = [
+    "guitar", "classical", "slow", "techno", "strings", "drums", "electronic", "rock", "fast", "piano", "ambient",
+    "beat", "violin", "vocal", "synth", "female", "indian", "opera", "male", "singing", "vocals", "no vocals",
+    "harpsichord", "loud", "quiet", "flute", "woman", "male vocal", "no vocal", "pop", "soft", "sitar", "solo",
+    "man", "classic", "choir", "voice", "new age", "dance", "male voice", "female vocal", "beats", "harp", "cello",
+    "no voice", "weird", "country", "metal", "female voice", "choral",
+]
+LABELS = {"MSD_musicnn": MSD_LABELS, "MTT_musicnn": MTT_LABELS}
+INSTALL_HINT = "pip install --no-deps musicnn==0.1.0"
+
+
+class WeightsMissing(Exception):
+    """The musicnn checkpoint files are not installed; the message names the install command."""
+
+
+def checkpoint_prefix(model: str = "MSD_musicnn") -> str:
+    """The TF1 checkpoint prefix of ``model`` inside the installed musicnn package (the package is located,
+    never imported)."""
+    if model not in LABELS:
+        raise ValueError(f"unknown musicnn model {model!r}; choose from {sorted(LABELS)}")
+    spec = importlib.util.find_spec("musicnn")
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsMissing(f"the pretrained musicnn weights are not installed; run: {INSTALL_HINT}")
+    folder = Path(list(spec.submodule_search_locations)[0]) / model
+    if not (folder / ".index").is_file() or not (folder / ".data-00000-of-00001").is_file():
+        raise WeightsMissing(f"{folder}: musicnn checkpoint files missing; reinstall with: {INSTALL_HINT}")
+    return str(folder) + os.sep
+
+
+def read_checkpoint(prefix: str) -> dict[str, np.ndarray]:
+    """Every variable of a TF1 checkpoint (optimizer slots left out), by name."""
+    import_keras()  # TensorFlow, quietly
+    from tensorflow.python.training import py_checkpoint_reader
+
+    reader = py_checkpoint_reader.NewCheckpointReader(prefix)
+    return {
+        name: reader.get_tensor(name)
+        for name in reader.get_variable_to_shape_map()
+        if "Adam" not in name and "power" not in name
+    }
+
+
+def build(num_classes: int = 50, *, midend_filters: int = 64, backend_units: int = 200):
+    """The Keras model. Input ``(187, 96)`` log-mel; outputs ``taggram, logits, penultimate, mean_pool,
+    max_pool``. Layer names are the checkpoint's variable scopes, so weights load by name."""
+    keras = import_keras()
+    L, ops = keras.layers, keras.ops
+
+    def bn(name):
+        return L.BatchNormalization(epsilon=1e-3, name=name)
+
+    def max_over_freq(x, name):  # [n, T, F, C] -> [n, T, C]
+        return L.Lambda(lambda t: ops.max(t, axis=2), name=name)(x)
+
+    inp = keras.Input((FRAMES, N_MELS), name="logmel")
+    x = L.Reshape((FRAMES, N_MELS, 1), name="expand")(inp)
+    x = bn("batch_normalization")(x)
+    pad7 = L.ZeroPadding2D(((3, 3), (0, 0)), name="pad_timbral")(x)
+    branches = []
+    for conv, norm, kernel in (("conv2d", "batch_normalization_1", (7, int(0.4 * N_MELS))),
+                               ("conv2d_1", "batch_normalization_2", (7, int(0.7 * N_MELS)))):
+        y = L.Conv2D(int(1.6 * 128), kernel, padding="valid", activation="relu", name=conv)(pad7)
+        branches.append(max_over_freq(bn(norm)(y), f"pool_{conv}"))
+    for conv, norm, length in (("conv2d_2", "batch_normalization_3", 128), ("conv2d_3", "batch_normalization_4", 64),
+                               ("conv2d_4", "batch_normalization_5", 32)):
+        y = L.Conv2D(int(1.6 * 32), (length, 1), padding="same", activation="relu", name=conv)(x)
+        branches.append(max_over_freq(bn(norm)(y), f"pool_{conv}"))
+    front = L.Concatenate(axis=2, name="frontend")(branches)  # [n, 187, 561]
+
+    # mid end: 1-D convolutions over time written as 2-D ones spanning all channels, as in the original
+    front_img = L.Reshape((FRAMES, front.shape[-1], 1), name="frontend_img")(front)
+    layers_out = [front_img]
+    prev = front_img
+    for i, (conv, norm) in enumerate((("conv2d_5", "batch_normalization_6"), ("conv2d_6", "batch_normalization_7"),
+                                      ("conv2d_7", "batch_normalization_8"))):
+        y = L.ZeroPadding2D(((3, 3), (0, 0)), name=f"pad_{conv}")(prev)
+        y = L.Conv2D(midend_filters, (7, prev.shape[2]), padding="valid", activation="relu", name=conv)(y)
+        y = bn(norm)(y)
+        y = L.Permute((1, 3, 2), name=f"transpose_{conv}")(y)  # [n, T, 1, C] -> [n, T, C, 1]
+        if i > 0:
+            y = L.Add(name=f"residual_{conv}")([y, prev])
+        layers_out.append(y)
+        prev = y
+    mid = L.Concatenate(axis=2, name="midend")(layers_out)  # [n, 187, 753, 1]
+
+    max_pool = L.Lambda(lambda t: ops.max(t, axis=1), name="max_pool")(mid)  # [n, 753, 1]
+    mean_pool = L.Lambda(lambda t: ops.mean(t, axis=1), name="mean_pool")(mid)
+    pooled = L.Concatenate(axis=2, name="pool")([max_pool, mean_pool])  # [n, 753, 2]
+    flat = L.Flatten(name="flatten")(pooled)  # interleaved max/mean, as tf.layers.flatten did
+    flat = bn("batch_normalization_9")(flat)
+    dense = L.Dense(backend_units, activation="relu", name="dense")(L.Dropout(0.5, name="dropout")(flat))
+    penultimate = bn("batch_normalization_10")(dense)
+    logits = L.Dense(num_classes, name="dense_1")(L.Dropout(0.5, name="dropout_1")(penultimate))
+    taggram = L.Activation("sigmoid", name="taggram")(logits)
+    width = mid.shape[2]
+    mean_flat = L.Reshape((width,), name="mean_pool_flat")(mean_pool)
+    max_flat = L.Reshape((width,), name="max_pool_flat")(max_pool)
+    return keras.Model(inp, [taggram, logits, penultimate, mean_flat, max_flat], name="musicnn")
+
+
+def load(model: str = "MSD_musicnn"):
+    """The Keras model with the pretrained weights of ``model`` (MSD_musicnn or MTT_musicnn)."""
+    weights = read_checkpoint(checkpoint_prefix(model))
+    net = build(len(LABELS[model]))
+    keras = import_keras()
+    used = set()
+    for layer in net.layers:
+        if not layer.weights:
+            continue
+        if isinstance(layer, keras.layers.BatchNormalization):
+            names = [f"{layer.name}/{v}" for v in ("gamma", "beta", "moving_mean", "moving_variance")]
+        else:
+            names = [f"{layer.name}/{v}" for v in ("kernel", "bias")]
+        layer.set_weights([weights[n] for n in names])
+        used.update(names)
+    unused = set(weights) - used
+    if unused:
+        raise ValueError(f"musicnn checkpoint {model}: variables the port does not use: {sorted(unused)}")
+    return net
+
+
+def frontend(n_windows: int = 16):
+    """musicnn's own front end: 16 kHz mono at the recorded level, n_fft 512, hop 256, 96 mel bands
+    (librosa's Slaney mel, 0-8 kHz), ``log10(1 + 10000 * power)``, windows of 187 frames."""
+    from model.frontend import FrontEnd
+
+    return FrontEnd(sample_rate=SAMPLE_RATE, window_s=WINDOW_SAMPLES / SAMPLE_RATE, n_windows=n_windows,
+                    n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS, fmin=0.0, fmax=SAMPLE_RATE / 2,
+                    log_gain=10000.0, peak=0.0)
+
+
+class MusicnnEncoder:
+    """The pretrained musicnn as an encoder.
+
+    Window features are the mid-end's mean-pooled features (753); a track's raw vector is their mean and
+    standard deviation over its windows (1506), which the store standardises with the library's own
+    statistics before normalising (``library_transform = "standardize"``). Class probabilities are the
+    50 tag scores.
+    """
+
+    library_transform = "standardize"
+
+    def __init__(self, model: str = "MSD_musicnn", *, n_windows: int = 16):
+        from model.encoder import fingerprint
+
+        self.variant = model
+        self.name = {"MSD_musicnn": "musicnn-msd", "MTT_musicnn": "musicnn-mtt"}[model]
+        self.labels = list(LABELS[model])
+        self.frontend = frontend(n_windows)
+        self.net = load(model)
+        self.window_dim = int(self.net.outputs[3].shape[-1])
+        self.dim = 2 * self.window_dim
+        self.fingerprint = fingerprint(self.name + "/mean+std(mean_pool)", self.frontend,
+                                       [np.asarray(w) for w in self.net.get_weights()])
+
+    def spec(self) -> dict:
+        """What a store records to load this encoder again (no files: the weights come from the package)."""
+        return {"kind": "musicnn", "variant": self.variant, "n_windows": self.frontend.n_windows}
+
+    @property
+    def sample_rate(self) -> int:
+        return self.frontend.sample_rate
+
+    @property
+    def segment_seconds(self) -> float:
+        return self.frontend.window_s
+
+    def features(self, windows: np.ndarray) -> np.ndarray:
+        return self.frontend.features(windows)
+
+    def encode(self, features: np.ndarray, *, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+        """Window features ``[n, 753]`` and tag scores ``[n, 50]`` for log-mel windows ``[n, 96, 187]``."""
+        features = np.asarray(features, dtype=np.float32)
+        if features.ndim != 3 or features.shape[1:] != (N_MELS, FRAMES):
+            raise ValueError(f"features must have shape (n, {N_MELS}, {FRAMES}), got {features.shape}")
+        feats, tags = [], []
+        for i in range(0, len(features), batch_size):
+            x = np.ascontiguousarray(np.transpose(features[i : i + batch_size], (0, 2, 1)))
+            taggram, _, _, mean_pool, _ = self.net(x, training=False)
+            feats.append(np.asarray(mean_pool, dtype=np.float32))
+            tags.append(np.asarray(taggram, dtype=np.float32))
+        if not feats:
+            return np.zeros((0, self.window_dim), np.float32), np.zeros((0, len(self.labels)), np.float32)
+        return np.concatenate(feats), np.concatenate(tags)
+
+    def embed(self, windows: np.ndarray) -> np.ndarray:
+        return self.encode(self.features(windows))[0]
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        return self.encode(self.features(windows))[1]
+
+    @staticmethod
+    def summarize(window_features: np.ndarray) -> np.ndarray:
+        """Raw track vector: mean and standard deviation of the window features, ``[m, 753] -> [1506]``."""
+        w = np.asarray(window_features, dtype=np.float32)
+        return np.concatenate([w.mean(axis=0), w.std(axis=0)]).astype(np.float32)
