@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# the pretrained encoder's weights; the package's own dependencies (TensorFlow 1 era) are never installed
+	$(BIN)/python -m pip install --quiet --no-deps musicnn==0.1.0
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -74,7 +74,8 @@ def main() -> None:
 @main.command()
 @click.argument("library_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--db", "store", required=True, type=click.Path(), help="Store directory (created if missing).")
-@click.option("--model", type=click.Path(dir_okay=False), help="Encoder artefact (.keras + .json sidecar). Default: the store's own.")
+@click.option("--model", help="Encoder: musicnn (the pretrained default), musicnn-mtt, or a trained .keras model. "
+              "Default: the store's own, or musicnn for a new store.")
 @click.option("--genre-from", type=click.Choice(["tags", "folder"]), default="tags", show_default=True,
               help="Genre from tags, or from each file's top folder under LIBRARY_DIR.")
 @click.option("--workers", type=int, default=None, help="Decode processes (default: one per core; 0 = in this process).")
@@ -128,10 +129,12 @@ def _print_index_report(r) -> None:
 @click.option("--id", "by_id", is_flag=True, help="QUERY is a track id of the store.")
 @click.option("-k", "k", type=click.IntRange(1, 10_000), default=10, show_default=True, help="Number of results.")
 @click.option("--genre", "genres", multiple=True, help="Only tracks of this genre (repeatable).")
+@click.option("--genre-source", type=click.Choice(["tags", "predicted", "any"]), default="tags", show_default=True,
+              help="Match --genre against the files' tags, the encoder's predicted genre, or either.")
 @click.option("--exclude-artist-of-query", is_flag=True, help="Leave out tracks by the query's artist.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as a JSON list.")
 @click.option("--m3u", type=click.Path(dir_okay=False, allow_dash=True), help="Write the results as an M3U playlist ('-' for stdout).")
-def search(query, store, by_id, k, genres, exclude_artist_of_query, as_json, m3u):
+def search(query, store, by_id, k, genres, genre_source, exclude_artist_of_query, as_json, m3u):
     """Tracks that sound like QUERY: a file in the store, an id (--id), or any audio file."""
     from search.searcher import Searcher
 
@@ -141,9 +144,11 @@ def search(query, store, by_id, k, genres, exclude_artist_of_query, as_json, m3u
             track_id = int(query)
         except ValueError:
             raise UserError(f"--id expects an integer track id, not {query!r}") from None
-        hits = _run(s.search_id, track_id, k=k, genres=genres, exclude_artist_of_query=exclude_artist_of_query)
+        hits = _run(s.search_id, track_id, k=k, genres=genres, genre_source=genre_source,
+                    exclude_artist_of_query=exclude_artist_of_query)
     else:
-        hits = _run(s.search_path, query, k=k, genres=genres, exclude_artist_of_query=exclude_artist_of_query)
+        hits = _run(s.search_path, query, k=k, genres=genres, genre_source=genre_source,
+                    exclude_artist_of_query=exclude_artist_of_query)
     if m3u:
         text = _m3u(hits)
         if m3u == "-":
@@ -178,6 +183,28 @@ def _m3u(hits) -> str:
         lines.append(f"#EXTINF:{int(round(h.duration_s or -1))},{name}")
         lines.append(h.path)
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------------- tags
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--model", default="musicnn", show_default=True, help="A built-in encoder (musicnn, musicnn-mtt) or a .keras model.")
+@click.option("--top", type=click.IntRange(1, 50), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def tags(file, model, top, as_json):
+    """Predicted tags (and genre) of an audio file."""
+    from search.tags import predict_tags
+
+    res = _run(predict_tags, file, model=model, top=top)
+    if as_json:
+        _echo_json(res)
+        return
+    click.echo(f"{res['path']}  ({res['encoder']}, {res['windows']} windows)")
+    click.echo(f"genre  {res['genre']} ({res['genre_score']:.2f})")
+    for t in res["tags"]:
+        click.echo(f"  {t['score']:.3f}  {'#' * int(round(t['score'] * 30)):<30} {t['tag']}")
 
 
 # ---------------------------------------------------------------------------------------------------- info

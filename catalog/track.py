@@ -28,6 +28,8 @@ class Track:
     predicted_genre: str | None = None
     predicted_score: float | None = None
     windows: int | None = None  # analysis windows that went into the vector
+    predicted_tags: list[str] | None = None  # the encoder's top tags, best first
+    predicted_tag_scores: list[float] | None = None
 
 
 SCHEMA = pa.schema(
@@ -46,6 +48,8 @@ SCHEMA = pa.schema(
         pa.field("predicted_genre", pa.string()),
         pa.field("predicted_score", pa.float32()),
         pa.field("windows", pa.int32()),
+        pa.field("predicted_tags", pa.list_(pa.string())),
+        pa.field("predicted_tag_scores", pa.list_(pa.float32())),
     ]
 )
 

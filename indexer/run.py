@@ -190,8 +190,9 @@ def index_library(
                 track = base_track(r)
                 track.windows = n
                 if encoder.labels:
-                    p = probs[at : at + n].mean(axis=0)
-                    track.predicted_genre, track.predicted_score = encoder.labels[int(p.argmax())], float(p.max())
+                    genre, score, tags, tag_scores = encoder.predicted(probs[at : at + n].mean(axis=0))
+                    track.predicted_genre, track.predicted_score = normalise_genre(genre), score
+                    track.predicted_tags, track.predicted_tag_scores = tags, tag_scores
                 record(track, encoder.summarize(embs[at : at + n]))
                 at += n
             report.windows += at

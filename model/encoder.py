@@ -131,6 +131,11 @@ class KerasEncoder:
         """Class probabilities (``[n, len(labels)]``) for raw windows."""
         return self.encode(self.features(windows))[1]
 
+    def predicted(self, scores: np.ndarray, *, top: int = 5) -> tuple[str, float, list[str], list[float]]:
+        """From a track's mean class probabilities: the best class and its probability, and the ``top`` classes."""
+        order = np.argsort(-scores)[:top]
+        return self.labels[order[0]], float(scores[order[0]]), [self.labels[i] for i in order], [float(scores[i]) for i in order]
+
     @staticmethod
     def summarize(window_embeddings: np.ndarray) -> np.ndarray:
         """A track's vector: the normalised mean of its unit window vectors. ``[m, dim] -> [dim]`` float32."""

@@ -50,6 +50,15 @@ MTT_LABELS = [
     "no voice", "weird", "country", "metal", "female voice", "choral",
 ]
 LABELS = {"MSD_musicnn": MSD_LABELS, "MTT_musicnn": MTT_LABELS}
+#: The tags of each model that name a genre (the rest are moods, decades, voices, instruments).
+GENRE_TAGS = {
+    "MSD_musicnn": ["rock", "pop", "alternative", "indie", "electronic", "dance", "alternative rock", "jazz", "metal",
+                    "chillout", "classic rock", "soul", "indie rock", "electronica", "folk", "punk", "blues",
+                    "hard rock", "ambient", "experimental", "Hip-Hop", "country", "easy listening", "funk", "electro",
+                    "heavy metal", "Progressive rock", "rnb", "indie pop", "House"],
+    "MTT_musicnn": ["classical", "techno", "electronic", "rock", "ambient", "indian", "opera", "pop", "new age",
+                    "dance", "country", "metal", "choral"],
+}
 INSTALL_HINT = "pip install --no-deps musicnn==0.1.0"
 
 
@@ -232,6 +241,13 @@ class MusicnnEncoder:
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
         return self.encode(self.features(windows))[1]
+
+    def predicted(self, scores: np.ndarray, *, top: int = 5) -> tuple[str, float, list[str], list[float]]:
+        """From a track's mean tag scores: its best genre tag and score, and its ``top`` tags and scores."""
+        genre_idx = [self.labels.index(t) for t in GENRE_TAGS[self.variant]]
+        g = genre_idx[int(np.argmax(scores[genre_idx]))]
+        order = np.argsort(-scores)[:top]
+        return self.labels[g], float(scores[g]), [self.labels[i] for i in order], [float(scores[i]) for i in order]
 
     @staticmethod
     def summarize(window_features: np.ndarray) -> np.ndarray:

@@ -19,6 +19,30 @@ from catalog.tags import normalise_genre
 from catalog.track import STATUS_OK
 
 
+GENRE_SOURCES = {"tags": "genre", "predicted": "predicted_genre"}
+
+
+def _sources(source: str) -> list[str]:
+    if source == "any":
+        return list(GENRE_SOURCES)
+    if source not in GENRE_SOURCES:
+        raise QueryError(f"genre source must be tags, predicted or any, not {source!r}")
+    return [source]
+
+
+class _Codes:
+    """A text column as integer codes: a mask for a set of values is one vectorised comparison."""
+
+    def __init__(self, values):
+        names, self.codes = np.unique(np.asarray([v or "" for v in values], dtype=str), return_inverse=True)
+        self.code = {str(n): i for i, n in enumerate(names) if n}
+        counts = np.bincount(self.codes, minlength=len(names)) if len(names) else []
+        self.counts = {str(n): int(c) for n, c in zip(names, counts) if n}
+
+    def mask(self, wanted) -> np.ndarray:
+        return np.isin(self.codes, [self.code[w] for w in wanted if w in self.code])
+
+
 class QueryError(Exception):
     """A query that cannot be answered (unknown id, not audio, unknown genre); the message says why."""
 
@@ -50,10 +74,7 @@ class Searcher:
                       ("path", "title", "artist", "album", "genre", "predicted_genre")}
         self._ids = t.column("id").to_numpy()[ok]
         # genres as integer codes, so a genre mask is one vectorised comparison
-        names, self._genre_codes = np.unique(np.asarray([g or "" for g in self._rows["genre"]], dtype=str), return_inverse=True)
-        self._genre_code = {str(g): i for i, g in enumerate(names) if g}
-        counts = np.bincount(self._genre_codes, minlength=len(names)) if len(names) else []
-        self._genre_counts = dict(sorted(((str(g), int(c)) for g, c in zip(names, counts) if g), key=lambda gc: (-gc[1], gc[0])))
+        self._genre_columns = {src: _Codes(self._rows[col]) for src, col in GENRE_SOURCES.items()}
         self._duration = t.column("duration_s").to_numpy(zero_copy_only=False)[ok]
         self._pos = {int(i): p for p, i in enumerate(self._ids)}
         self._path_to_id = {p: int(i) for p, i in zip(self._rows["path"], self._ids)}
@@ -68,9 +89,19 @@ class Searcher:
     def index(self):
         return self.store.index()
 
-    def genres(self) -> dict[str, int]:
-        """Genre -> number of searchable tracks, most common first."""
-        return dict(self._genre_counts)
+    def genres(self, source: str = "tags") -> dict[str, int]:
+        """Genre -> number of searchable tracks, most common first, from tags, predictions or ``any``."""
+        counts: dict[str, int] = {}
+        for src in _sources(source):
+            for g in self._genre_columns[src].counts:
+                counts[g] = int(self._genre_mask([g], source).sum())
+        return dict(sorted(counts.items(), key=lambda gc: (-gc[1], gc[0])))
+
+    def _genre_mask(self, wanted, source: str) -> np.ndarray:
+        m = np.zeros(len(self._ids), dtype=bool)
+        for src in _sources(source):
+            m |= self._genre_columns[src].mask(wanted)
+        return m
 
     def id_for_path(self, path: str | os.PathLike) -> int | None:
         """The id of a file in the store, matched by absolute path (then by resolved path)."""
@@ -97,16 +128,20 @@ class Searcher:
         return self.index.reconstruct(int(track_id)).astype(np.float32)
 
     # -- filters -------------------------------------------------------------------------------------------
-    def mask(self, *, genres=None, exclude_ids=(), exclude_artists=()) -> np.ndarray:
-        """Boolean mask over searchable tracks (aligned with ``self._ids``) for the given filters."""
+    def mask(self, *, genres=None, genre_source: str = "tags", exclude_ids=(), exclude_artists=()) -> np.ndarray:
+        """Boolean mask over searchable tracks (aligned with ``self._ids``) for the given filters.
+
+        ``genre_source``: ``tags`` (the files' genre tags), ``predicted`` (the encoder's best genre for each
+        track) or ``any`` (either)."""
         m = np.ones(len(self._ids), dtype=bool)
         if genres:
             wanted = {normalise_genre(g) for g in genres}
-            unknown = sorted(str(g) for g in wanted if g not in self._genre_code)
+            known = set().union(*(self._genre_columns[src].counts for src in _sources(genre_source)))
+            unknown = sorted(str(g) for g in wanted if g not in known)
             if unknown:
-                shown = ", ".join(list(self._genre_counts)[:12]) or "none"
-                raise QueryError(f"unknown genre {', '.join(unknown)} (genres in this store: {shown})")
-            m &= np.isin(self._genre_codes, [self._genre_code[g] for g in wanted])
+                shown = ", ".join(list(self.genres(genre_source))[:12]) or "none"
+                raise QueryError(f"unknown genre {', '.join(unknown)} (genres from {genre_source} in this store: {shown})")
+            m &= self._genre_mask(wanted, genre_source)
         if len(exclude_ids):
             m &= ~np.isin(self._ids, np.asarray(list(exclude_ids), dtype=np.int64))
         artists = {a.casefold() for a in exclude_artists if a}
@@ -141,7 +176,8 @@ class Searcher:
             del packed  # kept alive until the search returned
         return scores, ids
 
-    def search_vector(self, vector: np.ndarray, *, k: int = 10, genres=None, exclude_ids=(), exclude_artists=()) -> list[Hit]:
+    def search_vector(self, vector: np.ndarray, *, k: int = 10, genres=None, genre_source: str = "tags",
+                      exclude_ids=(), exclude_artists=()) -> list[Hit]:
         """The ``k`` best tracks for one vector, best first, under the filters."""
         if not genres and not any(exclude_artists):
             # only a few ids to leave out (the query itself): ask for that many more and drop them, exact
@@ -149,28 +185,32 @@ class Searcher:
             scores, ids = self.search_vectors(vector, k=k + len(drop))
             hits = [self.hit(i, s) for s, i in zip(scores[0], ids[0]) if i >= 0 and int(i) not in drop]
             return hits[:k]
-        m = self.mask(genres=genres, exclude_ids=exclude_ids, exclude_artists=exclude_artists)
+        m = self.mask(genres=genres, genre_source=genre_source, exclude_ids=exclude_ids, exclude_artists=exclude_artists)
         scores, ids = self.search_vectors(vector, k=k, mask=m)
         return [self.hit(i, s) for s, i in zip(scores[0], ids[0]) if i >= 0]
 
-    def search_id(self, track_id: int, *, k: int = 10, genres=None, exclude_artist_of_query: bool = False) -> list[Hit]:
+    def search_id(self, track_id: int, *, k: int = 10, genres=None, genre_source: str = "tags",
+                  exclude_artist_of_query: bool = False) -> list[Hit]:
         """Neighbours of a track in the store (never the track itself)."""
         vec = self.vector(track_id)
         artists = [self.hit(track_id).artist] if exclude_artist_of_query else []
-        return self.search_vector(vec, k=k, genres=genres, exclude_ids=[track_id], exclude_artists=artists)
+        return self.search_vector(vec, k=k, genres=genres, genre_source=genre_source, exclude_ids=[track_id],
+                                  exclude_artists=artists)
 
-    def search_path(self, path: str | os.PathLike, *, k: int = 10, genres=None, exclude_artist_of_query: bool = False) -> list[Hit]:
+    def search_path(self, path: str | os.PathLike, *, k: int = 10, genres=None, genre_source: str = "tags",
+                    exclude_artist_of_query: bool = False) -> list[Hit]:
         """Neighbours of a file: its stored vector when it is in the store, else embedded on the fly."""
         track_id = self.id_for_path(path)
         if track_id is not None:
-            return self.search_id(track_id, k=k, genres=genres, exclude_artist_of_query=exclude_artist_of_query)
+            return self.search_id(track_id, k=k, genres=genres, genre_source=genre_source,
+                                  exclude_artist_of_query=exclude_artist_of_query)
         vec = self.embed_file(path)
         artists = []
         if exclude_artist_of_query:
             from catalog.tags import read_tags
 
             artists = [read_tags(path).get("artist")]
-        return self.search_vector(vec, k=k, genres=genres, exclude_artists=artists)
+        return self.search_vector(vec, k=k, genres=genres, genre_source=genre_source, exclude_artists=artists)
 
     # -- outside audio -------------------------------------------------------------------------------------
     def encoder(self):

@@ -8,13 +8,13 @@ computed from six deterministic synthetic signals, and writes ``musicnn_golden.n
 Reference environment (outside the repository; the package's own dependencies pin ancient numpy and
 TensorFlow 1, so they are never installed: ``tf_keras`` and ``musicnn`` go in with ``--no-deps``)::
 
-    python3 -m venv /tmp/refenv
-    /tmp/refenv/bin/pip install "tensorflow-cpu==2.21.0" numpy librosa
-    /tmp/refenv/bin/pip install --no-deps "tf_keras==2.21.0" "musicnn==0.1.0"
+    python3 -m venv ../musicnn-refenv
+    ../musicnn-refenv/bin/pip install "tensorflow-cpu==2.21.0" numpy librosa
+    ../musicnn-refenv/bin/pip install --no-deps "tf_keras==2.21.0" "musicnn==0.1.0"
 
 Run (from the repository root; writes tests/golden/musicnn_golden.npz, takes ~10 s on 2 cores)::
 
-    TF_USE_LEGACY_KERAS=1 /tmp/refenv/bin/python tests/golden/make_musicnn_golden.py
+    TF_USE_LEGACY_KERAS=1 ../musicnn-refenv/bin/python tests/golden/make_musicnn_golden.py
 
 (The script sets TF_USE_LEGACY_KERAS=1 itself before importing TensorFlow; tf.compat.v1.layers needs it.)
 
@@ -30,6 +30,17 @@ Contents of the npz (all float32 unless said):
   ``M/mean_pool`` [6, 753]; ``M/max_pool`` [6, 753] (time-pooled concatenation of the front end's 561
   channels [timbral 204 + 204, temporal 51 + 51 + 51] and the three 64-channel mid-end layers)
 - ``meta``    str            JSON: versions, commands, checkpoint digests, labels, signal names
+
+The signals: a sustained A minor chord, band-passed noise, a kick/hat rhythm, a mix of these with a bass
+line, and near-silence are built from one 0.48 s beat (30 hops) tiled, like loop-based music, which keeps
+the npz small (~400 KB); the fifth, an 80 Hz -> 7 kHz sweep over the whole patch, is not periodic.
+
+Checks done while generating: every graph variable is restored from the checkpoint (no initializer is run;
+the package's own extractor silently swallows restore errors), two runs give bit-identical outputs, and
+running the patches one at a time agrees with the batch. Measured numerical noise of the reference itself
+(useful for the port's tolerances): batch vs single patch and oneDNN on vs off (TF_ENABLE_ONEDNN_OPTS=0)
+differ by up to ~2e-6 in taggram, ~2e-5 in logits, ~1e-5 in penultimate, ~4e-5 in mean_pool and ~2.5e-4
+in max_pool (whose values reach ~110).
 """
 
 from __future__ import annotations
@@ -39,12 +50,11 @@ import json
 import os
 import platform
 import sys
+import warnings
 from pathlib import Path
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"  # tf.compat.v1.layers comes from tf_keras
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import warnings  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -59,11 +69,11 @@ N_SAMPLES = (FRAMES - 1) * HOP  # 47616: librosa's centred STFT gives 1 + n // h
 MODELS = ("MSD_musicnn", "MTT_musicnn")
 OUT = Path(__file__).resolve().with_name("musicnn_golden.npz")
 SETUP_COMMANDS = [
-    "python3 -m venv /tmp/refenv",
-    '/tmp/refenv/bin/pip install "tensorflow-cpu==2.21.0" numpy librosa',
-    '/tmp/refenv/bin/pip install --no-deps "tf_keras==2.21.0" "musicnn==0.1.0"',
+    "python3 -m venv ../musicnn-refenv",
+    '../musicnn-refenv/bin/pip install "tensorflow-cpu==2.21.0" numpy librosa',
+    '../musicnn-refenv/bin/pip install --no-deps "tf_keras==2.21.0" "musicnn==0.1.0"',
 ]
-RUN_COMMAND = "TF_USE_LEGACY_KERAS=1 /tmp/refenv/bin/python tests/golden/make_musicnn_golden.py"
+RUN_COMMAND = "TF_USE_LEGACY_KERAS=1 ../musicnn-refenv/bin/python tests/golden/make_musicnn_golden.py"
 
 
 # ----------------------------------------------------------------------------------------------- signals
