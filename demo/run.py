@@ -5,7 +5,8 @@ Everything happens under one work folder (default ``./soundalike-demo``)::
     library/<style>/*.mp3|flac|ogg   the synthetic library, tagged (genre = style)
     train/<style>/                   links to the tracks the CNN is trained on (two thirds of each style)
     model.keras, model.json          the trained seed CNN
-    library.soundalike/              the store
+    library.soundalike/              the store built with the seed CNN
+    library-musicnn.soundalike/      the store built with the pretrained musicnn (no training)
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def _fresh_workdir(workdir: Path) -> None:
         from indexer.run import IndexingError
 
         raise IndexingError(f"{workdir}: exists and was not made by the demo; choose another --dir")
-    for name in ("library", "train", "library.soundalike", "model.keras", "model.json"):
+    for name in ("library", "train", "library.soundalike", "library-musicnn.soundalike", "model.keras", "model.json"):
         p = workdir / name
         if p.is_dir():
             shutil.rmtree(p)
@@ -43,6 +44,23 @@ def _link(src: Path, dst: Path) -> None:
         os.symlink(src.resolve(), dst)
     except OSError:
         shutil.copy2(src, dst)
+
+
+def _evaluate(searcher, held_out, k):
+    """Same-style share of each held-out track's ``k`` neighbours; also the first query of each style."""
+    shares, per_style, examples, latencies = [], defaultdict(list), {}, []
+    for tr in held_out:
+        track_id = searcher.id_for_path(tr.path)
+        if track_id is None:
+            continue
+        t = time.perf_counter()
+        hits = searcher.search_id(track_id, k=k)
+        latencies.append(time.perf_counter() - t)
+        share = float(np.mean([h.genre == tr.style for h in hits])) if hits else 0.0
+        shares.append(share)
+        per_style[tr.style].append(share)
+        examples.setdefault(tr.style, (tr, hits))
+    return shares, per_style, examples, latencies
 
 
 def run_demo(
@@ -91,29 +109,19 @@ def run_demo(
          f"{'n/a' if acc is None else f'{acc:.2f}'} ({timings['train_s']:.0f}s)")
 
     t = time.perf_counter()
-    echo(f"3/4 indexing all {len(tracks)} tracks ...")
-    store_path = workdir / "library.soundalike"
-    report = index_library(workdir / "library", store_path, model=model_path, progress=False, log=echo)
-    timings["index_s"] = time.perf_counter() - t
-    echo(f"    added {report.added}, failed {report.failed} ({timings['index_s']:.0f}s)")
+    echo(f"3/4 indexing all {len(tracks)} tracks with the seed CNN, and with the pretrained musicnn (no training) ...")
+    stores = {"seed CNN": workdir / "library.soundalike", "musicnn": workdir / "library-musicnn.soundalike"}
+    for (label, store), model in zip(stores.items(), (model_path, "musicnn")):
+        t = time.perf_counter()
+        report = index_library(workdir / "library", store, model=model, progress=False, log=echo)
+        timings[f"index_{label.replace(' ', '_').lower()}_s"] = time.perf_counter() - t
+        echo(f"    {label}: added {report.added}, failed {report.failed} ({time.perf_counter() - t:.0f}s)")
 
     echo(f"4/4 searching: each held-out track asks for its {k} nearest neighbours in the whole library")
-    searcher = Searcher(store_path)
-    shares, per_style_share, examples = [], defaultdict(list), {}
-    latencies = []
-    for tr in held_out:
-        track_id = searcher.id_for_path(tr.path)
-        if track_id is None:
-            continue
-        t = time.perf_counter()
-        hits = searcher.search_id(track_id, k=k)
-        latencies.append(time.perf_counter() - t)
-        share = float(np.mean([h.genre == tr.style for h in hits])) if hits else 0.0
-        shares.append(share)
-        per_style_share[tr.style].append(share)
-        examples.setdefault(tr.style, (tr, hits))
+    results = {label: _evaluate(Searcher(store), held_out, k) for label, store in stores.items()}
+    shares, per_style_share, examples, latencies = results["seed CNN"]
     for style, (tr, hits) in examples.items():
-        echo(f"\n  query: {tr.title} by {tr.artist} [{style}]")
+        echo(f"\n  query: {tr.title} by {tr.artist} [{style}]  (seed CNN)")
         for i, h in enumerate(hits, 1):
             echo(f"   {i}. {h.score:.3f}  {h.title:<28.28} {h.artist or '':<18.18} {h.genre}")
     chance = float(np.mean([(len(by_style[tr.style]) - 1) / (len(tracks) - 1) for tr in held_out])) if held_out else 0.0
@@ -125,18 +133,22 @@ def run_demo(
         "held_out_queries": len(shares),
         "k": k,
         "same_style_share": float(np.mean(shares)) if shares else 0.0,
-        "same_style_share_by_style": {s: float(np.mean(v)) for s, v in per_style_share.items()},
         "chance": chance,
         "val_track_accuracy": acc,
         "query_ms_p50": 1000 * float(np.median(latencies)) if latencies else None,
         "timings_s": {k_: round(v, 1) for k_, v in timings.items()},
     }
-    echo(f"\nshare of the {k} nearest neighbours in the query's style (held-out queries): "
-         f"{summary['same_style_share']:.2f} (chance {chance:.2f})")
-    echo("  " + ", ".join(f"{s} {v:.2f}" for s, v in summary["same_style_share_by_style"].items()))
+    summary["encoders"] = {label: {"same_style_share": float(np.mean(r[0])) if r[0] else 0.0,
+                                   "by_style": {s_: float(np.mean(v)) for s_, v in r[1].items()}}
+                           for label, r in results.items()}
+    echo(f"\nshare of the {k} nearest neighbours in the query's style (held-out queries; chance {chance:.2f}):")
+    for label, r in summary["encoders"].items():
+        echo(f"  {label:<9} {r['same_style_share']:.2f}   " + ", ".join(f"{s_} {v:.2f}" for s_, v in r["by_style"].items()))
     summary["timings_s"]["total_s"] = round(time.perf_counter() - t_all, 1)
     echo(f"library-track query (stored vector, no model): {summary['query_ms_p50']:.2f} ms median; "
          f"demo total {summary['timings_s']['total_s']:.0f}s")
     first = held_out[0].path if held_out else tracks[0].path
-    echo(f"\ntry it yourself:\n  soundalike search '{first}' --db {store_path}\n  soundalike info --db {store_path}")
+    seed_store, musicnn_store = stores.values()
+    echo(f"\ntry it yourself:\n  soundalike search '{first}' --db {seed_store}\n"
+         f"  soundalike search '{first}' --db {musicnn_store}\n  soundalike info --db {musicnn_store}")
     return summary

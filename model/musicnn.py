@@ -185,10 +185,11 @@ def frontend(n_windows: int = 16):
 class MusicnnEncoder:
     """The pretrained musicnn as an encoder.
 
-    Window features are the mid-end's mean-pooled features (753); a track's raw vector is their mean and
-    standard deviation over its windows (1506), which the store standardises with the library's own
-    statistics before normalising (``library_transform = "standardize"``). Class probabilities are the
-    50 tag scores.
+    Window features are the mid-end's time-mean-pooled features (753) and the penultimate layer (200); a
+    track's raw vector is their mean and standard deviation over its windows (1906), which the store
+    standardises with the library's own statistics before normalising (``library_transform =
+    "standardize"``). Class probabilities are the 50 tag scores. (benchmarks/quality.py measured the
+    choices on real music; see the README.)
     """
 
     library_transform = "standardize"
@@ -201,10 +202,11 @@ class MusicnnEncoder:
         self.labels = list(LABELS[model])
         self.frontend = frontend(n_windows)
         self.net = load(model)
-        self.window_dim = int(self.net.outputs[3].shape[-1])
+        self.window_dim = int(self.net.outputs[3].shape[-1] + self.net.outputs[2].shape[-1])
         self.dim = 2 * self.window_dim
-        self.fingerprint = fingerprint(self.name + "/mean+std(mean_pool)", self.frontend,
+        self.fingerprint = fingerprint(self.name + "/mean+std(mean_pool,penultimate)", self.frontend,
                                        [np.asarray(w) for w in self.net.get_weights()])
+        self._call = None
 
     def spec(self) -> dict:
         """What a store records to load this encoder again (no files: the weights come from the package)."""
@@ -222,15 +224,22 @@ class MusicnnEncoder:
         return self.frontend.features(windows)
 
     def encode(self, features: np.ndarray, *, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
-        """Window features ``[n, 753]`` and tag scores ``[n, 50]`` for log-mel windows ``[n, 96, 187]``."""
+        """Window features ``[n, 953]`` (mean pool, penultimate) and tag scores ``[n, 50]`` for log-mel windows
+        ``[n, 96, 187]``."""
         features = np.asarray(features, dtype=np.float32)
         if features.ndim != 3 or features.shape[1:] != (N_MELS, FRAMES):
             raise ValueError(f"features must have shape (n, {N_MELS}, {FRAMES}), got {features.shape}")
+        if self._call is None:
+            import tensorflow as tf
+
+            # one graph for every batch size: ~15% faster than eager calls, traced once
+            spec = tf.TensorSpec([None, FRAMES, N_MELS], tf.float32)
+            self._call = tf.function(lambda x: self.net(x, training=False), input_signature=[spec])
         feats, tags = [], []
         for i in range(0, len(features), batch_size):
             x = np.ascontiguousarray(np.transpose(features[i : i + batch_size], (0, 2, 1)))
-            taggram, _, _, mean_pool, _ = self.net(x, training=False)
-            feats.append(np.asarray(mean_pool, dtype=np.float32))
+            taggram, _, penultimate, mean_pool, _ = self._call(x)
+            feats.append(np.concatenate([np.asarray(mean_pool), np.asarray(penultimate)], axis=1).astype(np.float32))
             tags.append(np.asarray(taggram, dtype=np.float32))
         if not feats:
             return np.zeros((0, self.window_dim), np.float32), np.zeros((0, len(self.labels)), np.float32)
@@ -251,6 +260,6 @@ class MusicnnEncoder:
 
     @staticmethod
     def summarize(window_features: np.ndarray) -> np.ndarray:
-        """Raw track vector: mean and standard deviation of the window features, ``[m, 753] -> [1506]``."""
+        """Raw track vector: mean and standard deviation of the window features, ``[m, 953] -> [1906]``."""
         w = np.asarray(window_features, dtype=np.float32)
         return np.concatenate([w.mean(axis=0), w.std(axis=0)]).astype(np.float32)

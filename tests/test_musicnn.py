@@ -42,10 +42,12 @@ def test_encoder_vectors_tags_and_fingerprint(golden):
     enc = musicnn.MusicnnEncoder("MSD_musicnn", n_windows=4)
     feats = np.transpose(golden["inputs"], (0, 2, 1))
     window_feats, tags = enc.encode(feats)
-    np.testing.assert_allclose(window_feats, golden["MSD_musicnn/mean_pool"], atol=1e-3)
+    np.testing.assert_allclose(window_feats[:, :753], golden["MSD_musicnn/mean_pool"], atol=1e-3)
+    np.testing.assert_allclose(window_feats[:, 753:], golden["MSD_musicnn/penultimate"], atol=1e-4)
     np.testing.assert_allclose(tags, golden["MSD_musicnn/taggram"], atol=1e-4)
     vec = enc.summarize(window_feats)
-    assert vec.shape == (enc.dim,) == (1506,)
+    assert vec.shape == (enc.dim,) == (1906,)
+    np.testing.assert_allclose(vec[:953], window_feats.mean(0), rtol=1e-5)
     genre, score, top, scores = enc.predicted(tags[2])  # the rhythm patch
     assert genre in musicnn.GENRE_TAGS["MSD_musicnn"] and top[0] in musicnn.MSD_LABELS and scores == sorted(scores, reverse=True)
     # the fingerprint covers the window count (a front-end parameter) and the weights (another model)
@@ -65,3 +67,55 @@ def test_missing_weights_name_the_install_command(monkeypatch):
 def test_golden_file_records_how_it_was_made(golden):
     meta = json.loads(str(golden["meta"]))
     assert "tensorflow" in json.dumps(meta)
+
+
+def test_default_encoder_indexes_a_library_without_training(library, tmp_path):
+    from catalog.store import Store
+    from indexer.run import index_library
+    from search.searcher import Searcher
+
+    store = tmp_path / "default.soundalike"
+    report = index_library(library.root, store, workers=0, progress=False, log=lambda m: None)
+    assert report.added == len(library.files) and report.failed == 0
+    s = Store(store)
+    assert s.encoder_info["name"] == "musicnn-msd" and s.dim == 1906
+    assert s.manifest["transform"]["kind"] == "standardize" and s.manifest["transform"]["fitted_on"] == len(library.files)
+    # the index holds the library-standardised, unit-length version of the raw vectors kept in the shards
+    ids, raw = s.vectors()
+    z = (raw - raw.mean(0)) / np.where(raw.std(0) < 1e-6, 1, raw.std(0))
+    expected = z / np.linalg.norm(z, axis=1, keepdims=True)
+    got = np.stack([s.index().reconstruct(int(i)) for i in ids])
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+    rows = s.tracks.to_pylist()
+    assert all(r["predicted_genre"] and len(r["predicted_tags"]) == 5 for r in rows)
+    searcher = Searcher(store)
+    query = sorted(library.files)[0]
+    hits = searcher.search_path(query, k=5)
+    assert len(hits) == 5 and all(h.path != query for h in hits)
+    # filtering on the predicted genre works on a library whose genre tags could be absent
+    genre = rows[0]["predicted_genre"]
+    members = {r["path"] for r in rows if r["predicted_genre"] == genre}
+    hits = searcher.search_path(query, k=50, genres=[genre], genre_source="predicted")
+    assert {h.path for h in hits} == members - {query}
+
+
+def test_outside_query_through_the_library_transform(library, tmp_path):
+    from conftest import synth, write_audio
+
+    from indexer.run import index_library
+    from search.searcher import Searcher
+
+    store = tmp_path / "default.soundalike"
+    index_library(library.root, store, workers=0, progress=False, log=lambda m: None)
+    searcher = Searcher(store)
+    # a copy of a library file, outside the library, must land on that file with a cosine of ~1
+    src = sorted(library.files)[3]
+    import shutil
+
+    copy = tmp_path / ("copy" + Path(src).suffix)
+    shutil.copy(src, copy)
+    hits = searcher.search_path(copy, k=1)
+    assert hits[0].path == src and hits[0].score > 0.999
+    outside = write_audio(tmp_path / "other.wav", synth("beats", seed=4321, seconds=6.0))
+    assert len(searcher.search_path(outside, k=3)) == 3
