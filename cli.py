@@ -20,6 +20,7 @@ _USER_ERRORS = (
     ("model.encoder", "ModelError"),
     ("model.train", "DatasetError"),
     ("model.audio", "AudioError"),
+    ("model.musicnn", "WeightsMissing"),
 )
 
 
@@ -245,24 +246,24 @@ def info(store, as_json):
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
 @click.option("--val-fraction", type=click.FloatRange(0.0, 0.9), default=0.2, show_default=True, help="Share of each class's tracks held out.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--backbone", type=click.Choice(["none", "musicnn", "musicnn-mtt"]), default="musicnn", show_default=True,
+              help="Train a head on the frozen pretrained musicnn, or (none) the seed CNN from scratch.")
 @click.option("--windows", type=click.IntRange(1), default=None, help="Windows per track (default: the front end's).")
 @click.option("--workers", type=int, default=None, help="Decode processes (default: one per core).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def train(dataset_dir, output, epochs, batch_size, val_fraction, seed, windows, workers, as_json):
-    """Train the seed CNN on a folder-per-genre DATASET_DIR (rock/, jazz/, ...)."""
-    import dataclasses
-
-    from model.frontend import FrontEnd
-    from model.train import train_seed
+def train(dataset_dir, output, backbone, epochs, batch_size, val_fraction, seed, windows, workers, as_json):
+    """Train a genre classifier on a folder-per-genre DATASET_DIR (rock/, jazz/, ...); the result is an
+    encoder for 'index --model'."""
+    from model.train import train_model
 
     if not output.endswith(".keras"):
         raise UserError(f"{output}: the model file must end in .keras")
-    fe = FrontEnd() if windows is None else dataclasses.replace(FrontEnd(), n_windows=windows)
     log = (lambda m: click.echo(m, err=True)) if as_json else click.echo
-    res = _run(train_seed, dataset_dir, output, frontend=fe, epochs=epochs, batch_size=batch_size,
-               val_fraction=val_fraction, seed=seed, workers=workers, progress=not as_json, log=log)
+    res = _run(train_model, dataset_dir, output, backbone=backbone, n_windows=windows, epochs=epochs,
+               batch_size=batch_size, val_fraction=val_fraction, seed=seed, workers=workers, progress=not as_json,
+               log=log)
     out = {
-        "model": os.path.abspath(output), "classes": res.classes, "tracks_train": res.n_train_tracks,
+        "model": os.path.abspath(output), "backbone": backbone, "classes": res.classes, "tracks_train": res.n_train_tracks,
         "tracks_val": res.n_val_tracks, "val_window_accuracy": res.val_window_accuracy,
         "val_track_accuracy": res.val_track_accuracy, "epochs": len(res.history.get("loss", [])),
         "history": res.history, "seconds": round(res.seconds, 1), "fingerprint": res.encoder.fingerprint,

@@ -182,13 +182,23 @@ class KerasEncoder:
             model = keras.models.load_model(path, compile=False)
         except Exception as err:
             raise ModelError(f"{path}: cannot load Keras model ({' '.join(str(err).split())[:200]})") from None
-        enc = cls(
-            model,
-            name=meta["name"],
-            frontend=FrontEnd.from_dict(meta["frontend"]),
-            labels=meta.get("labels", []),
-            embedding_layer=meta.get("embedding_layer", "embedding"),
-        )
+        if meta.get("kind") == "head":
+            from model.head import HeadEncoder
+
+            backbone = load_encoder(meta["backbone"])
+            if backbone.fingerprint != meta["backbone"].get("fingerprint"):
+                raise ModelError(f"{path}: trained on backbone {backbone.name} {meta['backbone'].get('fingerprint')}, "
+                                 f"but the installed one is {backbone.fingerprint}")
+            enc = HeadEncoder(model, backbone=backbone, labels=meta.get("labels", []),
+                              embedding_layer=meta.get("embedding_layer", "embedding"))
+        else:
+            enc = cls(
+                model,
+                name=meta["name"],
+                frontend=FrontEnd.from_dict(meta["frontend"]),
+                labels=meta.get("labels", []),
+                embedding_layer=meta.get("embedding_layer", "embedding"),
+            )
         if meta.get("fingerprint") and meta["fingerprint"] != enc.fingerprint:
             raise ModelError(
                 f"{path}: weights do not match the sidecar (fingerprint {enc.fingerprint} != {meta['fingerprint']})"

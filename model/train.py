@@ -95,11 +95,21 @@ def _features_for(paths, frontend, workers, progress, desc):
     return feats, failures
 
 
-def train_seed(
+def train_seed(dataset_dir, out_path, **kw) -> TrainResult:
+    """Train the seed CNN from scratch (see :func:`train_model`)."""
+    return train_model(dataset_dir, out_path, backbone="none", **kw)
+
+
+BACKBONES = ("none", "musicnn", "musicnn-mtt")
+
+
+def train_model(
     dataset_dir: str | os.PathLike,
     out_path: str | os.PathLike,
     *,
+    backbone: str = "none",
     frontend: FrontEnd | None = None,
+    n_windows: int | None = None,
     epochs: int = 30,
     batch_size: int = 32,
     val_fraction: float = 0.2,
@@ -110,14 +120,28 @@ def train_seed(
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> TrainResult:
-    """Train the seed CNN and save it as ``out_path`` (.keras) plus sidecar. The best epoch (lowest
-    validation loss) is kept."""
+    """Train a genre classifier on a folder-per-genre dataset and save it as ``out_path`` (.keras) plus
+    sidecar; the best epoch (lowest validation loss) is kept.
+
+    ``backbone="none"`` trains the seed CNN from scratch on log-mel windows; ``"musicnn"`` (or
+    ``"musicnn-mtt"``) trains a small head on the frozen pretrained network's window features, which are
+    computed once. Either result is a normal encoder artefact for ``index`` and ``search``.
+    """
     keras = import_keras()
 
-    from model import seedcnn
-
     t_start = time.perf_counter()
+    if backbone not in BACKBONES:
+        raise DatasetError(f"unknown backbone {backbone!r}; choose from {', '.join(BACKBONES)}")
+    bb = None
+    if backbone != "none":
+        from model.encoder import BUILTIN
+        from model.musicnn import MusicnnEncoder
+
+        bb = MusicnnEncoder(BUILTIN[backbone], n_windows=n_windows or 16)
+        frontend = bb.frontend
     frontend = frontend or FrontEnd()
+    if n_windows and frontend.n_windows != n_windows:
+        frontend = dataclasses.replace(frontend, n_windows=n_windows)
     ds = list_dataset(dataset_dir)
     tr, va = split_tracks(ds.labels, val_fraction=val_fraction, seed=seed)
     log(f"{len(ds.paths)} tracks in {len(ds.classes)} classes: {', '.join(ds.classes)}; "
@@ -125,6 +149,10 @@ def train_seed(
     feats, failures = _features_for(ds.paths, frontend, workers, progress, "decode")
     for path, reason in failures:
         log(f"skipped {path}: {reason}")
+    if bb is not None:  # the frozen backbone runs once per window, not once per epoch
+        from tqdm import tqdm
+
+        feats = {p: bb.encode(f)[0] for p, f in tqdm(feats.items(), desc=bb.name, unit="file", disable=not progress)}
 
     def stack(indices):
         xs, ys, owner = [], [], []
@@ -134,16 +162,26 @@ def train_seed(
                 xs.append(f)
                 ys += [ds.labels[i]] * len(f)
                 owner += [i] * len(f)
+        shape = (0, bb.window_dim) if bb is not None else (0, *frontend.input_shape)
         if not xs:
-            return np.zeros((0, *frontend.input_shape, 1), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
-        return np.concatenate(xs)[..., None], np.asarray(ys, np.int64), np.asarray(owner, np.int64)
+            return np.zeros(shape, np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        return np.concatenate(xs), np.asarray(ys, np.int64), np.asarray(owner, np.int64)
 
     x_tr, y_tr, _ = stack(tr)
     x_va, y_va, owner_va = stack(va)
     if len(x_tr) == 0:
         raise DatasetError(f"{dataset_dir}: no training track could be decoded")
 
-    model = seedcnn.build(frontend, len(ds.classes), seed=seed)
+    if bb is None:
+        from model import seedcnn
+
+        model = seedcnn.build(frontend, len(ds.classes), seed=seed)
+        fit_x, fit_va = x_tr[..., None], x_va[..., None]
+    else:
+        from model import head
+
+        model = head.build(bb.window_dim, len(ds.classes), seed=seed)
+        fit_x, fit_va = x_tr, x_va
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss="sparse_categorical_crossentropy",
@@ -157,19 +195,30 @@ def train_seed(
         )
     verbose = 1 if (progress and sys.stdout.isatty()) else 2 if progress else 0
     hist = model.fit(
-        x_tr,
+        fit_x,
         y_tr,
         batch_size=batch_size,
         epochs=epochs,
-        validation_data=(x_va, y_va) if has_val else None,
+        validation_data=(fit_va, y_va) if has_val else None,
         shuffle=True,
         callbacks=callbacks,
         verbose=verbose,
     )
-    encoder = KerasEncoder(model, name=seedcnn.NAME, frontend=frontend, labels=ds.classes)
+    if bb is None:
+        from model import seedcnn
+
+        encoder = KerasEncoder(model, name=seedcnn.NAME, frontend=frontend, labels=ds.classes)
+        probs_of = lambda x: encoder.encode(x)[1]  # noqa: E731
+        extra = {}
+    else:
+        from model.head import HeadEncoder
+
+        encoder = HeadEncoder(model, backbone=bb, labels=ds.classes)
+        probs_of = lambda x: encoder.head_outputs(x)[1]  # noqa: E731
+        extra = {"kind": "head", "backbone": encoder.backbone_spec()}
     win_acc = track_acc = None
     if has_val:
-        _, probs = encoder.encode(x_va[..., 0])
+        probs = probs_of(x_va)
         win_acc = float(np.mean(probs.argmax(1) == y_va))
         track_ids = np.unique(owner_va)
         track_pred = [probs[owner_va == t].mean(0).argmax() for t in track_ids]
@@ -178,15 +227,17 @@ def train_seed(
     encoder.save(
         out_path,
         extra={
+            **extra,
             "training": {
                 "dataset": str(Path(dataset_dir).resolve()),
+                "backbone": backbone,
                 "tracks_train": int(len(tr)),
                 "tracks_val": int(len(va)),
                 "epochs_run": len(hist.history.get("loss", [])),
                 "val_window_accuracy": win_acc,
                 "val_track_accuracy": track_acc,
                 "seed": seed,
-            }
+            },
         },
     )
     return TrainResult(

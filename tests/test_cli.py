@@ -102,12 +102,14 @@ def test_not_a_store(runner, tmp_path):
     assert res.exit_code == 2 and "not a soundalike store" in res.output
 
 
-def test_train_writes_a_model_and_sidecar(runner, tmp_path):
+@pytest.mark.parametrize("backbone", ["none", "musicnn"])
+def test_train_writes_a_model_and_sidecar(runner, tmp_path, backbone):
     from conftest import make_library
 
-    data = make_library(tmp_path / "ds", per_kind=3, seconds=4.0, formats=("wav",))
+    data = make_library(tmp_path / "ds", per_kind=3, seconds=7.0, formats=("wav",))
     out = tmp_path / "m.keras"
-    res = runner.invoke(main, ["train", str(data.root), "-o", str(out), "--epochs", "2", "--windows", "2", "--workers", "0", "--json"])
+    res = runner.invoke(main, ["train", str(data.root), "-o", str(out), "--backbone", backbone, "--epochs", "2",
+                               "--windows", "2", "--workers", "0", "--json"])
     assert res.exit_code == 0, res.output
     result = json.loads(res.output[res.output.index("{"):])
     assert result["classes"] == ["beats", "noise", "tones"] and result["epochs"] == 2
@@ -115,3 +117,11 @@ def test_train_writes_a_model_and_sidecar(runner, tmp_path):
     side = json.loads(out.with_suffix(".json").read_text())
     assert side["labels"] == ["beats", "noise", "tones"] and side["embedding_dim"] == 128
     assert side["frontend"]["n_windows"] == 2 and side["fingerprint"] == result["fingerprint"]
+    assert (side.get("kind") == "head") == (backbone == "musicnn")
+    # the trained model is an encoder: index and search with it
+    store = tmp_path / "trained.soundalike"
+    res = runner.invoke(main, ["index", str(data.root), "--db", str(store), "--model", str(out), "--quiet", "--workers", "0"])
+    assert res.exit_code == 0 and "added 9" in res.output, res.output
+    query = sorted(data.files)[0]
+    hits = json.loads(runner.invoke(main, ["search", query, "--db", str(store), "-k", "3", "--json"]).output)
+    assert len(hits) == 3 and query not in {h["path"] for h in hits}
