@@ -86,7 +86,8 @@ def main() -> None:
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def index(library_dir, store, model, genre_from, workers, checkpoint_every, force, retry_failed, dry_run, as_json, quiet):
+@click.option("--strict", is_flag=True, help="Exit with status 1 when any file failed.")
+def index(library_dir, store, model, genre_from, workers, checkpoint_every, force, retry_failed, dry_run, as_json, quiet, strict):
     """Index the audio files under LIBRARY_DIR into a store (only new and changed files are decoded)."""
     from indexer.run import index_library
 
@@ -101,6 +102,8 @@ def index(library_dir, store, model, genre_from, workers, checkpoint_every, forc
         _print_index_report(report)
     if report.interrupted:
         sys.exit(130)
+    if strict and report.failed:
+        sys.exit(1)
 
 
 def _print_index_report(r) -> None:
@@ -234,6 +237,57 @@ def info(store, as_json):
         click.echo(f"failed    {f['path']}: {f['error']}")
     if len(data["failures"]) > 20:
         click.echo(f"failed    ... and {len(data['failures']) - 20} more (--json lists all)")
+
+
+@main.command()
+@click.option("--db", "store", required=True, type=click.Path(), help="Store directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def failures(store, as_json):
+    """Files that could not be indexed, each with its one-line reason."""
+    from search.info import store_info
+
+    rows = _run(store_info, store)["failures"]
+    if as_json:
+        _echo_json(rows)
+        return
+    for f in rows:
+        click.echo(f"{f['path']}: {f['error']}")
+    click.echo(f"{len(rows)} failed", err=True)
+
+
+@main.command()
+@click.option("--db", "store", required=True, type=click.Path(), help="Store directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def verify(store, as_json):
+    """Check every file of a store against its checksum, and that its parts agree. Exit 1 if damaged."""
+    from catalog.check import verify as verify_store
+
+    res = _run(verify_store, store)
+    if as_json:
+        _echo_json(res)
+    else:
+        for p in res["problems"]:
+            click.echo(f"{p['file']}: {p['problem']}")
+        click.echo(f"{store}: {'ok' if res['ok'] else 'DAMAGED'} (generation {res['generation']}, "
+                   f"{res['files_checked']} files checked)" + ("" if res["ok"] else "; 'soundalike repair' rebuilds what it can"))
+    sys.exit(0 if res["ok"] else 1)
+
+
+@main.command()
+@click.option("--db", "store", required=True, type=click.Path(), help="Store directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def repair(store, as_json):
+    """Rebuild what can be rebuilt of a damaged store (index, transform, manifest) from its shards."""
+    from catalog.check import repair as repair_store
+
+    res = _run(repair_store, store)
+    if as_json:
+        _echo_json(res)
+    else:
+        for a in res["actions"]:
+            click.echo(a)
+        click.echo(f"{store}: {'ok' if res['verify']['ok'] else 'still damaged'}")
+    sys.exit(0 if res["verify"]["ok"] else 1)
 
 
 # --------------------------------------------------------------------------------------------------- train

@@ -41,6 +41,8 @@ from catalog.track import COLUMNS, SCHEMA, STATUS_OK, Track
 FORMAT = "soundalike-store"
 VERSION = 1
 MANIFEST = "manifest.json"
+PREVIOUS = "manifest.prev.json"  # the generation before, whose files are kept: what repair falls back to
+_REMEDY = "; 'soundalike verify' checks the store, 'soundalike repair' rebuilds what it can"
 SUFFIX = ".soundalike"
 
 
@@ -84,12 +86,22 @@ def _atomic_write(path: Path, write) -> None:
     _fsync_dir(path.parent)
 
 
+def _short(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text[:160] + "..." if len(text) > 160 else text
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _own_leftover(p: Path) -> bool:
+    """A file a store creation that was killed before its first commit may have left behind."""
+    return p.name in (".lock", "encoder", "vectors", PREVIOUS) or p.name.startswith(("tracks.g", "transform.g", "."))
 
 
 def is_store(path: str | os.PathLike) -> bool:
@@ -102,9 +114,11 @@ def read_manifest(path: str | os.PathLike) -> dict:
     try:
         manifest = json.loads(mf.read_text())
     except FileNotFoundError:
+        if (path / PREVIOUS).is_file():
+            raise StoreError(f"{mf}: missing{_REMEDY}") from None
         raise StoreError(f"{path}: not a soundalike store (no {MANIFEST}); create one with 'soundalike index'") from None
     except (OSError, ValueError) as err:
-        raise StoreError(f"{mf}: unreadable manifest ({err})") from None
+        raise StoreError(f"{mf}: unreadable manifest ({err}){_REMEDY}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise StoreError(f"{mf}: not a soundalike store manifest")
     if int(manifest.get("version", 0)) > VERSION:
@@ -121,7 +135,7 @@ def _read_tracks(root: Path, names: list[str]) -> pa.Table:
         try:
             tables.append(pq.read_table(root / name, schema=SCHEMA))
         except Exception as err:
-            raise StoreError(f"{root / name}: unreadable track table ({err}); run 'soundalike index' again") from None
+            raise StoreError(f"{root / name}: unreadable track table ({_short(err)}){_REMEDY}") from None
     if not tables:
         return SCHEMA.empty_table()
     table = pa.concat_tables(tables)
@@ -143,7 +157,7 @@ def _read_shards(root: Path, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
                 ids.append(z["ids"].astype(np.int64))
                 vecs.append(z["vectors"].astype(np.float32))
         except Exception as err:
-            raise StoreError(f"{root / name}: unreadable vector shard ({err})") from None
+            raise StoreError(f"{root / name}: unreadable vector shard ({_short(err)}){_REMEDY}") from None
     if not ids:
         return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
     return np.concatenate(ids), np.concatenate(vecs)
@@ -202,6 +216,10 @@ class Transform:
 # ------------------------------------------------------------------------------------------------ reading
 
 
+#: (header, trailer) bytes of the file kinds a store holds
+_MAGIC = {".parquet": (b"PAR1", b"PAR1"), ".npz": (b"PK", b""), ".faiss": (b"IxM2", b"")}
+
+
 class Store:
     """A read-only view of one committed generation of a store."""
 
@@ -213,15 +231,50 @@ class Store:
         self._index = None
         self._transform: Transform | None = None
 
+    @classmethod
+    def open(cls, path: str | os.PathLike, *, attempts: int = 5) -> "Store":
+        """Open a store and load its tracks and index, consistently even while a writer commits: if the
+        generation moves on under a reader (the writer deletes files two generations old), it starts again."""
+        last_error = None
+        for _ in range(attempts):
+            try:
+                store = cls(path)
+                store.tracks
+                store.index()
+                return store
+            except (StoreError, OSError) as err:
+                last_error = err
+                try:
+                    moved = read_manifest(path)["generation"] != getattr(err, "generation", None)
+                except StoreError:
+                    moved = False
+                if not moved:
+                    break
+        raise last_error
+
+    def _damaged(self, p: Path, reason: str) -> StoreError:
+        err = StoreError(f"{p}: {reason}{_REMEDY}")
+        err.generation = self.generation
+        return err
+
     def _check_files(self) -> None:
+        """Cheap checks on open: every listed file exists with its recorded size and the right magic bytes
+        (full checksums are for :func:`verify`)."""
         for name, meta in self.manifest.get("files", {}).items():
             p = self.path / name
             try:
                 size = p.stat().st_size
+                with open(p, "rb") as f:
+                    head = f.read(4)
+                    f.seek(max(0, size - 4))
+                    tail = f.read(4)
             except FileNotFoundError:
-                raise StoreError(f"{p}: missing from the store (listed by {MANIFEST}); re-run 'soundalike index'") from None
+                raise self._damaged(p, f"missing (listed by {MANIFEST})") from None
             if size != meta["size"]:
-                raise StoreError(f"{p}: size {size} does not match the manifest ({meta['size']}); the file is damaged")
+                raise self._damaged(p, f"size {size} does not match the manifest's {meta['size']}")
+            magic = _MAGIC.get(Path(name).suffix)
+            if magic and not (head.startswith(magic[0]) and tail.endswith(magic[1])):
+                raise self._damaged(p, "not a valid file of its kind (bad header or trailer)")
 
     # -- metadata ------------------------------------------------------------------------------------------
     @property
@@ -274,7 +327,7 @@ class Store:
                     with np.load(p) as z:
                         self._transform = Transform(z["mean"], z["std"])
                 except Exception as err:
-                    raise StoreError(f"{p}: unreadable transform ({err}); re-run 'soundalike index'") from None
+                    raise StoreError(f"{p}: unreadable transform ({_short(err)}){_REMEDY}") from None
             else:
                 self._transform = Transform.fit(kind, self.vectors()[1])
         return self._transform
@@ -290,7 +343,7 @@ class Store:
                 try:
                     self._index = faiss.read_index(str(p))
                 except Exception as err:
-                    raise StoreError(f"{p}: unreadable FAISS index ({err}); re-run 'soundalike index'") from None
+                    raise StoreError(f"{p}: unreadable FAISS index ({_short(err)}){_REMEDY}") from None
             else:
                 ids, vecs = self.vectors()
                 unit = self.transform()(vecs) if len(ids) else np.zeros((0, self.dim), np.float32)
@@ -317,7 +370,7 @@ class StoreWriter:
         self._lock_fd = None
         if self.path.exists() and not self.path.is_dir():
             raise StoreError(f"{self.path}: exists and is not a store directory")
-        if self.path.is_dir() and not is_store(self.path) and any(self.path.iterdir()):
+        if self.path.is_dir() and not is_store(self.path) and not all(map(_own_leftover, self.path.iterdir())):
             raise StoreError(f"{self.path}: folder exists, is not empty and is not a soundalike store")
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock()
@@ -520,7 +573,15 @@ class StoreWriter:
         m["generation"] = gen
         m["updated"] = time.time()
         text = json.dumps(m, indent=1, sort_keys=True).encode()
-        _atomic_write(self.path / MANIFEST, lambda f: f.write(text))
+        current = self.path / MANIFEST
+        # keep the outgoing generation's manifest (its files are kept too); the first commit keeps a copy of itself
+        if current.exists():
+            old = current.read_bytes()
+            _atomic_write(self.path / PREVIOUS, lambda f: f.write(old))
+            _atomic_write(current, lambda f: f.write(text))
+        else:
+            _atomic_write(current, lambda f: f.write(text))
+            _atomic_write(self.path / PREVIOUS, lambda f: f.write(text))
         self._collect_garbage(keep=set(files) | previous)
 
     def _referenced(self, m: dict) -> set[str]:

@@ -200,7 +200,13 @@ def index_library(
 
         def save(full: bool) -> None:
             t = time.perf_counter()
-            writer.commit() if full else writer.checkpoint()
+            try:
+                writer.commit() if full else writer.checkpoint()
+            except OSError as err:  # disk full, file too large, I/O error: the last generation stays as it was
+                gen = read_manifest(store_path)["generation"] if is_store(store_path) else None
+                kept = f"generation {gen} is intact" if gen is not None else "nothing had been committed yet"
+                raise IndexingError(f"{store_path}: cannot write the store ({err.strerror or err}); {kept}; "
+                                    f"free some space and run the same command again to resume") from None
             report.stages["write"] += time.perf_counter() - t
 
         from tqdm import tqdm

@@ -89,19 +89,51 @@ def extract_many(
 
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     ctx = mp.get_context("spawn")  # never fork a process that may hold TensorFlow's threads
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
-        todo = deque(paths)
-        running = set()
-        limit = workers * 3
+    todo = deque(paths)
+    suspects: list[str] = []  # in flight when a worker died: each is retried alone to find the culprit
+    limit = workers * 3
+    while todo or suspects:
+        if suspects:
+            yield _isolated(suspects.pop(0), frontend, per_file, ctx)
+            continue
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
+        running: dict = {}
         try:
             while todo or running:
                 while todo and len(running) < limit:
-                    running.add(pool.submit(extract, todo.popleft(), frontend, per_file))
-                done, running = wait(running, return_when=FIRST_COMPLETED)
+                    path = todo.popleft()
+                    running[pool.submit(extract, path, frontend, per_file)] = path
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                broken = False
                 for fut in done:
-                    yield fut.result()
+                    path = running.pop(fut)
+                    try:
+                        result = fut.result()
+                    except BrokenProcessPool:
+                        suspects.append(path)
+                        broken = True
+                        continue
+                    yield result
+                if broken:  # every other future of this pool is lost too: retry them one by one
+                    suspects.extend(running.values())
+                    running.clear()
+                    break
         finally:
             for fut in running:
                 fut.cancel()
+            pool.shutdown(wait=not suspects, cancel_futures=True)
+
+
+def _isolated(path: str, frontend: FrontEnd, per_file, ctx) -> Extracted:
+    """Extract one file in a process of its own; a crash there is that file's fault."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_init_worker) as pool:
+        try:
+            return pool.submit(extract, path, frontend, per_file).result()
+        except BrokenProcessPool:
+            return Extracted(path=path, error="the decoder crashed on this file (its worker process died)")

@@ -67,7 +67,7 @@ class Searcher:
     """Read-only search over a store. Cheap to keep open; every method is safe to call repeatedly."""
 
     def __init__(self, store: Store | str | os.PathLike):
-        self.store = store if isinstance(store, Store) else Store(store)
+        self.store = store if isinstance(store, Store) else Store.open(store)
         t = self.store.tracks
         ok = np.asarray([s == STATUS_OK for s in t.column("status").to_pylist()], dtype=bool)
         self._rows = {name: np.asarray(t.column(name).to_pylist(), dtype=object)[ok] for name in

@@ -1,0 +1,131 @@
+"""Checking a store in full and repairing what can be rebuilt.
+
+``verify`` reads every file the manifest lists and compares its SHA-256, then opens the track table, the
+shards and the index and checks that they agree. ``repair`` takes the writer's lock and:
+
+- falls back to the previous generation's manifest when the current one is missing or unreadable (its
+  files are always kept);
+- drops vector shards and checkpoint parts that are damaged; tracks whose vector was lost keep their id and
+  are marked so that the next ``index`` run embeds them again;
+- rebuilds the FAISS index and the library transform from the shards (a full commit), with fresh checksums.
+
+A damaged base track table cannot be rebuilt from the shards (they hold no paths or tags): repair then says
+so, and the remedy is indexing the library into a new store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from catalog.store import (
+    MANIFEST,
+    PREVIOUS,
+    STATUS_OK,
+    Store,
+    StoreError,
+    StoreWriter,
+    _atomic_write,
+    _read_shards,
+    _sha256,
+    read_manifest,
+)
+
+
+def verify(path: str | os.PathLike) -> dict:
+    """``{"ok", "generation", "files_checked", "problems": [{"file", "problem"}]}``: nothing is changed."""
+    path = Path(path)
+    problems = []
+    try:
+        m = read_manifest(path)
+    except StoreError as err:
+        return {"ok": False, "generation": None, "files_checked": 0, "problems": [{"file": MANIFEST, "problem": str(err)}]}
+    for name, meta in sorted(m.get("files", {}).items()):
+        p = path / name
+        if not p.is_file():
+            problems.append({"file": name, "problem": "missing"})
+        elif p.stat().st_size != meta["size"]:
+            problems.append({"file": name, "problem": f"size {p.stat().st_size}, manifest says {meta['size']}"})
+        elif _sha256(p) != meta["sha256"]:
+            problems.append({"file": name, "problem": "checksum mismatch (the file was changed or damaged)"})
+    if not problems:
+        try:
+            store = Store(path)
+            index = store.index()
+            ok_ids = [r["id"] for r in store.tracks.to_pylist() if r["status"] == STATUS_OK]
+            if index.ntotal != len(ok_ids):
+                problems.append({"file": (m.get("index") or {}).get("file", "index"),
+                                 "problem": f"holds {index.ntotal} vectors for {len(ok_ids)} indexed tracks"})
+        except StoreError as err:
+            problems.append({"file": "store", "problem": str(err)})
+    return {"ok": not problems, "generation": m.get("generation"), "files_checked": len(m.get("files", {})),
+            "problems": problems}
+
+
+def _file_ok(path: Path, name: str, meta: dict | None) -> bool:
+    p = path / name
+    return p.is_file() and (meta is None or (p.stat().st_size == meta["size"] and _sha256(p) == meta["sha256"]))
+
+
+def repair(path: str | os.PathLike) -> dict:
+    """Repair a store in place (see the module docstring); returns what was done."""
+    path = Path(path)
+    actions = []
+    try:
+        m = read_manifest(path)
+    except StoreError:
+        if not (path / PREVIOUS).is_file():
+            raise
+        m = read_manifest_file(path / PREVIOUS)
+        actions.append(f"{MANIFEST} unreadable: went back to generation {m['generation']} ({PREVIOUS})")
+    files = m.get("files", {})
+
+    base, parts = m["tracks"][:1], m["tracks"][1:]
+    if base and not _file_ok(path, base[0], files.get(base[0])):
+        raise StoreError(f"{path / base[0]}: the track table is damaged and cannot be rebuilt from the shards; "
+                         f"index the library into a new store")
+    good_parts = [n for n in parts if _file_ok(path, n, files.get(n))]
+    for n in sorted(set(parts) - set(good_parts)):
+        actions.append(f"dropped damaged checkpoint part {n} (its tracks are indexed again by the next run)")
+    good_shards = []
+    for n in m["shards"]:
+        try:
+            ok = _file_ok(path, n, files.get(n))
+            _read_shards(path, [n])
+        except StoreError:
+            ok = False
+        if ok:
+            good_shards.append(n)
+        else:
+            actions.append(f"dropped damaged vector shard {n}")
+    m["tracks"], m["shards"] = base + good_parts, good_shards
+    m["files"] = {k: v for k, v in files.items() if k in set(m["tracks"]) | set(m["shards"]) or k.startswith("encoder/")}
+    m["index"], m["transform"] = None, None
+    text = json.dumps(m, indent=1, sort_keys=True).encode()
+    _atomic_write(path / MANIFEST, lambda f: f.write(text))
+
+    with StoreWriter(path, encoder=m["encoder"]) as w:
+        ids_with_vectors = set(_read_shards(path, m["shards"])[0].tolist())
+        lost = 0
+        for row in list(w.known().values()):
+            if row["status"] == STATUS_OK and row["id"] not in ids_with_vectors:
+                from catalog.track import from_row
+
+                t = from_row(row)
+                t.status, t.error, t.size = "error", "vector lost in a repair; the next index run embeds it again", -1
+                w.put(t)
+                lost += 1
+        if lost:
+            actions.append(f"{lost} tracks lost their vectors: they keep their ids and are re-embedded by the next index run")
+        w.commit()
+    actions.append(f"rebuilt the index and the library transform from the shards (generation {read_manifest(path)['generation']})")
+    return {"actions": actions, "verify": verify(path)}
+
+
+def read_manifest_file(p: Path) -> dict:
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError) as err:
+        raise StoreError(f"{p}: unreadable too ({err}); index the library into a new store") from None
+
