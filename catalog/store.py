@@ -237,7 +237,9 @@ class Store:
         generation moves on under a reader (the writer deletes files two generations old), it starts again."""
         last_error = None
         for _ in range(attempts):
+            seen = None
             try:
+                seen = read_manifest(path)["generation"]
                 store = cls(path)
                 store.tracks
                 store.index()
@@ -245,7 +247,7 @@ class Store:
             except (StoreError, OSError) as err:
                 last_error = err
                 try:
-                    moved = read_manifest(path)["generation"] != getattr(err, "generation", None)
+                    moved = seen is not None and read_manifest(path)["generation"] != seen
                 except StoreError:
                     moved = False
                 if not moved:
@@ -253,9 +255,7 @@ class Store:
         raise last_error
 
     def _damaged(self, p: Path, reason: str) -> StoreError:
-        err = StoreError(f"{p}: {reason}{_REMEDY}")
-        err.generation = self.generation
-        return err
+        return StoreError(f"{p}: {reason}{_REMEDY}")
 
     def _check_files(self) -> None:
         """Cheap checks on open: every listed file exists with its recorded size and the right magic bytes
