@@ -65,9 +65,12 @@ def probe(path: str | os.PathLike) -> AudioInfo:
     import soundfile as sf
 
     try:
-        info = sf.info(str(path))
+        with quiet_stderr(path.suffix.lower() == ".mp3"):  # mpg123 narrates its resyncs on stderr
+            info = sf.info(str(path))
     except Exception as err:  # libsndfile raises RuntimeError/LibsndfileError with its own message
-        raise AudioError(path, f"cannot read audio header ({_short(err)})") from None
+        if not path.exists():
+            raise AudioError(path, "file not found (deleted or moved)") from None
+        raise AudioError(path, f"not readable as audio ({_short(err)})") from None
     if info.samplerate <= 0 or info.channels <= 0:
         raise AudioError(path, "header has no sample rate or no channels")
     return AudioInfo(sample_rate=int(info.samplerate), channels=int(info.channels), frames=max(0, int(info.frames)))
@@ -185,6 +188,11 @@ def load_windows(
         raise AudioError(path, "no audio frames")
     starts = window_starts(info.duration_s, window_s=window_s, n_windows=n_windows)
     raw, sr = read_windows(path, starts, window_s)
+    # a file cut short (or a header that overstates its length): windows past the real end come back
+    # empty; use the ones that hold audio
+    filled = np.any(raw != 0, axis=1)
+    if filled.any() and not filled.all():
+        raw = raw[filled]
     if not np.isfinite(raw).all():
         raise AudioError(path, "decoded samples are not finite")
     if float(np.max(np.abs(raw))) < 1e-5:
@@ -271,6 +279,17 @@ def _av_read_windows(path: Path, starts_s: np.ndarray, window_s: float) -> tuple
     return out, sr
 
 
+_VAGUE = {  # libsndfile's words for "this is not a file I can read", which sound like something else
+    "File does not exist or is not a regular file (possibly a pipe?).": "unknown or damaged format",
+    "Format not recognised.": "unknown or damaged format",
+}
+
+
 def _short(err: BaseException) -> str:
-    text = " ".join(str(err).split())
+    """The library's reason without the path it repeats (the path leads every AudioError anyway)."""
+    text = getattr(err, "strerror", None) if type(err).__module__.startswith("av") else None
+    text = " ".join(str(text or err).split())
+    if "': " in text and text.startswith(("Error opening", "Error ")):  # "Error opening 'path': reason"
+        text = text.split("': ", 1)[1]
+    text = _VAGUE.get(text, text)
     return (text[:200] + "...") if len(text) > 200 else (text or type(err).__name__)
