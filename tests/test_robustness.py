@@ -406,3 +406,55 @@ def test_fuzz_audio_loader_and_tag_reader(tmp_path, header, body, ext):
         assert np.isfinite(w).all()
     except AudioError as err:
         assert str(p) in str(err) and "\n" not in str(err)
+
+
+# ------------------------------------------------------------------------------------------- bounded memory
+
+PEAK_RSS = """
+import resource, sys
+from model.frontend import FrontEnd
+from model.audio import load_windows
+fe = FrontEnd()
+w, info = fe.windows(sys.argv[1])
+print(info.duration_s, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def test_memory_does_not_grow_with_file_length(tmp_path):
+    """Decoding a 40-minute file takes no more memory than a 1-minute one: only the windows are read."""
+    short = write_audio(tmp_path / "short.flac", np.tile(synth("noise", seed=1, seconds=10.0), 6))
+    long = write_audio(tmp_path / "long.flac", np.tile(synth("noise", seed=1, seconds=10.0), 240))
+    peaks = {}
+    for name, p in (("short", short), ("long", long)):
+        out = subprocess.run([sys.executable, "-c", PEAK_RSS, str(p)], cwd=ROOT, capture_output=True, text=True, check=True)
+        duration, rss_kb = out.stdout.split()
+        peaks[name] = (float(duration), int(rss_kb))
+    assert peaks["long"][0] == pytest.approx(2400, abs=1)
+    full_decode_mb = 2400 * SR * 4 / 1e6  # what decoding the whole file as float32 would take: ~210 MB
+    grew_mb = (peaks["long"][1] - peaks["short"][1]) / 1024
+    assert grew_mb < 20 < full_decode_mb, peaks
+
+
+def test_file_changed_during_the_run_is_embedded_again_next_time(tmp_path, trained_model, monkeypatch):
+    lib = make_library(tmp_path / "lib", per_kind=2, seconds=3.0)
+    victim = sorted(lib.files)[1]
+    import indexer.run
+
+    real = indexer.run.read_tags
+
+    def rewrite_first(path):
+        if path == victim and not rewrite_first.done:
+            rewrite_first.done = True
+            write_audio(Path(path), synth("noise", seed=55, seconds=3.0))  # rewritten after the scan
+            os.utime(path, (time.time() + 10, time.time() + 10))
+        return real(path)
+
+    rewrite_first.done = False
+    monkeypatch.setattr(indexer.run, "read_tags", rewrite_first)
+    store = tmp_path / "s.soundalike"
+    quiet_index(lib.root, store, model=trained_model)
+    monkeypatch.undo()
+    before = {r["path"]: r["id"] for r in Store(store).tracks.to_pylist()}
+    again = quiet_index(lib.root, store)  # the store recorded the file as it was at the scan: it is seen as changed
+    assert (again.updated, again.added) == (1, 0)
+    assert {r["path"]: r["id"] for r in Store(store).tracks.to_pylist()} == before
