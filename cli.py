@@ -298,14 +298,18 @@ def repair(store, as_json):
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Model file to write (.keras; a .json sidecar goes beside it).")
 @click.option("--epochs", type=click.IntRange(1), default=30, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
-@click.option("--val-fraction", type=click.FloatRange(0.0, 0.9), default=0.2, show_default=True, help="Share of each class's tracks held out.")
+@click.option("--val-fraction", type=click.FloatRange(0.0, 0.9), default=0.15, show_default=True, help="Share of each class's tracks for validation (early stopping).")
+@click.option("--test-fraction", type=click.FloatRange(0.0, 0.9), default=0.15, show_default=True, help="Share of each class's tracks held out for testing.")
+@click.option("--cache", type=click.Path(file_okay=False), default=None, help="Training cache folder (see 'prepare'); made or updated first.")
+@click.option("--no-augment", is_flag=True, help="No spectrogram augmentation (seed CNN).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--backbone", type=click.Choice(["none", "musicnn", "musicnn-mtt"]), default="musicnn", show_default=True,
               help="Train a head on the frozen pretrained musicnn, or (none) the seed CNN from scratch.")
 @click.option("--windows", type=click.IntRange(1), default=None, help="Windows per track (default: the front end's).")
 @click.option("--workers", type=int, default=None, help="Decode processes (default: one per core).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def train(dataset_dir, output, backbone, epochs, batch_size, val_fraction, seed, windows, workers, as_json):
+def train(dataset_dir, output, backbone, epochs, batch_size, val_fraction, test_fraction, cache, no_augment, seed, windows,
+          workers, as_json):
     """Train a genre classifier on a folder-per-genre DATASET_DIR (rock/, jazz/, ...); the result is an
     encoder for 'index --model'."""
     from model.train import train_model
@@ -313,13 +317,15 @@ def train(dataset_dir, output, backbone, epochs, batch_size, val_fraction, seed,
     if not output.endswith(".keras"):
         raise UserError(f"{output}: the model file must end in .keras")
     log = (lambda m: click.echo(m, err=True)) if as_json else click.echo
-    res = _run(train_model, dataset_dir, output, backbone=backbone, n_windows=windows, epochs=epochs,
-               batch_size=batch_size, val_fraction=val_fraction, seed=seed, workers=workers, progress=not as_json,
-               log=log)
+    res = _run(train_model, dataset_dir, output, backbone=backbone, n_windows=windows, cache=cache, epochs=epochs,
+               batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction, augment=not no_augment,
+               seed=seed, workers=workers, progress=not as_json, log=log)
     out = {
         "model": os.path.abspath(output), "backbone": backbone, "classes": res.classes, "tracks_train": res.n_train_tracks,
         "tracks_val": res.n_val_tracks, "val_window_accuracy": res.val_window_accuracy,
-        "val_track_accuracy": res.val_track_accuracy, "epochs": len(res.history.get("loss", [])),
+        "val_track_accuracy": res.val_track_accuracy, "tracks_test": res.n_test_tracks,
+        "test_window_accuracy": res.test_window_accuracy, "test_track_accuracy": res.test_track_accuracy,
+        "epochs": len(res.history.get("loss", [])),
         "history": res.history, "seconds": round(res.seconds, 1), "fingerprint": res.encoder.fingerprint,
         "failures": [{"path": p, "error": e} for p, e in res.failures],
     }
@@ -329,8 +335,92 @@ def train(dataset_dir, output, backbone, epochs, batch_size, val_fraction, seed,
     acc = "n/a" if res.val_track_accuracy is None else f"{res.val_track_accuracy:.3f}"
     wacc = "n/a" if res.val_window_accuracy is None else f"{res.val_window_accuracy:.3f}"
     click.echo(f"saved {output} (+ .json sidecar), fingerprint {res.encoder.fingerprint}")
-    click.echo(f"validation: track accuracy {acc}, window accuracy {wacc} on {res.n_val_tracks} held-out tracks; "
+    click.echo(f"validation: track accuracy {acc}, window accuracy {wacc} on {res.n_val_tracks} tracks; "
                f"{out['epochs']} epochs in {res.seconds:.0f}s")
+    if res.test_track_accuracy is not None:
+        click.echo(f"test: track accuracy {res.test_track_accuracy:.3f}, window accuracy {res.test_window_accuracy:.3f} "
+                   f"on {res.n_test_tracks} held-out tracks (soundalike evaluate {dataset_dir} --model {output} --test-split)")
+
+
+@main.command()
+@click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--output", "cache", required=True, type=click.Path(file_okay=False), help="Cache folder.")
+@click.option("--backbone", type=click.Choice(["none", "musicnn", "musicnn-mtt"]), default="musicnn", show_default=True,
+              help="Whose front end the cache is for (musicnn's, or the seed CNN's with none).")
+@click.option("--windows", type=click.IntRange(1), default=None, help="Windows per track.")
+@click.option("--images", is_flag=True, help="Also write every window's spectrogram as a PNG.")
+@click.option("--workers", type=int, default=None, help="Decode processes (default: one per core).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def prepare(dataset_dir, cache, backbone, windows, images, workers, as_json):
+    """Decode a folder-per-genre dataset once into log-mel windows for training (reused when unchanged)."""
+    import dataclasses
+
+    from model.prepare import prepare as prepare_cache
+
+    fe = _frontend_for(backbone, windows)
+    log = (lambda m: click.echo(m, err=True))
+    rep = _run(prepare_cache, dataset_dir, cache, frontend=fe, images=images, workers=workers, progress=not as_json, log=log)
+    if as_json:
+        _echo_json(dataclasses.asdict(rep))
+    else:
+        click.echo(f"{rep.cache}: {rep.tracks} tracks; prepared {rep.prepared}, reused {rep.reused}, removed {rep.removed}, "
+                   f"failed {len(rep.failed)}; {rep.silent_windows_dropped} silent windows dropped"
+                   + (f"; {rep.images} images" if images else "") + f" ({rep.seconds:.1f}s)")
+
+
+def _frontend_for(backbone: str, windows: int | None):
+    import dataclasses
+
+    from model.frontend import FrontEnd
+
+    if backbone == "none":
+        fe = FrontEnd()
+    else:
+        from model.musicnn import frontend as musicnn_frontend
+
+        fe = musicnn_frontend()
+    return dataclasses.replace(fe, n_windows=windows) if windows else fe
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
+@click.option("--offset", type=click.FloatRange(0), default=0.0, show_default=True, help="Start, in seconds.")
+@click.option("--duration", type=click.FloatRange(0.5), default=30.0, show_default=True, help="Length, in seconds.")
+def spectrogram(file, output, offset, duration):
+    """Draw FILE's mel spectrogram (time in seconds, frequency in Hz) as a PNG."""
+    from model.prepare import spectrogram_png
+
+    click.echo(_run(spectrogram_png, file, output, offset_s=offset, duration_s=duration))
+
+
+@main.command()
+@click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--model", required=True, help="A trained .keras model (or a built-in encoder with a classifier).")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None,
+              help="Report folder (report.json, confusion.png, curves.png). Default: MODEL-report/ beside the model.")
+@click.option("--test-split", is_flag=True, help="Only the tracks the model's training held out for testing.")
+@click.option("--workers", type=int, default=None, help="Decode processes (default: one per core).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def evaluate(dataset_dir, model, report_dir, test_split, workers, as_json):
+    """Accuracy per window and per track, macro F1 and a confusion matrix of a model on DATASET_DIR."""
+    from model.evaluate import evaluate as evaluate_model
+
+    if report_dir is None:
+        report_dir = (model[: -len(".keras")] if model.endswith(".keras") else model) + "-report"
+    rep = _run(evaluate_model, dataset_dir, model, report_dir=report_dir, only_test_split=test_split, workers=workers,
+               progress=not as_json, log=lambda m: click.echo(m, err=True))
+    if as_json:
+        _echo_json(rep)
+        return
+    click.echo(f"{rep['tracks']} tracks, {rep['windows']} windows: track accuracy {rep['track_accuracy']:.3f}, "
+               f"window accuracy {rep['window_accuracy']:.3f}, macro F1 {rep['macro_f1']:.3f}")
+    names = rep["classes"]
+    w = max(6, *(len(n) for n in names))
+    click.echo(" " * (w + 2) + " ".join(f"{n[:6]:>6}" for n in names) + "   <- predicted")
+    for n, row in zip(names, rep["confusion_matrix"]):
+        click.echo(f"{n:>{w}}  " + " ".join(f"{v:>6}" for v in row))
+    click.echo(f"report: {rep['report_dir']}")
 
 
 # ---------------------------------------------------------------------------------------------------- demo

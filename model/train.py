@@ -34,8 +34,12 @@ class Dataset:
     labels: np.ndarray  # int64 [n], index into classes
 
 
-def list_dataset(root: str | os.PathLike) -> Dataset:
-    """Class = immediate sub-folder of ``root``; its audio files (recursively, hidden ones skipped) are its tracks."""
+def list_dataset(root: str | os.PathLike, *, log: Callable[[str], None] | None = None) -> Dataset:
+    """Class = immediate sub-folder of ``root``; its audio files (recursively, hidden ones skipped) are its tracks.
+
+    An empty class folder is skipped with a warning; a class with a single track is kept (it can only be
+    trained on, never validated) with a warning."""
+    log = log or (lambda m: print(m, file=sys.stderr))
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: not a folder")
@@ -47,8 +51,10 @@ def list_dataset(root: str | os.PathLike) -> Dataset:
             if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file() and not any(part.startswith(".") for part in f.relative_to(sub).parts)
         )
         if not files:
-            print(f"warning: {sub}: no audio files, class skipped", file=sys.stderr)
+            log(f"warning: {sub}: no audio files, class skipped")
             continue
+        if len(files) == 1:
+            log(f"warning: {sub}: only one track; it is used for training and cannot be validated or tested")
         classes.append(sub.name)
         paths += files
         labels += [len(classes) - 1] * len(files)
@@ -69,6 +75,45 @@ def split_tracks(labels: np.ndarray, *, val_fraction: float, seed: int) -> tuple
     return np.sort(train), np.sort(val)
 
 
+def split_three(labels: np.ndarray, *, val_fraction: float, test_fraction: float, seed: int):
+    """Stratified track-level split into (train, val, test) indices; every class keeps at least one
+    training track, then fills test and validation in that order as far as its size allows."""
+    rng = np.random.default_rng(seed)
+    train, val, test = [], [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        spare = len(idx) - 1
+        n_test = min(spare, max(1, int(round(test_fraction * len(idx))))) if test_fraction > 0 else 0
+        n_val = min(spare - n_test, max(1, int(round(val_fraction * len(idx))))) if val_fraction > 0 else 0
+        test += idx[:n_test].tolist()
+        val += idx[n_test : n_test + n_val].tolist()
+        train += idx[n_test + n_val :].tolist()
+    return np.sort(train), np.sort(val), np.sort(test)
+
+
+def augment_fn(frontend: FrontEnd, seed: int):
+    """SpecAugment-style augmentation of one log-mel window ``[n_mels, frames, 1]`` (TensorFlow ops): a random
+    gain, a circular time shift of up to 1/8 of the window, one frequency mask (up to 1/8 of the bands) and
+    one time mask (up to 1/10 of the frames)."""
+    import tensorflow as tf
+
+    n_mels, frames = frontend.input_shape
+
+    def mask(length, max_width):
+        width = tf.random.uniform([], 0, max_width + 1, dtype=tf.int32)
+        start = tf.random.uniform([], 0, length - width + 1, dtype=tf.int32)
+        r = tf.range(length)
+        return tf.cast((r < start) | (r >= start + width), tf.float32)
+
+    def augment(x, y):
+        x = x * tf.random.uniform([], 0.8, 1.25)
+        x = tf.roll(x, tf.random.uniform([], -frames // 8, frames // 8 + 1, dtype=tf.int32), axis=1)
+        x = x * mask(n_mels, n_mels // 8)[:, None, None] * mask(frames, frames // 10)[None, :, None]
+        return x, y
+
+    return augment
+
+
 @dataclasses.dataclass
 class TrainResult:
     encoder: KerasEncoder
@@ -80,6 +125,9 @@ class TrainResult:
     val_track_accuracy: float | None
     failures: list[tuple[str, str]]
     seconds: float
+    n_test_tracks: int = 0
+    test_window_accuracy: float | None = None
+    test_track_accuracy: float | None = None
 
 
 def _features_for(paths, frontend, workers, progress, desc):
@@ -110,24 +158,34 @@ def train_model(
     backbone: str = "none",
     frontend: FrontEnd | None = None,
     n_windows: int | None = None,
+    cache: str | os.PathLike | None = None,
     epochs: int = 30,
     batch_size: int = 32,
-    val_fraction: float = 0.2,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
     patience: int = 6,
     learning_rate: float = 1e-3,
+    augment: bool = True,
+    class_weights: bool = True,
     seed: int = 0,
     workers: int | None = None,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    callbacks: tuple = (),
 ) -> TrainResult:
     """Train a genre classifier on a folder-per-genre dataset and save it as ``out_path`` (.keras) plus
     sidecar; the best epoch (lowest validation loss) is kept.
 
-    ``backbone="none"`` trains the seed CNN from scratch on log-mel windows; ``"musicnn"`` (or
-    ``"musicnn-mtt"``) trains a small head on the frozen pretrained network's window features, which are
-    computed once. Either result is a normal encoder artefact for ``index`` and ``search``.
+    ``backbone="none"`` trains the seed CNN from scratch on log-mel windows (with SpecAugment-style
+    augmentation through a ``tf.data`` pipeline); ``"musicnn"`` (or ``"musicnn-mtt"``) trains a small head on
+    the frozen pretrained network's window features, computed once. Either result is a normal encoder
+    artefact for ``index`` and ``search``. The split is by track, stratified, with a fixed seed: train,
+    validation (early stopping) and test (reported, never seen in training). With ``cache`` the log-mel
+    windows come from (and go to) a prepared cache instead of being decoded again. An interrupted run
+    resumes from its last finished epoch when started again with the same output.
     """
     keras = import_keras()
+    import tensorflow as tf
 
     t_start = time.perf_counter()
     if backbone not in BACKBONES:
@@ -142,13 +200,21 @@ def train_model(
     frontend = frontend or FrontEnd()
     if n_windows and frontend.n_windows != n_windows:
         frontend = dataclasses.replace(frontend, n_windows=n_windows)
-    ds = list_dataset(dataset_dir)
-    tr, va = split_tracks(ds.labels, val_fraction=val_fraction, seed=seed)
-    log(f"{len(ds.paths)} tracks in {len(ds.classes)} classes: {', '.join(ds.classes)}; "
-        f"{len(tr)} for training, {len(va)} for validation (split by track, seed {seed})")
-    feats, failures = _features_for(ds.paths, frontend, workers, progress, "decode")
-    for path, reason in failures:
-        log(f"skipped {path}: {reason}")
+    ds = list_dataset(dataset_dir, log=log)
+    tr, va, te = split_three(ds.labels, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+    log(f"{len(ds.paths)} tracks in {len(ds.classes)} classes: {', '.join(ds.classes)}; {len(tr)} for training, "
+        f"{len(va)} for validation, {len(te)} for testing (split by track, seed {seed})")
+    if cache is not None:
+        from model.prepare import load_cached, prepare
+
+        rep = prepare(dataset_dir, cache, frontend=frontend, workers=workers, progress=progress, log=log)
+        log(f"cache {cache}: {rep.prepared} tracks prepared, {rep.reused} reused")
+        _, feats = load_cached(cache)
+        failures = rep.failed
+    else:
+        feats, failures = _features_for(ds.paths, frontend, workers, progress, "decode")
+        for path, reason in failures:
+            log(f"skipped {path}: {reason}")
     if bb is not None:  # the frozen backbone runs once per window, not once per epoch
         from tqdm import tqdm
 
@@ -158,17 +224,18 @@ def train_model(
         xs, ys, owner = [], [], []
         for i in indices:
             f = feats.get(ds.paths[i])
-            if f is not None:
+            if f is not None and len(f):
                 xs.append(f)
                 ys += [ds.labels[i]] * len(f)
                 owner += [i] * len(f)
         shape = (0, bb.window_dim) if bb is not None else (0, *frontend.input_shape)
         if not xs:
             return np.zeros(shape, np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
-        return np.concatenate(xs), np.asarray(ys, np.int64), np.asarray(owner, np.int64)
+        return np.concatenate(xs).astype(np.float32), np.asarray(ys, np.int64), np.asarray(owner, np.int64)
 
     x_tr, y_tr, _ = stack(tr)
     x_va, y_va, owner_va = stack(va)
+    x_te, y_te, owner_te = stack(te)
     if len(x_tr) == 0:
         raise DatasetError(f"{dataset_dir}: no training track could be decoded")
 
@@ -176,39 +243,39 @@ def train_model(
         from model import seedcnn
 
         model = seedcnn.build(frontend, len(ds.classes), seed=seed)
-        fit_x, fit_va = x_tr[..., None], x_va[..., None]
+        x_tr, x_va = x_tr[..., None], x_va[..., None]
     else:
         from model import head
 
         model = head.build(bb.window_dim, len(ds.classes), seed=seed)
-        fit_x, fit_va = x_tr, x_va
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
-    callbacks = []
+    train_data = tf.data.Dataset.from_tensor_slices((x_tr, y_tr)).shuffle(len(x_tr), seed=seed, reshuffle_each_iteration=True)
+    if augment and bb is None:
+        train_data = train_data.map(augment_fn(frontend, seed), num_parallel_calls=tf.data.AUTOTUNE)
+    train_data = train_data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     has_val = len(x_va) > 0
+    val_data = tf.data.Dataset.from_tensor_slices((x_va, y_va)).batch(256).prefetch(tf.data.AUTOTUNE) if has_val else None
+    weights = None
+    if class_weights:  # unbalanced folders: each class weighs as much as the others in the loss
+        counts = np.bincount(y_tr, minlength=len(ds.classes)).astype(float)
+        weights = {i: float(len(y_tr) / (len(ds.classes) * c)) for i, c in enumerate(counts) if c > 0}
+    out_path = Path(out_path)
+    backup = out_path.with_name(f".{out_path.name}.training")
+    callbacks = [keras.callbacks.BackupAndRestore(str(backup)), *callbacks]  # Ctrl-C, then the same command: resumes
     if has_val:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
-        )
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True))
     verbose = 1 if (progress and sys.stdout.isatty()) else 2 if progress else 0
-    hist = model.fit(
-        fit_x,
-        y_tr,
-        batch_size=batch_size,
-        epochs=epochs,
-        validation_data=(fit_va, y_va) if has_val else None,
-        shuffle=True,
-        callbacks=callbacks,
-        verbose=verbose,
-    )
+    hist = model.fit(train_data, epochs=epochs, validation_data=val_data, class_weight=weights, callbacks=callbacks,
+                     verbose=verbose, shuffle=False)  # tf.data shuffles every epoch already
     if bb is None:
         from model import seedcnn
 
         encoder = KerasEncoder(model, name=seedcnn.NAME, frontend=frontend, labels=ds.classes)
-        probs_of = lambda x: encoder.encode(x)[1]  # noqa: E731
+        probs_of = lambda x: encoder.encode(x[..., 0] if x.ndim == 4 else x)[1]  # noqa: E731
         extra = {}
     else:
         from model.head import HeadEncoder
@@ -216,13 +283,18 @@ def train_model(
         encoder = HeadEncoder(model, backbone=bb, labels=ds.classes)
         probs_of = lambda x: encoder.head_outputs(x)[1]  # noqa: E731
         extra = {"kind": "head", "backbone": encoder.backbone_spec()}
-    win_acc = track_acc = None
-    if has_val:
-        probs = probs_of(x_va)
-        win_acc = float(np.mean(probs.argmax(1) == y_va))
-        track_ids = np.unique(owner_va)
-        track_pred = [probs[owner_va == t].mean(0).argmax() for t in track_ids]
-        track_acc = float(np.mean(np.asarray(track_pred) == ds.labels[track_ids]))
+
+    def accuracy(x, y, owner):
+        if not len(x):
+            return None, None
+        probs = probs_of(x)
+        track_ids = np.unique(owner)
+        track_pred = np.asarray([probs[owner == t].mean(0).argmax() for t in track_ids])
+        return float(np.mean(probs.argmax(1) == y)), float(np.mean(track_pred == ds.labels[track_ids]))
+
+    win_acc, track_acc = accuracy(x_va, y_va, owner_va)
+    test_win, test_track = accuracy(x_te, y_te, owner_te)
+    history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
     seconds = time.perf_counter() - t_start
     encoder.save(
         out_path,
@@ -233,16 +305,22 @@ def train_model(
                 "backbone": backbone,
                 "tracks_train": int(len(tr)),
                 "tracks_val": int(len(va)),
-                "epochs_run": len(hist.history.get("loss", [])),
+                "tracks_test": int(len(te)),
+                "test_paths": [ds.paths[i] for i in te],
+                "epochs_run": len(history.get("loss", [])),
                 "val_window_accuracy": win_acc,
                 "val_track_accuracy": track_acc,
+                "test_window_accuracy": test_win,
+                "test_track_accuracy": test_track,
+                "history": history,
+                "seconds": round(seconds, 1),
                 "seed": seed,
             },
         },
     )
     return TrainResult(
         encoder=encoder,
-        history={k: [float(v) for v in vs] for k, vs in hist.history.items()},
+        history=history,
         classes=ds.classes,
         n_train_tracks=len(tr),
         n_val_tracks=len(va),
@@ -250,4 +328,7 @@ def train_model(
         val_track_accuracy=track_acc,
         failures=failures,
         seconds=seconds,
+        n_test_tracks=len(te),
+        test_window_accuracy=test_win,
+        test_track_accuracy=test_track,
     )

@@ -1,0 +1,202 @@
+"""A training cache: every track of a folder-per-genre dataset decoded and turned into log-mel windows once.
+
+::
+
+    CACHE/
+      cache.json                   front-end parameters, classes, one entry per track (size, mtime, windows)
+      mels/<class>/<name>.npy      float32 [windows, n_mels, frames] of one track
+      images/<class>/<name>-wN.png the same windows as pictures (with ``images=True``)
+
+A second ``prepare`` with the same front end decodes only tracks that are new or changed (size or mtime);
+tracks gone from the dataset leave the cache. Windows that are (nearly) silent are dropped: the window-level
+equivalent of trimming silence without decoding whole files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from model.frontend import FrontEnd
+from model.pipeline import extract_many
+
+CACHE_FORMAT = "soundalike-cache"
+SILENT = 0.01  # mean log-mel value under which a window counts as silence
+
+
+@dataclasses.dataclass
+class PrepareReport:
+    cache: str
+    tracks: int = 0
+    prepared: int = 0
+    reused: int = 0
+    removed: int = 0
+    failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    silent_windows_dropped: int = 0
+    images: int = 0
+    seconds: float = 0.0
+
+
+def _entry_name(path: str) -> str:
+    stem = Path(path).stem[:60]
+    return f"{stem}.{hashlib.sha1(path.encode()).hexdigest()[:8]}"
+
+
+def _atomic_save(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)
+
+
+def load_cache_index(cache_dir: str | os.PathLike) -> dict | None:
+    p = Path(cache_dir) / "cache.json"
+    try:
+        data = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if data.get("format") == CACHE_FORMAT else None
+
+
+def prepare(
+    dataset_dir: str | os.PathLike,
+    cache_dir: str | os.PathLike,
+    *,
+    frontend: FrontEnd | None = None,
+    images: bool = False,
+    workers: int | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> PrepareReport:
+    """Bring ``cache_dir`` up to date with ``dataset_dir`` (see the module docstring)."""
+    from tqdm import tqdm
+
+    from model.train import list_dataset
+
+    t0 = time.perf_counter()
+    frontend = frontend or FrontEnd()
+    cache = Path(cache_dir)
+    (cache / "mels").mkdir(parents=True, exist_ok=True)
+    ds = list_dataset(dataset_dir, log=log)
+    old = load_cache_index(cache)
+    same_frontend = old is not None and old.get("frontend") == frontend.to_dict()
+    previous = {e["path"]: e for e in (old or {}).get("tracks", [])} if same_frontend else {}
+    report = PrepareReport(cache=str(cache.resolve()), tracks=len(ds.paths))
+
+    entries, todo = {}, []
+    for path, label in zip(ds.paths, ds.labels):
+        st = os.stat(path)
+        e = previous.get(path)
+        fresh = e and e["size"] == st.st_size and e["mtime"] == st.st_mtime and e["class"] == ds.classes[label]
+        if fresh and (e.get("error") or (cache / e["file"]).is_file()):
+            entries[path] = e
+            report.reused += 1
+        else:
+            todo.append(path)
+            entries[path] = {"path": path, "class": ds.classes[label], "size": st.st_size, "mtime": st.st_mtime}
+    for r in tqdm(extract_many(todo, frontend, workers=workers), total=len(todo), desc="prepare", unit="file",
+                  disable=not progress or not todo):
+        e = entries[r.path]
+        if r.error:
+            e.update(file=None, windows=0, error=r.error)
+            report.failed.append((r.path, r.error))
+            log(f"skipped {r.path}: {r.error}")
+            continue
+        feats = r.features
+        loud = feats.mean(axis=(1, 2)) >= SILENT
+        if loud.any():
+            report.silent_windows_dropped += int((~loud).sum())
+            feats = feats[loud]
+        rel = f"mels/{e['class']}/{_entry_name(r.path)}.npy"
+        (cache / rel).parent.mkdir(parents=True, exist_ok=True)
+        _atomic_save(cache / rel, feats.astype(np.float32))
+        e.update(file=rel, windows=int(len(feats)), error=None)
+        report.prepared += 1
+        if images:
+            report.images += save_images(cache, e, feats)
+    gone = set(previous) - set(entries)
+    for path in gone:
+        if previous[path].get("file"):
+            (cache / previous[path]["file"]).unlink(missing_ok=True)
+    report.removed = len(gone)
+    if images:  # reused tracks get their pictures too, if they do not have them yet
+        for path in set(entries) - set(todo):
+            e = entries[path]
+            if e.get("file") and not (cache / "images" / e["class"] / f"{Path(e['file']).stem}-w0.png").exists():
+                report.images += save_images(cache, e, np.load(cache / e["file"]))
+    index = {"format": CACHE_FORMAT, "version": 1, "dataset": str(Path(dataset_dir).resolve()),
+             "frontend": frontend.to_dict(), "classes": ds.classes, "tracks": [entries[p] for p in ds.paths]}
+    tmp = cache / ".cache.json.tmp"
+    tmp.write_text(json.dumps(index, indent=1))
+    os.replace(tmp, cache / "cache.json")
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def save_images(cache: Path, entry: dict, feats: np.ndarray) -> int:
+    """Each window's log-mel spectrogram as a PNG (low frequencies at the bottom), as the original project did."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = cache / "images" / entry["class"]
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = Path(entry["file"]).stem
+    for i, w in enumerate(feats):
+        plt.imsave(folder / f"{stem}-w{i}.png", w, cmap="magma", origin="lower")
+    return len(feats)
+
+
+def load_cached(cache_dir: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
+    """The cache index and the windows of every track that has some, by path."""
+    cache = Path(cache_dir)
+    index = load_cache_index(cache)
+    if index is None:
+        raise FileNotFoundError(f"{cache}: no training cache here (run 'soundalike prepare')")
+    feats = {e["path"]: np.load(cache / e["file"]) for e in index["tracks"] if e.get("file")}
+    return index, feats
+
+
+def spectrogram_png(path: str | os.PathLike, out: str | os.PathLike, *, frontend: FrontEnd | None = None,
+                    offset_s: float = 0.0, duration_s: float = 30.0) -> Path:
+    """Draw the log-mel spectrogram of ``duration_s`` seconds of a file from ``offset_s``: time in seconds on
+    the x axis, frequency in Hz (mel-spaced) on the y axis."""
+    import librosa
+    import librosa.display
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from model.audio import probe, read_windows, resample
+
+    frontend = frontend or FrontEnd()
+    info = probe(path)
+    length = max(0.1, min(duration_s, info.duration_s - offset_s))
+    raw, sr = read_windows(path, [offset_s], length)
+    y = resample(raw[0], sr, frontend.sample_rate)
+    mel = librosa.feature.melspectrogram(y=y, sr=frontend.sample_rate, n_fft=frontend.n_fft,
+                                         hop_length=frontend.hop_length, n_mels=frontend.n_mels,
+                                         fmin=frontend.fmin, fmax=frontend.fmax)
+    db = librosa.power_to_db(mel, ref=np.max)
+    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
+    img = librosa.display.specshow(db, sr=frontend.sample_rate, hop_length=frontend.hop_length, x_axis="time",
+                                   y_axis="mel", fmin=frontend.fmin, fmax=frontend.fmax, ax=ax, cmap="magma")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("frequency (Hz)")
+    ax.set_title(f"{Path(path).name}  ({offset_s:.0f}-{offset_s + length:.0f} s of {info.duration_s:.0f} s)")
+    fig.colorbar(img, ax=ax, format="%+2.0f dB")
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    plt.close(fig)
+    return out

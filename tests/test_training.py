@@ -1,0 +1,119 @@
+"""The training pipeline: cache, split, training to a useful accuracy, evaluation reports, resuming."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import make_library, synth, write_audio
+
+from cli import main
+from model.prepare import load_cache_index, prepare
+from model.train import DatasetError, split_three, train_model
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_three_way_split_never_shares_a_track_and_keeps_every_class_in_training():
+    labels = np.repeat(np.arange(4), [20, 7, 2, 1])
+    tr, va, te = split_three(labels, val_fraction=0.15, test_fraction=0.15, seed=1)
+    assert not (set(tr) & set(va) or set(tr) & set(te) or set(va) & set(te))
+    assert len(tr) + len(va) + len(te) == len(labels)
+    assert all(np.sum(labels[tr] == c) >= 1 for c in range(4))
+    assert [int(np.sum(labels[te] == c)) for c in range(4)] == [3, 1, 1, 0]
+    assert [list(x) for x in split_three(labels, val_fraction=0.15, test_fraction=0.15, seed=1)] == [list(tr), list(va), list(te)]
+
+
+def test_prepare_caches_once_and_follows_changes(tmp_path, small_frontend):
+    lib = make_library(tmp_path / "ds", per_kind=3, seconds=3.0, formats=("wav", "flac"))
+    cache = tmp_path / "cache"
+    first = prepare(lib.root, cache, frontend=small_frontend, images=True, workers=0, progress=False, log=lambda m: None)
+    assert (first.prepared, first.reused) == (9, 0) and first.images > 0
+    pngs = list((cache / "images").rglob("*.png"))
+    assert len(pngs) == first.images and all(p.read_bytes()[:8] == PNG for p in pngs)
+    again = prepare(lib.root, cache, frontend=small_frontend, workers=0, progress=False, log=lambda m: None)
+    assert (again.prepared, again.reused) == (0, 9)  # nothing decoded the second time
+    changed, gone = sorted(lib.files)[:2]
+    write_audio(type(cache)(changed), synth("noise", seed=9, seconds=3.0))
+    os.utime(changed, (1e9, 1e9))
+    os.unlink(gone)
+    third = prepare(lib.root, cache, frontend=small_frontend, workers=0, progress=False, log=lambda m: None)
+    assert (third.prepared, third.reused, third.removed) == (1, 7, 1)
+    index = load_cache_index(cache)
+    assert len(index["tracks"]) == 8 and all((cache / e["file"]).is_file() for e in index["tracks"])
+    # another front end means another cache content: everything is prepared again
+    import dataclasses
+
+    other = prepare(lib.root, cache, frontend=dataclasses.replace(small_frontend, n_mels=32), workers=0, progress=False,
+                    log=lambda m: None)
+    assert other.prepared == 8
+
+
+def test_seed_cnn_learns_distinct_classes_and_evaluate_reports(tmp_path, small_frontend):
+    lib = make_library(tmp_path / "ds", per_kind=8, seconds=4.0, formats=("wav",), seed=3)
+    model = tmp_path / "m.keras"
+    res = train_model(lib.root, model, frontend=small_frontend, cache=tmp_path / "cache", epochs=12, val_fraction=0.2,
+                      test_fraction=0.25, workers=0, progress=False, log=lambda m: None)
+    assert res.n_test_tracks == 6
+    assert res.test_track_accuracy >= 0.9  # held-out tracks, never seen in training
+    report_dir = tmp_path / "report"
+    out = CliRunner().invoke(main, ["evaluate", str(lib.root), "--model", str(model), "--test-split", "--report",
+                                    str(report_dir), "--json", "--workers", "0"])
+    assert out.exit_code == 0, out.output
+    rep = json.loads(out.output[out.output.index("{"):])
+    assert rep["tracks"] == 6 and rep["track_accuracy"] >= 0.9
+    assert {"track_accuracy", "window_accuracy", "macro_f1", "classes", "confusion_matrix"} <= set(rep)
+    assert np.asarray(rep["confusion_matrix"]).sum() == 6
+    for name in ("curves.png", "confusion.png"):
+        assert (report_dir / name).read_bytes()[:8] == PNG
+    assert json.loads((report_dir / "report.json").read_text())["macro_f1"] == rep["macro_f1"]
+
+
+def test_interrupted_training_resumes_from_its_last_epoch(tmp_path, small_frontend):
+    from model._quiet import import_keras
+
+    keras = import_keras()
+    lib = make_library(tmp_path / "ds", per_kind=3, seconds=3.0, formats=("wav",))
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    model = tmp_path / "m.keras"
+    kw = dict(frontend=small_frontend, epochs=4, patience=10, workers=0, progress=False, log=lambda m: None)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(lib.root, model, callbacks=(Interrupt(),), **kw)
+    assert not model.exists() and (tmp_path / ".m.keras.training").is_dir()
+    res = train_model(lib.root, model, **kw)
+    assert len(res.history["loss"]) == 2  # epochs 3 and 4 only: 1 and 2 were done before the interrupt
+    assert model.exists() and not (tmp_path / ".m.keras.training").exists()
+
+
+def test_dataset_problems_are_clear(tmp_path, small_frontend):
+    root = tmp_path / "ds"
+    make_library(root, per_kind=2, seconds=3.0, formats=("wav",))
+    (root / "empty").mkdir()
+    write_audio(root / "solo" / "only.wav", synth("tones", seed=3, seconds=3.0))
+    (root / "beats" / "broken.wav").write_bytes(b"RIFF....WAVE")
+    lines = []
+    rep = prepare(root, tmp_path / "c", frontend=small_frontend, workers=0, progress=False, log=lines.append)
+    text = "\n".join(lines)
+    assert "empty: no audio files, class skipped" in text
+    assert "solo: only one track" in text
+    assert "broken.wav" in text and [p for p, _ in rep.failed] == [str(root / "beats" / "broken.wav")]
+    (tmp_path / "one").mkdir()
+    write_audio(tmp_path / "one" / "a" / "x.wav", synth("tones", seed=1, seconds=2.0))
+    with pytest.raises(DatasetError, match="at least two class folders"):
+        prepare(tmp_path / "one", tmp_path / "c2", frontend=small_frontend, workers=0, progress=False, log=lambda m: None)
+
+
+def test_spectrogram_png(tmp_path):
+    p = write_audio(tmp_path / "a.flac", synth("beats", seed=1, seconds=8.0))
+    out = tmp_path / "spec.png"
+    res = CliRunner().invoke(main, ["spectrogram", str(p), "-o", str(out), "--duration", "5"])
+    assert res.exit_code == 0, res.output
+    assert out.read_bytes()[:8] == PNG and out.stat().st_size > 10_000
