@@ -255,7 +255,7 @@ def train_model(
     )
     train_data = tf.data.Dataset.from_tensor_slices((x_tr, y_tr)).shuffle(len(x_tr), seed=seed, reshuffle_each_iteration=True)
     if augment and bb is None:
-        train_data = train_data.map(augment_fn(frontend, seed), num_parallel_calls=tf.data.AUTOTUNE)
+        train_data = train_data.map(augment_fn(frontend, seed))  # sequential: the same seed gives the same run
     train_data = train_data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     has_val = len(x_va) > 0
     val_data = tf.data.Dataset.from_tensor_slices((x_va, y_va)).batch(256).prefetch(tf.data.AUTOTUNE) if has_val else None
