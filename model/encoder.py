@@ -67,7 +67,33 @@ def read_sidecar(model_path: str | os.PathLike) -> dict:
     return meta
 
 
-class KerasEncoder:
+class EncoderBase:
+    """What every encoder shares: front-end shortcuts and the raw-window conveniences. Subclasses set
+    ``name``, ``dim``, ``frontend``, ``labels``, ``fingerprint`` and implement ``encode`` and ``summarize``."""
+
+    frontend: FrontEnd
+
+    @property
+    def sample_rate(self) -> int:
+        return self.frontend.sample_rate
+
+    @property
+    def segment_seconds(self) -> float:
+        return self.frontend.window_s
+
+    def features(self, windows: np.ndarray) -> np.ndarray:
+        return self.frontend.features(windows)
+
+    def embed(self, windows: np.ndarray) -> np.ndarray:
+        """Window features for raw windows ``[n, window_samples]``."""
+        return self.encode(self.features(windows))[0]
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        """Class probabilities (or tag scores) for raw windows."""
+        return self.encode(self.features(windows))[1]
+
+
+class KerasEncoder(EncoderBase):
     """A Keras classifier whose named penultimate layer is the embedding.
 
     Attributes: ``name``, ``dim`` (track vector width), ``frontend``, ``labels`` (class names),
@@ -85,18 +111,6 @@ class KerasEncoder:
         self._both = keras.Model(model.inputs, [model.get_layer(embedding_layer).output, model.outputs[0]])
         self.dim = int(self._both.outputs[0].shape[-1])
         self.fingerprint = fingerprint(name, frontend, [np.asarray(w) for w in model.get_weights()])
-
-    # -- front-end shortcuts -------------------------------------------------------------------------------
-    @property
-    def sample_rate(self) -> int:
-        return self.frontend.sample_rate
-
-    @property
-    def segment_seconds(self) -> float:
-        return self.frontend.window_s
-
-    def features(self, windows: np.ndarray) -> np.ndarray:
-        return self.frontend.features(windows)
 
     # -- model calls ---------------------------------------------------------------------------------------
     def encode(self, features: np.ndarray, *, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
@@ -122,14 +136,6 @@ class KerasEncoder:
         if not embs:
             return np.zeros((0, self.dim), np.float32), np.zeros((0, len(self.labels)), np.float32)
         return np.concatenate(embs), np.concatenate(probs)
-
-    def embed(self, windows: np.ndarray) -> np.ndarray:
-        """Window features (``[n, dim]`` float32) for raw windows ``[n, window_samples]``."""
-        return self.encode(self.features(windows))[0]
-
-    def predict(self, windows: np.ndarray) -> np.ndarray:
-        """Class probabilities (``[n, len(labels)]``) for raw windows."""
-        return self.encode(self.features(windows))[1]
 
     def predicted(self, scores: np.ndarray, *, top: int = 5) -> tuple[str, float, list[str], list[float]]:
         """From a track's mean class probabilities: the best class and its probability, and the ``top`` classes."""

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from model._quiet import import_keras
+from model.encoder import EncoderBase
 
 FRAMES = 187
 N_MELS = 96
@@ -182,7 +183,7 @@ def frontend(n_windows: int = 16):
                     log_gain=10000.0, peak=0.0)
 
 
-class MusicnnEncoder:
+class MusicnnEncoder(EncoderBase):
     """The pretrained musicnn as an encoder.
 
     Window features are the mid-end's time-mean-pooled features (753) and the penultimate layer (200); a
@@ -212,17 +213,6 @@ class MusicnnEncoder:
         """What a store records to load this encoder again (no files: the weights come from the package)."""
         return {"kind": "musicnn", "variant": self.variant, "n_windows": self.frontend.n_windows}
 
-    @property
-    def sample_rate(self) -> int:
-        return self.frontend.sample_rate
-
-    @property
-    def segment_seconds(self) -> float:
-        return self.frontend.window_s
-
-    def features(self, windows: np.ndarray) -> np.ndarray:
-        return self.frontend.features(windows)
-
     def encode(self, features: np.ndarray, *, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
         """Window features ``[n, 953]`` (mean pool, penultimate) and tag scores ``[n, 50]`` for log-mel windows
         ``[n, 96, 187]``."""
@@ -244,12 +234,6 @@ class MusicnnEncoder:
         if not feats:
             return np.zeros((0, self.window_dim), np.float32), np.zeros((0, len(self.labels)), np.float32)
         return np.concatenate(feats), np.concatenate(tags)
-
-    def embed(self, windows: np.ndarray) -> np.ndarray:
-        return self.encode(self.features(windows))[0]
-
-    def predict(self, windows: np.ndarray) -> np.ndarray:
-        return self.encode(self.features(windows))[1]
 
     def predicted(self, scores: np.ndarray, *, top: int = 5) -> tuple[str, float, list[str], list[float]]:
         """From a track's mean tag scores: its best genre tag and score, and its ``top`` tags and scores."""
