@@ -55,7 +55,7 @@ def test_prepare_caches_once_and_follows_changes(tmp_path, small_frontend):
 def test_seed_cnn_learns_distinct_classes_and_evaluate_reports(tmp_path, small_frontend):
     lib = make_library(tmp_path / "ds", per_kind=12, seconds=4.0, formats=("wav",), seed=3)
     model = tmp_path / "m.keras"
-    res = train_model(lib.root, model, frontend=small_frontend, cache=tmp_path / "cache", epochs=15, val_fraction=0.2,
+    res = train_model(lib.root, model, frontend=small_frontend, cache=tmp_path / "cache", epochs=20, val_fraction=0.2,
                       test_fraction=0.34, patience=8, workers=0, progress=False, log=lambda m: None)
     assert res.n_test_tracks == 12
     assert res.test_track_accuracy >= 0.9, res.history  # held-out tracks, never seen in training
