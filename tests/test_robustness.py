@@ -458,3 +458,45 @@ def test_file_changed_during_the_run_is_embedded_again_next_time(tmp_path, train
     again = quiet_index(lib.root, store)  # the store recorded the file as it was at the scan: it is seen as changed
     assert (again.updated, again.added) == (1, 0)
     assert {r["path"]: r["id"] for r in Store(store).tracks.to_pylist()} == before
+
+
+KILL_IN_COMMIT = """
+import os, signal, sys
+import catalog.store as cs
+real = cs._atomic_write
+def write(path, fn):
+    if path.name == cs.MANIFEST and sys.argv[4] == "manifest":
+        os.kill(os.getpid(), signal.SIGKILL)  # new files written, manifest not yet switched
+    real(path, fn)
+    if path.suffix == ".faiss" and sys.argv[4] == "index":
+        os.kill(os.getpid(), signal.SIGKILL)  # the new index is on disk, nothing refers to it
+cs._atomic_write = write
+from indexer.run import index_library
+index_library(sys.argv[1], sys.argv[2], model=sys.argv[3], workers=0, progress=False, log=lambda m: None)
+"""
+
+
+@pytest.mark.parametrize("moment", ["manifest", "index"])
+def test_sigkill_during_a_commit(tmp_path, trained_model, moment):
+    lib = make_library(tmp_path / "lib", per_kind=2, seconds=3.0)
+    clean = tmp_path / "clean.soundalike"
+    quiet_index(lib.root, clean, model=trained_model)
+    store = tmp_path / "s.soundalike"
+    half = sorted(lib.files)[: len(lib.files) // 2]
+    for p in sorted(lib.files)[len(half):]:  # first a committed generation with half of the library
+        os.rename(p, p + ".away")
+    quiet_index(lib.root, store, model=trained_model)
+    for p in sorted(lib.files)[len(half):]:
+        os.rename(p + ".away", p)
+    gen = read_manifest(store)["generation"]
+    proc = subprocess.run([sys.executable, "-c", KILL_IN_COMMIT, str(lib.root), str(store), str(trained_model), moment],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    s = Store(store)  # the previous generation, whole
+    assert s.generation == gen and sorted(r["path"] for r in s.tracks.to_pylist()) == half
+    assert CliRunner().invoke(main, ["verify", "--db", str(store)]).exit_code == 0
+    quiet_index(lib.root, store)
+    a, b = _snapshot(clean), _snapshot(store)
+    assert set(a) == set(b)
+    for path in a:
+        np.testing.assert_allclose(a[path][1], b[path][1], atol=1e-5)
