@@ -105,8 +105,10 @@ def run_demo(
     res = train_seed(workdir / "train", model_path, epochs=epochs, progress=False, log=echo)
     timings["train_s"] = time.perf_counter() - t
     acc = res.val_track_accuracy
-    echo(f"    {len(res.history.get('loss', []))} epochs, validation track accuracy "
-         f"{'n/a' if acc is None else f'{acc:.2f}'} ({timings['train_s']:.0f}s)")
+    test_acc = res.test_track_accuracy
+    echo(f"    {len(res.history.get('loss', []))} epochs, track accuracy: validation "
+         f"{'n/a' if acc is None else f'{acc:.2f}'}, test {'n/a' if test_acc is None else f'{test_acc:.2f}'} "
+         f"({timings['train_s']:.0f}s)")
 
     t = time.perf_counter()
     echo(f"3/4 indexing all {len(tracks)} tracks with the seed CNN, and with the pretrained musicnn (no training) ...")
@@ -135,6 +137,7 @@ def run_demo(
         "same_style_share": float(np.mean(shares)) if shares else 0.0,
         "chance": chance,
         "val_track_accuracy": acc,
+        "test_track_accuracy": res.test_track_accuracy,
         "query_ms_p50": 1000 * float(np.median(latencies)) if latencies else None,
         "timings_s": {k_: round(v, 1) for k_, v in timings.items()},
     }
