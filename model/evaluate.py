@@ -47,8 +47,8 @@ def evaluate(
     truth = {p: enc.labels.index(ds.classes[label]) for p, label in zip(ds.paths, ds.labels)}
     training = read_sidecar(model).get("training", {}) if str(model).endswith(".keras") else {}
     if only_test_split:
-        keep = set(training.get("test_paths", []))
-        paths = [p for p in paths if p in keep]
+        keep = {os.path.realpath(p) for p in training.get("test_paths", [])}  # links and copies of a dataset too
+        paths = [p for p in paths if os.path.realpath(p) in keep]
         if not paths:
             raise DatasetError(f"{model}: its training recorded no test tracks inside {dataset_dir}")
     window_hits, track_true, track_pred, failures = [], [], [], []
