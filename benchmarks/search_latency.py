@@ -64,8 +64,7 @@ def run(n: int, dim: int, n_queries: int, k: int, rng, workdir: Path) -> list[di
     vecs = build_store(store, n, dim, rng)
     build_s = time.perf_counter() - t
     t = time.perf_counter()
-    searcher = Searcher(store)
-    searcher.index  # load it
+    searcher = Searcher(store)  # opens the store and loads its index
     open_s = time.perf_counter() - t
     genre = GENRES[3]
     genre_rows = np.flatnonzero(np.arange(n) % len(GENRES) == 3)

@@ -241,7 +241,7 @@ class Store:
             try:
                 seen = read_manifest(path)["generation"]
                 store = cls(path)
-                store.tracks
+                _ = store.tracks  # load now: a reader holds one consistent generation
                 store.index()
                 return store
             except (StoreError, OSError) as err:
@@ -299,15 +299,6 @@ class Store:
         if self._tracks is None:
             self._tracks = _read_tracks(self.path, self.manifest["tracks"])
         return self._tracks
-
-    def track(self, track_id: int) -> Track | None:
-        ids = self.tracks.column("id").to_numpy()
-        hit = np.flatnonzero(ids == track_id)
-        if not len(hit):
-            return None
-        from catalog.track import from_row
-
-        return from_row(self.tracks.slice(int(hit[0]), 1).to_pylist()[0])
 
     def vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Raw track vectors of the live ok tracks: (ids, float32[n, d]), sorted by id."""

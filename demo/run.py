@@ -110,7 +110,6 @@ def run_demo(
          f"{'n/a' if acc is None else f'{acc:.2f}'}, test {'n/a' if test_acc is None else f'{test_acc:.2f}'} "
          f"({timings['train_s']:.0f}s)")
 
-    t = time.perf_counter()
     echo(f"3/4 indexing all {len(tracks)} tracks with the seed CNN, and with the pretrained musicnn (no training) ...")
     stores = {"seed CNN": workdir / "library.soundalike", "musicnn": workdir / "library-musicnn.soundalike"}
     for (label, store), model in zip(stores.items(), (model_path, "musicnn")):

@@ -21,7 +21,7 @@ from catalog.store import Store, StoreError, StoreWriter, is_store, read_manifes
 from catalog.tags import normalise_genre, read_tags
 from catalog.track import STATUS_ERROR, STATUS_OK, Track
 from model.encoder import BUILTIN, DEFAULT_ENCODER, ModelError, is_builtin, load_encoder, read_sidecar
-from model.musicnn import WeightsMissing
+from model.musicnn import ENCODER_NAMES, WeightsMissing
 from model.pipeline import Extracted, extract_many
 
 
@@ -261,7 +261,7 @@ def _resolve_model(store_path: Path, model):
                 return have["spec"]
             raise IndexingError(f"{store_path}: the store does not record its encoder; give --model")
         if is_builtin(str(model)):
-            if load_name(str(model)) != have["name"]:
+            if ENCODER_NAMES[BUILTIN[str(model)]] != have["name"]:
                 raise IndexingError(f"{store_path}: built with encoder {have['name']} ({have['fingerprint']}), "
                                     f"not {model}; use the store's encoder or a new store")
             return str(model)
@@ -282,10 +282,6 @@ def _resolve_model(store_path: Path, model):
     if not Path(model).is_file():
         raise IndexingError(f"{model}: model file not found (or use a built-in encoder: {', '.join(BUILTIN)})")
     return str(model)
-
-
-def load_name(builtin: str) -> str:
-    return {"MSD_musicnn": "musicnn-msd", "MTT_musicnn": "musicnn-mtt"}[BUILTIN[builtin]]
 
 
 __all__ = ["IndexReport", "IndexingError", "Plan", "index_library", "make_plan", "StoreError"]

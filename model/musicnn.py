@@ -51,6 +51,8 @@ MTT_LABELS = [
     "no voice", "weird", "country", "metal", "female voice", "choral",
 ]
 LABELS = {"MSD_musicnn": MSD_LABELS, "MTT_musicnn": MTT_LABELS}
+#: The encoder name a store records for each model.
+ENCODER_NAMES = {"MSD_musicnn": "musicnn-msd", "MTT_musicnn": "musicnn-mtt"}
 #: The tags of each model that name a genre (the rest are moods, decades, voices, instruments).
 GENRE_TAGS = {
     "MSD_musicnn": ["rock", "pop", "alternative", "indie", "electronic", "dance", "alternative rock", "jazz", "metal",
@@ -199,7 +201,7 @@ class MusicnnEncoder(EncoderBase):
         from model.encoder import fingerprint
 
         self.variant = model
-        self.name = {"MSD_musicnn": "musicnn-msd", "MTT_musicnn": "musicnn-mtt"}[model]
+        self.name = ENCODER_NAMES[model]
         self.labels = list(LABELS[model])
         self.frontend = frontend(n_windows)
         self.net = load(model)

@@ -70,7 +70,6 @@ def test_genre_filter_equals_exact_numpy_search_over_that_genre(indexed):
 
 def test_rare_genre_still_returns_k_results(tmp_path, library, trained_model):
     # one kind has all of its 4 tracks tagged "rare": a filtered search for k=4 finds all 4
-    from indexer.run import index_library
 
     store = tmp_path / "rare.soundalike"
     quiet_index(library.root, store, model=trained_model)

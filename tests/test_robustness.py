@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from conftest import SR, make_library, synth, write_audio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from catalog.store import Store, StoreError, StoreWriter, read_manifest
+from catalog.store import Store, StoreError, read_manifest
 from cli import main
 from indexer.run import index_library
 from search.searcher import Searcher
