@@ -21,6 +21,7 @@ _USER_ERRORS = (
     ("model.train", "DatasetError"),
     ("model.audio", "AudioError"),
     ("model.musicnn", "WeightsMissing"),
+    ("model.runtime", "RuntimeChoiceError"),
 )
 
 
@@ -120,7 +121,8 @@ def _print_index_report(r) -> None:
         st = r.stages
         click.echo(
             f"time {r.wall_s:.1f}s: scan {st['scan']:.1f}s, decode {st['decode']:.1f}s, features {st['features']:.1f}s "
-            f"(summed over workers), encode {st['encode']:.1f}s, write {st['write']:.1f}s; {r.windows} windows"
+            f"(summed over workers), encode {st['encode']:.1f}s ({r.runtime}), write {st['write']:.1f}s; "
+            f"{r.windows} windows"
         )
 
 
@@ -228,6 +230,8 @@ def info(store, as_json):
     enc = data["encoder"]
     click.echo(f"store     {data['path']} (generation {data['generation']}, format {data['format_version']})")
     click.echo(f"encoder   {enc['name']} dim {enc['dim']} fingerprint {enc['fingerprint']}")
+    if enc.get("runtimes"):
+        click.echo(f"runtime   {', '.join(enc['runtimes'])}")
     c = data["counts"]
     click.echo(f"tracks    {c['tracks']} ({c['ok']} indexed, {c['error']} failed), {c['vectors']} vectors in the index")
     click.echo(f"disk      {data['disk_bytes'] / 1e6:.1f} MB")

@@ -20,6 +20,7 @@ from catalog.scan import FileEntry, ScanProblem, scan
 from catalog.store import Store, StoreError, StoreWriter, is_store, read_manifest
 from catalog.tags import normalise_genre, read_tags
 from catalog.track import STATUS_ERROR, STATUS_OK, Track
+from model.runtime import RuntimeChoiceError
 from model.encoder import BUILTIN, DEFAULT_ENCODER, ModelError, is_builtin, load_encoder, read_sidecar
 from model.musicnn import ENCODER_NAMES, WeightsMissing
 from model.pipeline import Extracted, extract_many
@@ -52,6 +53,7 @@ class IndexReport:
     stages: dict[str, float] = dataclasses.field(default_factory=lambda: dict.fromkeys(("scan", "decode", "features", "encode", "write"), 0.0))
     windows: int = 0
     wall_s: float = 0.0
+    runtime: str = ""
     dry_run: bool = False
     interrupted: bool = False
 
@@ -138,9 +140,15 @@ def index_library(
 
     try:
         encoder = load_encoder(model_path)
-    except (ModelError, WeightsMissing) as err:
+    except (ModelError, WeightsMissing, RuntimeChoiceError) as err:
         raise IndexingError(str(err)) from None
+    try:
+        runtime = encoder.runtime  # compiles the model now: a failing route stops before any work
+    except RuntimeChoiceError as err:
+        raise IndexingError(str(err)) from None
+    report.runtime = runtime
     enc_meta = {"name": encoder.name, "fingerprint": encoder.fingerprint, "dim": encoder.dim, "labels": encoder.labels,
+                "runtime": runtime,
                 "frontend": encoder.frontend.to_dict(), "transform": getattr(encoder, "library_transform", None)}
     files = []
     if hasattr(encoder, "spec"):

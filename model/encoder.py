@@ -81,6 +81,13 @@ class EncoderBase:
     def segment_seconds(self) -> float:
         return self.frontend.window_s
 
+    @property
+    def runtime(self) -> str:
+        """Where inference runs (recorded by stores): Keras models run in TensorFlow, float32."""
+        import tensorflow as tf
+
+        return f"tensorflow {tf.__version__} f32"
+
     def features(self, windows: np.ndarray) -> np.ndarray:
         return self.frontend.features(windows)
 

@@ -41,6 +41,10 @@ class HeadEncoder(KerasEncoder):
         self.fingerprint = fingerprint(f"{NAME}/{backbone.fingerprint}", self.frontend,
                                        [np.asarray(w) for w in head.get_weights()])
 
+    @property
+    def runtime(self) -> str:
+        return f"{self.backbone.runtime} + head in tensorflow"
+
     def backbone_spec(self) -> dict:
         return {**self.backbone.spec(), "fingerprint": self.backbone.fingerprint}
 

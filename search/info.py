@@ -24,7 +24,7 @@ def store_info(path: str | os.PathLike) -> dict:
         "path": str(store.path.resolve()),
         "format_version": m["version"],
         "generation": store.generation,
-        "encoder": {k: m["encoder"].get(k) for k in ("name", "dim", "fingerprint", "labels", "model")},
+        "encoder": {k: m["encoder"].get(k) for k in ("name", "dim", "fingerprint", "labels", "model", "runtimes")},
         "index": m.get("index"),
         "counts": counts,
         "genres": dict(genres.most_common()),

@@ -97,6 +97,13 @@ def test_bad_requests_are_one_line_errors_with_exit_2(runner, indexed, args, mes
     assert message in res.output and "Traceback" not in res.output
 
 
+def test_unknown_inference_route_is_a_one_line_error(runner, library, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOUNDALIKE_INFERENCE", "fp8")
+    res = runner.invoke(main, ["index", str(library.root), "--db", str(tmp_path / "s"), "--quiet"])
+    assert res.exit_code == 2, res.output
+    assert "SOUNDALIKE_INFERENCE='fp8' is not a known inference route" in res.output and "Traceback" not in res.output
+
+
 def test_not_a_store(runner, tmp_path):
     res = runner.invoke(main, ["info", "--db", str(tmp_path)])
     assert res.exit_code == 2 and "not a soundalike store" in res.output

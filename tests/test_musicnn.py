@@ -39,7 +39,7 @@ def test_front_end_reproduces_the_reference_inputs(golden):
 
 
 def test_encoder_vectors_tags_and_fingerprint(golden):
-    enc = musicnn.MusicnnEncoder("MSD_musicnn", n_windows=4)
+    enc = musicnn.MusicnnEncoder("MSD_musicnn", n_windows=4, runtime_route="openvino-f32")
     feats = np.transpose(golden["inputs"], (0, 2, 1))
     window_feats, tags = enc.encode(feats)
     np.testing.assert_allclose(window_feats[:, :753], golden["MSD_musicnn/mean_pool"], atol=1e-3)
@@ -54,6 +54,80 @@ def test_encoder_vectors_tags_and_fingerprint(golden):
     assert musicnn.MusicnnEncoder("MSD_musicnn", n_windows=8).fingerprint != enc.fingerprint
     assert musicnn.MusicnnEncoder("MTT_musicnn", n_windows=4).fingerprint != enc.fingerprint
     assert musicnn.MusicnnEncoder("MSD_musicnn", n_windows=4).fingerprint == enc.fingerprint
+
+
+@pytest.mark.parametrize("route", ["tensorflow", "openvino-f32"])
+def test_exact_inference_routes_match_the_original_graph(golden, route):
+    feats = np.transpose(golden["inputs"], (0, 2, 1))
+    for variant in ("MSD_musicnn", "MTT_musicnn"):
+        enc = musicnn.MusicnnEncoder(variant, runtime_route=route)
+        window_feats, tags = enc.encode(feats)
+        assert enc.runtime.startswith(route.split("-")[0]) and enc.runtime.endswith("f32")
+        for got, name, tol in ((tags, "taggram", 1e-4), (window_feats[:, 753:], "penultimate", 1e-4),
+                               (window_feats[:, :753], "mean_pool", 1e-3)):
+            diff = float(np.max(np.abs(got - golden[f"{variant}/{name}"])))
+            assert diff <= tol, f"{route} {variant} {name}: max abs difference {diff:.2e} > {tol}"
+
+
+def test_bf16_route_stays_close_to_the_original_graph(golden):
+    from model.runtime import cpu_has_bf16
+
+    if not cpu_has_bf16():
+        pytest.skip("this CPU has no native bf16 instructions")
+    feats = np.transpose(golden["inputs"], (0, 2, 1))
+    auto = musicnn.MusicnnEncoder("MSD_musicnn")
+    assert auto.runtime.startswith("openvino") and auto.runtime.endswith("bf16")  # auto picks bf16 here
+    window_feats, tags = auto.encode(feats)
+    ref = np.concatenate([golden["MSD_musicnn/mean_pool"], golden["MSD_musicnn/penultimate"]], axis=1)
+    cos = np.sum(window_feats * ref, 1) / np.linalg.norm(window_feats, axis=1) / np.linalg.norm(ref, axis=1)
+    assert cos.min() > 0.9995, cos
+    assert np.max(np.abs(tags - golden["MSD_musicnn/taggram"])) < 0.02
+    for got, want in zip(tags, golden["MSD_musicnn/taggram"]):  # the same top-3 tags for every patch
+        assert set(np.argsort(-got)[:3]) == set(np.argsort(-want)[:3])
+
+
+def test_unknown_inference_route_is_refused(monkeypatch):
+    from model.runtime import RuntimeChoiceError
+
+    monkeypatch.setenv("SOUNDALIKE_INFERENCE", "gpu-fp8")
+    with pytest.raises(RuntimeChoiceError, match="SOUNDALIKE_INFERENCE='gpu-fp8' is not a known inference route"):
+        musicnn.MusicnnEncoder("MSD_musicnn")
+
+
+def test_openvino_route_sends_and_writes_nothing(tmp_path, golden):
+    """Offline by design: converting and running the model opens no network connection, never imports the
+    converter's telemetry and writes nothing in the home folder."""
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    home.mkdir()
+    script = (
+        "import socket, sys, json, numpy as np\n"
+        "calls = []\n"
+        "real = socket.socket.connect\n"
+        "def spy(self, addr, *a): calls.append(str(addr)); return real(self, addr, *a)\n"
+        "socket.socket.connect = spy\n"
+        "from model.musicnn import MusicnnEncoder\n"
+        "enc = MusicnnEncoder('MSD_musicnn', runtime_route='openvino-f32')\n"
+        f"x = np.load({str(GOLDEN)!r})['inputs'].transpose(0, 2, 1)\n"
+        "enc.encode(x)\n"
+        "print(json.dumps({'runtime': enc.runtime, 'connects': calls,\n"
+        "                  'telemetry': sys.modules.get('openvino_telemetry') is not None}))\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("CI",)}
+    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), XDG_CACHE_HOME=str(home / ".cache"))
+    out = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parent.parent, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rec = json.loads(out.stdout.strip().splitlines()[-1])
+    assert rec["runtime"].startswith("openvino")
+    assert rec["connects"] == [] and rec["telemetry"] is False
+    # TensorFlow's Keras writes its config and matplotlib its font cache; nothing else may appear (OpenVINO's
+    # telemetry would keep a client id and consent file under ~/intel)
+    written = {str(p.relative_to(home)) for p in home.rglob("*") if p.is_file()}
+    benign = ("/matplotlib/", ".keras/keras.json")
+    assert {w for w in written if not any(b in w for b in benign)} == set(), written
 
 
 def test_missing_weights_name_the_install_command(monkeypatch):
@@ -79,6 +153,7 @@ def test_default_encoder_indexes_a_library_without_training(library, tmp_path):
     assert report.added == len(library.files) and report.failed == 0
     s = Store(store)
     assert s.encoder_info["name"] == "musicnn-msd" and s.dim == 1906
+    assert s.encoder_info["runtimes"] == [report.runtime] and report.runtime.startswith("openvino")
     assert s.manifest["transform"]["kind"] == "standardize" and s.manifest["transform"]["fitted_on"] == len(library.files)
     # the index holds the library-standardised, unit-length version of the raw vectors kept in the shards
     ids, raw = s.vectors()
@@ -119,3 +194,33 @@ def test_outside_query_through_the_library_transform(library, tmp_path):
     assert hits[0].path == src and hits[0].score > 0.999
     outside = write_audio(tmp_path / "other.wav", synth("beats", seed=4321, seconds=6.0))
     assert len(searcher.search_path(outside, k=3)) == 3
+
+
+def test_routes_can_share_a_store(library, tmp_path, monkeypatch):
+    """A store indexed in float32 TensorFlow, then grown and queried through OpenVINO bf16 (or float32 where the
+    CPU has no bf16): both routes' vectors live in one index, a copy still finds its original, and the store
+    lists both routes."""
+    import shutil
+
+    from catalog.store import Store
+    from indexer.run import index_library
+    from search.searcher import Searcher
+
+    store = tmp_path / "mixed.soundalike"
+    files = sorted(library.files)
+    moved = tmp_path / "later" / Path(files[0]).name
+    moved.parent.mkdir()
+    shutil.move(files[0], moved)
+    monkeypatch.setenv("SOUNDALIKE_INFERENCE", "tensorflow")
+    first = index_library(library.root, store, workers=0, progress=False, log=lambda m: None)
+    monkeypatch.delenv("SOUNDALIKE_INFERENCE")
+    shutil.move(moved, files[0])
+    second = index_library(library.root, store, workers=0, progress=False, log=lambda m: None)
+    assert first.runtime.startswith("tensorflow") and second.runtime.startswith("openvino") and second.added == 1
+    assert Store(store).encoder_info["runtimes"] == [first.runtime, second.runtime]
+    searcher = Searcher(store)
+    for src in files[:4]:  # queries embedded by the second route, against vectors of both
+        copy = tmp_path / ("copy" + Path(src).suffix)
+        shutil.copy(src, copy)
+        hits = searcher.search_path(copy, k=1)
+        assert hits[0].path == src and hits[0].score > 0.99, (src, hits[0])

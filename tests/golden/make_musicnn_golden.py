@@ -184,8 +184,9 @@ def checkpoint_prefix(model: str) -> str:
     return os.path.join(os.path.dirname(musicnn.__file__), model) + "/"
 
 
-def run_graph(model: str, batch: np.ndarray, runs: int = 2) -> dict[str, np.ndarray]:
-    """Build the package's own graph, restore its checkpoint, run ``batch`` through it ``runs`` times."""
+def reference_graph(model: str):
+    """The package's own graph with its checkpoint restored: ``(session, input placeholder, feed extras, fetch
+    dict)``. Also used by benchmarks/encoder_speed.py to time the original graph."""
     import tensorflow as tf
     from musicnn import models
 
@@ -200,27 +201,34 @@ def run_graph(model: str, batch: np.ndarray, runs: int = 2) -> dict[str, np.ndar
             taggram = tf.nn.sigmoid(logits)
         prefix = checkpoint_prefix(model)
         graph_vars = tf.compat.v1.global_variables()
-        with tf.compat.v1.Session(graph=graph) as sess:
-            # no global_variables_initializer: every variable must come from the checkpoint
-            tf.compat.v1.train.Saver().restore(sess, prefix)
-            reader = tf.compat.v1.train.NewCheckpointReader(prefix)
-            for v in graph_vars:  # restore really happened (the package swallows restore errors)
-                name = v.op.name
-                assert np.array_equal(sess.run(v), reader.get_tensor(name)), name
-            fetch = {"taggram": taggram, "logits": logits, "penultimate": penultimate,
-                     "mean_pool": mean_pool, "max_pool": max_pool}
-            outs = [sess.run(fetch, feed_dict={x: batch, is_training: False}) for _ in range(runs)]
-            for o in outs[1:]:
-                for k in fetch:
-                    assert np.array_equal(o[k], outs[0][k]), f"{model}/{k} not deterministic"
-            # one patch at a time must agree with the batch (tolerance only: summation order may differ)
-            single = [sess.run(fetch, feed_dict={x: batch[i:i + 1], is_training: False}) for i in range(len(batch))]
+        sess = tf.compat.v1.Session(graph=graph)
+        # no global_variables_initializer: every variable must come from the checkpoint
+        tf.compat.v1.train.Saver().restore(sess, prefix)
+        reader = tf.compat.v1.train.NewCheckpointReader(prefix)
+        for v in graph_vars:  # restore really happened (the package swallows restore errors)
+            name = v.op.name
+            assert np.array_equal(sess.run(v), reader.get_tensor(name)), name
+    fetch = {"taggram": taggram, "logits": logits, "penultimate": penultimate,
+             "mean_pool": mean_pool, "max_pool": max_pool}
+    return sess, x, {is_training: False}, fetch
+
+
+def run_graph(model: str, batch: np.ndarray, runs: int = 2) -> dict[str, np.ndarray]:
+    """Build the package's own graph, restore its checkpoint, run ``batch`` through it ``runs`` times."""
+    sess, x, extra, fetch = reference_graph(model)
+    with sess:
+        outs = [sess.run(fetch, feed_dict={x: batch, **extra}) for _ in range(runs)]
+        for o in outs[1:]:
             for k in fetch:
-                stacked = np.concatenate([s[k] for s in single])
-                err = float(np.max(np.abs(stacked - outs[0][k])))
-                scale = float(np.max(np.abs(outs[0][k])))
-                print(f"  {model}/{k}: max |value| {scale:.3g}, batch-vs-single max |diff| {err:.3g}")
-                assert err <= 1e-5 * max(1.0, scale), (k, err, scale)
+                assert np.array_equal(o[k], outs[0][k]), f"{model}/{k} not deterministic"
+        # one patch at a time must agree with the batch (tolerance only: summation order may differ)
+        single = [sess.run(fetch, feed_dict={x: batch[i:i + 1], **extra}) for i in range(len(batch))]
+        for k in fetch:
+            stacked = np.concatenate([s[k] for s in single])
+            err = float(np.max(np.abs(stacked - outs[0][k])))
+            scale = float(np.max(np.abs(outs[0][k])))
+            print(f"  {model}/{k}: max |value| {scale:.3g}, batch-vs-single max |diff| {err:.3g}")
+            assert err <= 1e-5 * max(1.0, scale), (k, err, scale)
     res = {k: np.asarray(v, dtype=np.float32) for k, v in outs[0].items()}
     assert res["taggram"].shape == (len(batch), 50)
     assert res["penultimate"].shape == (len(batch), 200)
