@@ -300,9 +300,10 @@ def repair(store, as_json):
 @main.command()
 @click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Model file to write (.keras; a .json sidecar goes beside it).")
-@click.option("--epochs", type=click.IntRange(1), default=30, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
-@click.option("--val-fraction", type=click.FloatRange(0.0, 0.9), default=0.15, show_default=True, help="Share of each class's tracks for validation (early stopping).")
+@click.option("--epochs", type=click.IntRange(1), default=None, help="Default: 100 for a head, 30 for the seed CNN.")
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="Default: 64 for a head, 32 for the seed CNN.")
+@click.option("--val-fraction", type=click.FloatRange(0.0, 0.9), default=0.15, show_default=True,
+              help="Share of each class's tracks for validation (curves; early stopping for the seed CNN).")
 @click.option("--test-fraction", type=click.FloatRange(0.0, 0.9), default=0.15, show_default=True, help="Share of each class's tracks held out for testing.")
 @click.option("--cache", type=click.Path(file_okay=False), default=None, help="Training cache folder (see 'prepare'); made or updated first.")
 @click.option("--no-augment", is_flag=True, help="No spectrogram augmentation (seed CNN).")

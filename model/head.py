@@ -16,19 +16,22 @@ from model.encoder import KerasEncoder, fingerprint, l2_normalise
 NAME = "musicnn-head"
 
 
-def build(input_dim: int, n_classes: int, *, embedding_dim: int = 128, dropout: float = 0.3, seed: int = 0):
-    """Window features of the backbone -> Dense 128 (+ batch norm: the embedding) -> ReLU -> softmax."""
+def build(input_dim: int, n_classes: int, *, embedding_dim: int = 128, dropout: float = 0.3, weight_decay: float = 1e-3,
+          seed: int = 0):
+    """Window features of the backbone -> Dense 128 (+ batch norm: the embedding) -> ReLU -> softmax, with L2
+    weight decay on both dense layers."""
     keras = import_keras()
     L = keras.layers
     keras.utils.set_random_seed(seed)
+    decay = keras.regularizers.l2(weight_decay) if weight_decay else None
     inp = keras.Input((input_dim,), name="backbone_features")
     x = L.BatchNormalization(momentum=0.9, name="input_norm")(inp)
     x = L.Dropout(0.2, name="input_dropout")(x)
-    x = L.Dense(embedding_dim, use_bias=False, name="dense")(x)
+    x = L.Dense(embedding_dim, use_bias=False, kernel_regularizer=decay, name="dense")(x)
     x = L.BatchNormalization(momentum=0.9, name="embedding")(x)
     x = L.ReLU(name="relu_embedding")(x)
     x = L.Dropout(dropout, name="dropout")(x)
-    out = L.Dense(n_classes, activation="softmax", name="genre")(x)
+    out = L.Dense(n_classes, activation="softmax", kernel_regularizer=decay, name="genre")(x)
     return keras.Model(inp, out, name=NAME)
 
 

@@ -149,6 +149,9 @@ def train_seed(dataset_dir, out_path, **kw) -> TrainResult:
 
 
 BACKBONES = ("none", "musicnn", "musicnn-mtt")
+#: default epochs, batch size and early-stopping patience (0: none, the last epoch is kept) per model kind
+RECIPES = {"none": {"epochs": 30, "batch_size": 32, "patience": 6},
+           "head": {"epochs": 100, "batch_size": 64, "patience": 0}}
 
 
 def train_model(
@@ -159,11 +162,11 @@ def train_model(
     frontend: FrontEnd | None = None,
     n_windows: int | None = None,
     cache: str | os.PathLike | None = None,
-    epochs: int = 30,
-    batch_size: int = 32,
+    epochs: int | None = None,
+    batch_size: int | None = None,
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
-    patience: int = 6,
+    patience: int | None = None,
     learning_rate: float = 1e-3,
     augment: bool = True,
     class_weights: bool = True,
@@ -174,7 +177,7 @@ def train_model(
     callbacks: tuple = (),
 ) -> TrainResult:
     """Train a genre classifier on a folder-per-genre dataset and save it as ``out_path`` (.keras) plus
-    sidecar; the best epoch (lowest validation loss) is kept.
+    sidecar. The seed CNN keeps its best epoch (lowest validation loss); the head trains a fixed schedule.
 
     ``backbone="none"`` trains the seed CNN from scratch on log-mel windows (with SpecAugment-style
     augmentation through a ``tf.data`` pipeline); ``"musicnn"`` (or ``"musicnn-mtt"``) trains a small head on
@@ -188,6 +191,13 @@ def train_model(
     import tensorflow as tf
 
     t_start = time.perf_counter()
+    # the recipes that measured best on real music (a folder-per-soundtrack corpus, 70/30 by track): the seed
+    # CNN stops early on validation loss; the head trains a fixed 100 epochs with weight decay, because its
+    # validation loss (on windows) bottoms out at epoch 3-5 while track accuracy still climbs (0.65 -> 0.74)
+    recipe = RECIPES["none" if backbone == "none" else "head"]
+    epochs = epochs or recipe["epochs"]
+    batch_size = batch_size or recipe["batch_size"]
+    patience = recipe["patience"] if patience is None else patience
     if backbone not in BACKBONES:
         raise DatasetError(f"unknown backbone {backbone!r}; choose from {', '.join(BACKBONES)}")
     bb = None
@@ -240,37 +250,48 @@ def train_model(
         raise DatasetError(f"{dataset_dir}: no training track could be decoded")
 
     if bb is None:
-        from model import seedcnn
-
-        model = seedcnn.build(frontend, len(ds.classes), seed=seed)
         x_tr, x_va = x_tr[..., None], x_va[..., None]
-    else:
-        from model import head
 
-        model = head.build(bb.window_dim, len(ds.classes), seed=seed)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    train_data = tf.data.Dataset.from_tensor_slices((x_tr, y_tr)).shuffle(len(x_tr), seed=seed, reshuffle_each_iteration=True)
-    if augment and bb is None:
-        train_data = train_data.map(augment_fn(frontend, seed))  # sequential: the same seed gives the same run
-    train_data = train_data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    def new_model():
+        if bb is None:
+            from model import seedcnn
+
+            m = seedcnn.build(frontend, len(ds.classes), seed=seed)
+        else:
+            from model import head
+
+            m = head.build(bb.window_dim, len(ds.classes), seed=seed)
+        m.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+        return m
+
+    def fit(x, y, val_data, backup, extra_callbacks=()):
+        model = new_model()
+        data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        if augment and bb is None:
+            data = data.map(augment_fn(frontend, seed))  # sequential: the same seed gives the same run
+        data = data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        weights = None
+        if class_weights:  # unbalanced folders: each class weighs as much as the others in the loss
+            counts = np.bincount(y, minlength=len(ds.classes)).astype(float)
+            weights = {i: float(len(y) / (len(ds.classes) * c)) for i, c in enumerate(counts) if c > 0}
+        # Ctrl-C, then the same command: resumes from the last finished epoch
+        cbs = [keras.callbacks.BackupAndRestore(str(backup)), *extra_callbacks]
+        verbose = 1 if (progress and sys.stdout.isatty()) else 2 if progress else 0
+        hist = model.fit(data, epochs=epochs, validation_data=val_data, class_weight=weights, callbacks=cbs,
+                         verbose=verbose, shuffle=False)  # tf.data shuffles every epoch already
+        return model, hist
+
     has_val = len(x_va) > 0
     val_data = tf.data.Dataset.from_tensor_slices((x_va, y_va)).batch(256).prefetch(tf.data.AUTOTUNE) if has_val else None
-    weights = None
-    if class_weights:  # unbalanced folders: each class weighs as much as the others in the loss
-        counts = np.bincount(y_tr, minlength=len(ds.classes)).astype(float)
-        weights = {i: float(len(y_tr) / (len(ds.classes) * c)) for i, c in enumerate(counts) if c > 0}
     out_path = Path(out_path)
-    backup = out_path.with_name(f".{out_path.name}.training")
-    callbacks = [keras.callbacks.BackupAndRestore(str(backup)), *callbacks]  # Ctrl-C, then the same command: resumes
-    if has_val:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True))
-    verbose = 1 if (progress and sys.stdout.isatty()) else 2 if progress else 0
-    hist = model.fit(train_data, epochs=epochs, validation_data=val_data, class_weight=weights, callbacks=callbacks,
-                     verbose=verbose, shuffle=False)  # tf.data shuffles every epoch already
+    extra_callbacks = list(callbacks)
+    if has_val and patience:
+        extra_callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True))
+    model, hist = fit(x_tr, y_tr, val_data, out_path.with_name(f".{out_path.name}.training"), extra_callbacks)
+    # a fixed schedule (the head) needs validation only to report on: once reported, the final model is trained
+    # again on training + validation tracks (more data; measured +0.04-0.1 track accuracy on real music)
+    refit = has_val and not patience and bb is not None
     if bb is None:
         from model import seedcnn
 
@@ -293,6 +314,11 @@ def train_model(
         return float(np.mean(probs.argmax(1) == y)), float(np.mean(track_pred == ds.labels[track_ids]))
 
     win_acc, track_acc = accuracy(x_va, y_va, owner_va)
+    if refit:
+        log(f"validation track accuracy {track_acc:.3f}; training the final head on training + validation tracks")
+        model, _ = fit(np.concatenate([x_tr, x_va]), np.concatenate([y_tr, y_va]), None,
+                       out_path.with_name(f".{out_path.name}.refit"), list(callbacks))
+        encoder = HeadEncoder(model, backbone=bb, labels=ds.classes)
     test_win, test_track = accuracy(x_te, y_te, owner_te)
     history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
     seconds = time.perf_counter() - t_start
@@ -308,6 +334,7 @@ def train_model(
                 "tracks_test": int(len(te)),
                 "test_paths": [ds.paths[i] for i in te],
                 "epochs_run": len(history.get("loss", [])),
+                "final_model_trained_on": "train+val" if refit else "train",
                 "val_window_accuracy": win_acc,
                 "val_track_accuracy": track_acc,
                 "test_window_accuracy": test_win,

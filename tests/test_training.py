@@ -72,6 +72,20 @@ def test_seed_cnn_learns_distinct_classes_and_evaluate_reports(tmp_path, small_f
     assert json.loads((report_dir / "report.json").read_text())["macro_f1"] == rep["macro_f1"]
 
 
+def test_head_default_recipe_runs_its_full_schedule_and_generalises(tmp_path):
+    """The head on the pretrained features, with every default (the recipe `soundalike train` uses): no early
+    stop, and held-out tracks classified."""
+    lib = make_library(tmp_path / "ds", per_kind=6, seconds=7.0, formats=("wav",), seed=5)
+    res = train_model(lib.root, tmp_path / "head.keras", backbone="musicnn", n_windows=2, test_fraction=0.34,
+                      workers=0, progress=False, log=lambda m: None)
+    assert len(res.history["loss"]) == 100 and "val_loss" in res.history
+    assert res.n_test_tracks == 6 and res.test_track_accuracy >= 0.9, res.history
+    # validation was reported, then the saved head was trained again on training + validation tracks
+    side = json.loads((tmp_path / "head.json").read_text())["training"]
+    assert side["final_model_trained_on"] == "train+val" and side["val_track_accuracy"] is not None
+    assert not list(tmp_path.glob(".head.keras.*"))  # no training backups left behind
+
+
 def test_interrupted_training_resumes_from_its_last_epoch(tmp_path, small_frontend):
     from model._quiet import import_keras
 

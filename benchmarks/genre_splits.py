@@ -1,0 +1,130 @@
+"""Genre training on real music, split after split: `soundalike train` + `evaluate` against a linear probe.
+
+For each 70/30 split by track (stratified; seeds 0..N-1, or one fixed split from ``--holdout``), the 70 % is
+linked into a temporary folder-per-class dataset, trained on exactly as ``soundalike train`` does (default
+recipe: a head on the frozen pretrained musicnn; ``--seed-cnn`` adds the seed CNN from scratch), and the
+30 % is scored by ``soundalike evaluate``'s code. Beside it, on the same split: a logistic-regression probe
+(scikit-learn defaults) on each track's mean and standard deviation of the same pretrained window features,
+standardised. Track accuracy and macro F1 per split and their means.
+
+    python benchmarks/genre_splits.py CORPUS_DIR [--splits 5] [--holdout FILE] [--seed-cnn] [--json]
+
+``--holdout FILE`` lists the test tracks (paths relative to CORPUS_DIR, one per line) of one fixed split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from model.train import list_dataset  # noqa: E402
+
+
+def link_dataset(root: Path, paths: list[str], corpus: Path) -> None:
+    for p in paths:
+        dest = root / Path(p).relative_to(corpus)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(os.path.realpath(p), dest)
+
+
+def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    test = []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        test += idx[: max(1, int(round(test_fraction * len(idx))))].tolist() if len(idx) > 1 else []
+    return np.sort(test)
+
+
+def probe(features: dict[str, np.ndarray], ds, train: np.ndarray, test: np.ndarray) -> dict:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+    from sklearn.preprocessing import StandardScaler
+
+    def track(i):
+        w = features[ds.paths[i]]
+        return np.concatenate([w.mean(0), w.std(0)])
+
+    tr = [i for i in train if ds.paths[i] in features]
+    te = [i for i in test if ds.paths[i] in features]
+    scale = StandardScaler().fit([track(i) for i in tr])
+    clf = LogisticRegression(max_iter=5000).fit(scale.transform([track(i) for i in tr]), ds.labels[tr])
+    pred = clf.predict(scale.transform([track(i) for i in te]))
+    truth = ds.labels[te]
+    return {"track_accuracy": float(np.mean(pred == truth)),
+            "macro_f1": float(f1_score(truth, pred, average="macro", zero_division=0))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("corpus")
+    ap.add_argument("--splits", type=int, default=5)
+    ap.add_argument("--holdout", help="File listing the test tracks of one fixed split (relative paths).")
+    ap.add_argument("--seed-cnn", action="store_true", help="Also train and evaluate the seed CNN from scratch.")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    from model.evaluate import evaluate
+    from model.musicnn import MusicnnEncoder
+    from model.pipeline import extract_many
+    from model.train import train_model
+
+    corpus = Path(args.corpus).resolve()
+    ds = list_dataset(corpus, log=lambda m: None)
+    backbone = MusicnnEncoder("MSD_musicnn")
+    t0 = time.perf_counter()
+    features = {r.path: backbone.encode(r.features)[0] for r in extract_many(ds.paths, backbone.frontend) if not r.error}
+    print(f"{len(ds.paths)} tracks, {len(ds.classes)} classes; pretrained window features in "
+          f"{time.perf_counter() - t0:.0f}s ({backbone.runtime})", file=sys.stderr)
+    if args.holdout:
+        held = {str(corpus / line.strip()) for line in open(args.holdout) if line.strip()}
+        splits = [("holdout", np.asarray([i for i, p in enumerate(ds.paths) if p in held]))]
+    else:
+        splits = [(f"seed {s}", stratified_split(ds.labels, 0.3, s)) for s in range(args.splits)]
+
+    rows = []
+    for name, test in splits:
+        train = np.setdiff1d(np.arange(len(ds.paths)), test)
+        row = {"split": name, "train_tracks": len(train), "test_tracks": len(test), "probe": probe(features, ds, train, test)}
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            link_dataset(tmp / "train", [ds.paths[i] for i in train], corpus)
+            link_dataset(tmp / "test", [ds.paths[i] for i in test], corpus)
+            for kind, backbone_name in (("head", "musicnn"), ("seed_cnn", "none")):
+                if kind == "seed_cnn" and not args.seed_cnn:
+                    continue
+                t = time.perf_counter()
+                res = train_model(tmp / "train", tmp / f"{kind}.keras", backbone=backbone_name, test_fraction=0.0,
+                                  progress=False, log=lambda m: None)
+                train_s = time.perf_counter() - t
+                rep = evaluate(tmp / "test", tmp / f"{kind}.keras", progress=False, log=lambda m: None)
+                row[kind] = {"track_accuracy": rep["track_accuracy"], "macro_f1": rep["macro_f1"],
+                             "window_accuracy": rep["window_accuracy"], "epochs": len(res.history["loss"]),
+                             "train_s": round(train_s, 1), "classes": rep["classes"],
+                             "confusion_matrix": rep["confusion_matrix"]}
+        rows.append(row)
+        line = "  ".join(f"{k} {row[k]['track_accuracy']:.3f}" for k in ("head", "seed_cnn", "probe") if k in row)
+        print(f"{name}: {line}", file=sys.stderr, flush=True)
+
+    kinds = [k for k in ("head", "seed_cnn", "probe") if k in rows[0]]
+    means = {k: {m: float(np.mean([r[k][m] for r in rows])) for m in ("track_accuracy", "macro_f1")} for k in kinds}
+    if args.json:
+        print(json.dumps({"corpus": str(corpus), "splits": rows, "mean": means}, indent=2))
+        return
+    print(f"{'split':10} " + " ".join(f"{k + ' acc':>14} {k + ' F1':>12}" for k in kinds))
+    for r in rows:
+        print(f"{r['split']:10} " + " ".join(f"{r[k]['track_accuracy']:14.3f} {r[k]['macro_f1']:12.3f}" for k in kinds))
+    print(f"{'mean':10} " + " ".join(f"{means[k]['track_accuracy']:14.3f} {means[k]['macro_f1']:12.3f}" for k in kinds))
+
+
+if __name__ == "__main__":
+    main()
