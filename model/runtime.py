@@ -81,7 +81,8 @@ def _tensorflow(net, input_shape: tuple[int, ...]) -> Compiled:
     fn = tf.function(lambda x: net(x, training=False), input_signature=[tf.TensorSpec([None, *input_shape], tf.float32)])
 
     def run(x):
-        return [np.asarray(o) for o in fn(x)]
+        out = fn(x)
+        return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
 
     return Compiled(run, "tensorflow", f"tensorflow {tf.__version__} f32")
 
@@ -115,8 +116,9 @@ def _openvino(net, input_shape: tuple[int, ...], precision: str) -> Compiled:
 def compile_model(net, input_shape: tuple[int, ...], route: str | None = None, *, warn=None) -> Compiled:
     """Compile the Keras model ``net`` (inputs ``[batch, *input_shape]``) for the requested route.
 
-    ``auto`` falls back quietly when OpenVINO is not installed and with a one-line warning (through ``warn``)
-    when it is installed but fails; an explicitly requested route that cannot run raises RuntimeChoiceError.
+    ``auto`` falls back quietly when OpenVINO is not installed and with a one-line warning (through ``warn``,
+    else on stderr) when it is installed but fails; an explicitly requested route that cannot run raises
+    RuntimeChoiceError.
     """
     route = requested(route)
     if route == "tensorflow":
@@ -134,6 +136,9 @@ def compile_model(net, input_shape: tuple[int, ...], route: str | None = None, *
     except ImportError:
         return _tensorflow(net, input_shape)
     except Exception as err:  # a converter or plugin failure must not stop indexing: TensorFlow is exact
-        if warn:
-            warn(f"OpenVINO unavailable ({' '.join(str(err).split())[:160]}); running the model in TensorFlow")
+        (warn or _stderr)(f"OpenVINO unavailable ({' '.join(str(err).split())[:160]}); running the model in TensorFlow")
         return _tensorflow(net, input_shape)
+
+
+def _stderr(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)

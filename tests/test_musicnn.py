@@ -224,3 +224,31 @@ def test_routes_can_share_a_store(library, tmp_path, monkeypatch):
         shutil.copy(src, copy)
         hits = searcher.search_path(copy, k=1)
         assert hits[0].path == src and hits[0].score > 0.99, (src, hits[0])
+
+
+def test_auto_route_falls_back_to_tensorflow(monkeypatch):
+    """Without OpenVINO the model runs in TensorFlow quietly; with a broken OpenVINO, with a one-line warning."""
+    from model import runtime
+    from model._quiet import import_keras
+
+    keras = import_keras()
+    inp = keras.Input((4, 3))
+    net = keras.Model(inp, [keras.layers.Dense(2)(keras.layers.Flatten()(inp))])
+    x = np.random.default_rng(0).normal(size=(5, 4, 3)).astype(np.float32)
+    want = np.asarray(net(x))
+
+    def missing(*a):
+        raise ImportError("No module named 'openvino'")
+
+    def broken(*a):
+        raise RuntimeError("CPU plugin\nfailed to load")
+
+    for fail, warned in ((missing, []), (broken, ["OpenVINO unavailable (CPU plugin failed to load); running the model in TensorFlow"])):
+        monkeypatch.setattr(runtime, "_openvino", fail)
+        messages = []
+        compiled = runtime.compile_model(net, (4, 3), "auto", warn=messages.append)
+        assert compiled.route == "tensorflow" and messages == warned
+        np.testing.assert_allclose(compiled(x)[0], want, rtol=1e-5, atol=1e-6)
+    monkeypatch.setattr(runtime, "_openvino", missing)
+    with pytest.raises(runtime.RuntimeChoiceError, match="OpenVINO is not installed"):
+        runtime.compile_model(net, (4, 3), "openvino-f32")
