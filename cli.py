@@ -25,6 +25,11 @@ _USER_ERRORS = (
 )
 
 
+#: options several commands share
+STORE_OPTION = click.option("--db", "store", required=True, type=click.Path(), help="Store directory.")
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+
+
 class UserError(click.ClickException):
     """A bad request: one line on stderr, exit code 2 (click's usage convention)."""
 
@@ -131,7 +136,7 @@ def _print_index_report(r) -> None:
 
 @main.command()
 @click.argument("query")
-@click.option("--db", "store", required=True, type=click.Path(), help="Store directory.")
+@STORE_OPTION
 @click.option("--id", "by_id", is_flag=True, help="QUERY is a track id of the store.")
 @click.option("-k", "k", type=click.IntRange(1, 10_000), default=10, show_default=True, help="Number of results.")
 @click.option("--genre", "genres", multiple=True, help="Only tracks of this genre (repeatable).")
@@ -198,7 +203,7 @@ def _m3u(hits) -> str:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--model", default="musicnn", show_default=True, help="A built-in encoder (musicnn, musicnn-mtt) or a .keras model.")
 @click.option("--top", type=click.IntRange(1, 50), default=10, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@JSON_OPTION
 def tags(file, model, top, as_json):
     """Predicted tags (and genre) of an audio file."""
     from search.tags import predict_tags
@@ -217,8 +222,8 @@ def tags(file, model, top, as_json):
 
 
 @main.command()
-@click.option("--db", "store", required=True, type=click.Path(), help="Store directory.")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@STORE_OPTION
+@JSON_OPTION
 def info(store, as_json):
     """What a store holds: encoder, counts, genres, failures, disk size."""
     from search.info import store_info
@@ -244,8 +249,8 @@ def info(store, as_json):
 
 
 @main.command()
-@click.option("--db", "store", required=True, type=click.Path(), help="Store directory.")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@STORE_OPTION
+@JSON_OPTION
 def failures(store, as_json):
     """Files that could not be indexed, each with its one-line reason."""
     from search.info import store_info
@@ -260,8 +265,8 @@ def failures(store, as_json):
 
 
 @main.command()
-@click.option("--db", "store", required=True, type=click.Path(), help="Store directory.")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@STORE_OPTION
+@JSON_OPTION
 def verify(store, as_json):
     """Check every file of a store against its checksum, and that its parts agree. Exit 1 if damaged."""
     from catalog.check import verify as verify_store
@@ -278,8 +283,8 @@ def verify(store, as_json):
 
 
 @main.command()
-@click.option("--db", "store", required=True, type=click.Path(), help="Store directory.")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@STORE_OPTION
+@JSON_OPTION
 def repair(store, as_json):
     """Rebuild what can be rebuilt of a damaged store (index, transform, manifest) from its shards."""
     from catalog.check import repair as repair_store

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model.train import list_dataset  # noqa: E402
+from model.train import list_dataset, split_three  # noqa: E402
 
 
 def link_dataset(root: Path, paths: list[str], corpus: Path) -> None:
@@ -34,15 +34,6 @@ def link_dataset(root: Path, paths: list[str], corpus: Path) -> None:
         dest = root / Path(p).relative_to(corpus)
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(os.path.realpath(p), dest)
-
-
-def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    test = []
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        test += idx[: max(1, int(round(test_fraction * len(idx))))].tolist() if len(idx) > 1 else []
-    return np.sort(test)
 
 
 def probe(features: dict[str, np.ndarray], ds, train: np.ndarray, test: np.ndarray) -> dict:
@@ -89,7 +80,8 @@ def main() -> None:
         held = {str(corpus / line.strip()) for line in open(args.holdout) if line.strip()}
         splits = [("holdout", np.asarray([i for i, p in enumerate(ds.paths) if p in held]))]
     else:
-        splits = [(f"seed {s}", stratified_split(ds.labels, 0.3, s)) for s in range(args.splits)]
+        splits = [(f"seed {s}", split_three(ds.labels, val_fraction=0.0, test_fraction=0.3, seed=s)[2])
+                  for s in range(args.splits)]
 
     rows = []
     for name, test in splits:

@@ -374,13 +374,13 @@ class StoreWriter:
                     f"{self.path}: built with encoder {have['name']} ({have['fingerprint']}), "
                     f"not {encoder['name']} ({encoder['fingerprint']}); use that model or a new store"
                 )
-            # the same weights may run on several routes (e.g. bf16 on one machine, float32 on another):
-            # vectors stay compatible, and the store lists every route that wrote some
-            runtimes = have.setdefault("runtimes", [have["runtime"]] if have.get("runtime") else [])
-            if encoder.get("runtime") and encoder["runtime"] not in runtimes:
-                runtimes.append(encoder["runtime"])
         else:
             self.manifest = self._new_manifest(encoder, encoder_files)
+        # the same weights may run on several routes (e.g. bf16 on one machine, float32 on another): vectors
+        # stay compatible, and the store lists every route that wrote some
+        runtimes = self.manifest["encoder"].setdefault("runtimes", [])
+        if encoder.get("runtime") and encoder["runtime"] not in runtimes:
+            runtimes.append(encoder["runtime"])
         base = _read_tracks(self.path, self.manifest["tracks"])
         self._rows: dict[int, dict] = {r["id"]: r for r in base.to_pylist()}
         self._by_path: dict[str, int] = {r["path"]: i for i, r in self._rows.items()}
@@ -414,9 +414,7 @@ class StoreWriter:
 
     # -- manifest ------------------------------------------------------------------------------------------
     def _new_manifest(self, encoder: dict, encoder_files) -> dict:
-        enc = dict(encoder)
-        if enc.get("runtime"):
-            enc["runtimes"] = [enc["runtime"]]
+        enc = {k: v for k, v in encoder.items() if k != "runtime"}  # routes are listed under "runtimes"
         if encoder_files:
             dest = self.path / "encoder"
             dest.mkdir(exist_ok=True)

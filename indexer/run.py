@@ -20,10 +20,10 @@ from catalog.scan import FileEntry, ScanProblem, scan
 from catalog.store import Store, StoreError, StoreWriter, is_store, read_manifest
 from catalog.tags import normalise_genre, read_tags
 from catalog.track import STATUS_ERROR, STATUS_OK, Track
-from model.runtime import RuntimeChoiceError
 from model.encoder import BUILTIN, DEFAULT_ENCODER, ModelError, is_builtin, load_encoder, read_sidecar
 from model.musicnn import ENCODER_NAMES, WeightsMissing
 from model.pipeline import Extracted, extract_many
+from model.runtime import RuntimeChoiceError
 
 
 class IndexingError(Exception):
@@ -140,11 +140,8 @@ def index_library(
 
     try:
         encoder = load_encoder(model_path)
-    except (ModelError, WeightsMissing, RuntimeChoiceError) as err:
-        raise IndexingError(str(err)) from None
-    try:
         runtime = encoder.runtime  # compiles the model now: a failing route stops before any work
-    except RuntimeChoiceError as err:
+    except (ModelError, WeightsMissing, RuntimeChoiceError) as err:
         raise IndexingError(str(err)) from None
     report.runtime = runtime
     enc_meta = {"name": encoder.name, "fingerprint": encoder.fingerprint, "dim": encoder.dim, "labels": encoder.labels,

@@ -65,14 +65,8 @@ def list_dataset(root: str | os.PathLike, *, log: Callable[[str], None] | None =
 
 def split_tracks(labels: np.ndarray, *, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Stratified track-level split: indices (train, val). A class with one track goes to train only."""
-    rng = np.random.default_rng(seed)
-    train, val = [], []
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        n_val = 0 if len(idx) < 2 else max(1, int(round(val_fraction * len(idx))))
-        val += idx[:n_val].tolist()
-        train += idx[n_val:].tolist()
-    return np.sort(train), np.sort(val)
+    train, val, _ = split_three(labels, val_fraction=val_fraction, test_fraction=0.0, seed=seed)
+    return train, val
 
 
 def split_three(labels: np.ndarray, *, val_fraction: float, test_fraction: float, seed: int):
