@@ -14,14 +14,14 @@ import click
 
 # messages of these exceptions are one line that names the file and the reason
 _USER_ERRORS = (
-    ("catalog.store", "StoreError"),
-    ("search.searcher", "QueryError"),
-    ("indexer.run", "IndexingError"),
-    ("model.encoder", "ModelError"),
-    ("model.train", "DatasetError"),
-    ("model.audio", "AudioError"),
-    ("model.musicnn", "WeightsMissing"),
-    ("model.runtime", "RuntimeChoiceError"),
+    (f"{__package__}.catalog.store", "StoreError"),
+    (f"{__package__}.search.searcher", "QueryError"),
+    (f"{__package__}.indexer.run", "IndexingError"),
+    (f"{__package__}.model.encoder", "ModelError"),
+    (f"{__package__}.model.train", "DatasetError"),
+    (f"{__package__}.model.audio", "AudioError"),
+    (f"{__package__}.model.musicnn", "WeightsMissing"),
+    (f"{__package__}.model.runtime", "RuntimeChoiceError"),
 )
 
 
@@ -87,19 +87,25 @@ def main() -> None:
               help="Genre from tags, or from each file's top folder under LIBRARY_DIR.")
 @click.option("--workers", type=int, default=None, help="Decode processes (default: one per core; 0 = in this process).")
 @click.option("--checkpoint-every", type=float, default=60.0, show_default=True, help="Seconds between checkpoints.")
+@click.option("--decode-timeout", type=click.FloatRange(min=1.0), default=120.0, show_default=True,
+              help="Seconds a file may take to decode (in a worker process) before it is skipped as hung.")
 @click.option("--force", is_flag=True, help="Re-embed every file, changed or not.")
 @click.option("--retry-failed", is_flag=True, help="Try files that failed before again.")
+@click.option("--prune", is_flag=True, help="Remove tracks whose files are gone even when they are more than 10%% of "
+              "the library (otherwise such a run removes nothing and marks them missing).")
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--strict", is_flag=True, help="Exit with status 1 when any file failed.")
-def index(library_dir, store, model, genre_from, workers, checkpoint_every, force, retry_failed, dry_run, as_json, quiet, strict):
+def index(library_dir, store, model, genre_from, workers, checkpoint_every, decode_timeout, force, retry_failed, prune,
+          dry_run, as_json, quiet, strict):
     """Index the audio files under LIBRARY_DIR into a store (only new and changed files are decoded)."""
-    from indexer.run import index_library
+    from .indexer.run import index_library
 
     report = _run(
         index_library, library_dir, store, model=model, genre_from=genre_from, workers=workers,
-        checkpoint_s=checkpoint_every, force=force, retry_failed=retry_failed, dry_run=dry_run,
+        checkpoint_s=checkpoint_every, force=force, retry_failed=retry_failed, prune=prune, dry_run=dry_run,
+        decode_timeout_s=decode_timeout,
         progress=not (quiet or as_json), log=lambda m: click.echo(m, err=True),
     )
     if as_json:
@@ -113,9 +119,15 @@ def index(library_dir, store, model, genre_from, workers, checkpoint_every, forc
 
 
 def _print_index_report(r) -> None:
+    from .indexer.run import PRUNE_SHARE
+
     what = "would add" if r.dry_run else "added"
     click.echo(f"{r.root}: {r.scanned} audio files; {what} {r.added}, updated {r.updated}, removed {r.removed}, "
-               f"unchanged {r.unchanged}, failed {r.failed}")
+               f"unchanged {r.unchanged}, failed {r.failed}" + (f", missing {r.missing}" if r.missing else ""))
+    if r.held:
+        click.echo(f"  kept {r.held} tracks whose files are gone: more than {PRUNE_SHARE:.0%} of the library at once "
+                   f"(a drive not mounted? a moved folder?); they are marked missing. If they are really gone, run "
+                   f"again with --prune", err=True)
     for path, reason in r.failures[:20]:
         click.echo(f"  failed: {path}: {reason}", err=True)
     if len(r.failures) > 20:
@@ -147,7 +159,7 @@ def _print_index_report(r) -> None:
 @click.option("--m3u", type=click.Path(dir_okay=False, allow_dash=True), help="Write the results as an M3U playlist ('-' for stdout).")
 def search(query, store, by_id, k, genres, genre_source, exclude_artist_of_query, as_json, m3u):
     """Tracks that sound like QUERY: a file in the store, an id (--id), or any audio file."""
-    from search.searcher import Searcher
+    from .search.searcher import Searcher
 
     s = _run(Searcher, store)
     if by_id:
@@ -184,7 +196,9 @@ def _print_hits(hits) -> None:
     pw = rest - tw - aw - gw
     click.echo(f"{'#':>3} {'score':>6}  {_cut('title', tw)} {_cut('artist', aw)} {_cut('genre', gw)} {_cut('path', pw)}")
     for i, h in enumerate(hits, 1):
-        click.echo(f"{i:>3} {h.score:6.3f}  {_cut(h.title, tw)} {_cut(h.artist, aw)} {_cut(h.genre, gw)} {_cut(h.path, pw, left=True)}")
+        mark = "(missing) " if h.missing else ""  # out of reach at the last index run
+        click.echo(f"{i:>3} {h.score:6.3f}  {_cut(h.title, tw)} {_cut(h.artist, aw)} {_cut(h.genre, gw)} "
+                   f"{mark}{_cut(h.path, pw - len(mark), left=True)}")
 
 
 def _m3u(hits) -> str:
@@ -206,7 +220,7 @@ def _m3u(hits) -> str:
 @JSON_OPTION
 def tags(file, model, top, as_json):
     """Predicted tags (and genre) of an audio file."""
-    from search.tags import predict_tags
+    from .search.tags import predict_tags
 
     res = _run(predict_tags, file, model=model, top=top)
     if as_json:
@@ -226,7 +240,7 @@ def tags(file, model, top, as_json):
 @JSON_OPTION
 def info(store, as_json):
     """What a store holds: encoder, counts, genres, failures, disk size."""
-    from search.info import store_info
+    from .search.info import store_info
 
     data = _run(store_info, store)
     if as_json:
@@ -238,7 +252,8 @@ def info(store, as_json):
     if enc.get("runtimes"):
         click.echo(f"runtime   {', '.join(enc['runtimes'])}")
     c = data["counts"]
-    click.echo(f"tracks    {c['tracks']} ({c['ok']} indexed, {c['error']} failed), {c['vectors']} vectors in the index")
+    click.echo(f"tracks    {c['tracks']} ({c['ok']} indexed, {c['error']} failed, {c['missing']} missing), "
+               f"{c['vectors']} vectors in the index")
     click.echo(f"disk      {data['disk_bytes'] / 1e6:.1f} MB")
     if data["genres"]:
         click.echo("genres    " + ", ".join(f"{g} {n}" for g, n in data["genres"].items()))
@@ -246,6 +261,13 @@ def info(store, as_json):
         click.echo(f"failed    {f['path']}: {f['error']}")
     if len(data["failures"]) > 20:
         click.echo(f"failed    ... and {len(data['failures']) - 20} more (--json lists all)")
+    if data["missing"]:
+        click.echo(f"missing   {len(data['missing'])} files out of reach at the last index run (kept with their "
+                   f"vectors; run index again when they are back, or with --prune if they are gone)")
+    for f in data["missing"][:10]:
+        click.echo(f"missing   {f['path']}")
+    if len(data["missing"]) > 10:
+        click.echo(f"missing   ... and {len(data['missing']) - 10} more (--json lists all)")
 
 
 @main.command()
@@ -253,7 +275,7 @@ def info(store, as_json):
 @JSON_OPTION
 def failures(store, as_json):
     """Files that could not be indexed, each with its one-line reason."""
-    from search.info import store_info
+    from .search.info import store_info
 
     rows = _run(store_info, store)["failures"]
     if as_json:
@@ -269,7 +291,7 @@ def failures(store, as_json):
 @JSON_OPTION
 def verify(store, as_json):
     """Check every file of a store against its checksum, and that its parts agree. Exit 1 if damaged."""
-    from catalog.check import verify as verify_store
+    from .catalog.check import verify as verify_store
 
     res = _run(verify_store, store)
     if as_json:
@@ -287,7 +309,7 @@ def verify(store, as_json):
 @JSON_OPTION
 def repair(store, as_json):
     """Rebuild what can be rebuilt of a damaged store (index, transform, manifest) from its shards."""
-    from catalog.check import repair as repair_store
+    from .catalog.check import repair as repair_store
 
     res = _run(repair_store, store)
     if as_json:
@@ -322,7 +344,7 @@ def train(dataset_dir, output, backbone, epochs, batch_size, val_fraction, test_
           workers, as_json):
     """Train a genre classifier on a folder-per-genre DATASET_DIR (rock/, jazz/, ...); the result is an
     encoder for 'index --model'."""
-    from model.train import train_model
+    from .model.train import train_model
 
     if not output.endswith(".keras"):
         raise UserError(f"{output}: the model file must end in .keras")
@@ -365,7 +387,7 @@ def prepare(dataset_dir, cache, backbone, windows, images, workers, as_json):
     """Decode a folder-per-genre dataset once into log-mel windows for training (reused when unchanged)."""
     import dataclasses
 
-    from model.prepare import prepare as prepare_cache
+    from .model.prepare import prepare as prepare_cache
 
     fe = _frontend_for(backbone, windows)
     log = (lambda m: click.echo(m, err=True))
@@ -381,12 +403,12 @@ def prepare(dataset_dir, cache, backbone, windows, images, workers, as_json):
 def _frontend_for(backbone: str, windows: int | None):
     import dataclasses
 
-    from model.frontend import FrontEnd
+    from .model.frontend import FrontEnd
 
     if backbone == "none":
         fe = FrontEnd()
     else:
-        from model.musicnn import frontend as musicnn_frontend
+        from .model.musicnn import frontend as musicnn_frontend
 
         fe = musicnn_frontend()
     return dataclasses.replace(fe, n_windows=windows) if windows else fe
@@ -397,11 +419,16 @@ def _frontend_for(backbone: str, windows: int | None):
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
 @click.option("--offset", type=click.FloatRange(0), default=0.0, show_default=True, help="Start, in seconds.")
 @click.option("--duration", type=click.FloatRange(0.5), default=30.0, show_default=True, help="Length, in seconds.")
-def spectrogram(file, output, offset, duration):
+@click.option("--json", "as_json", is_flag=True, help="Print what was drawn as JSON.")
+def spectrogram(file, output, offset, duration, as_json):
     """Draw FILE's mel spectrogram (time in seconds, frequency in Hz) as a PNG."""
-    from model.prepare import spectrogram_png
+    from .model.prepare import spectrogram_png
 
-    click.echo(_run(spectrogram_png, file, output, offset_s=offset, duration_s=duration))
+    res = _run(spectrogram_png, file, output, offset_s=offset, duration_s=duration)
+    if as_json:
+        _echo_json(res)
+    else:
+        click.echo(res["output"])
 
 
 @main.command()
@@ -414,7 +441,7 @@ def spectrogram(file, output, offset, duration):
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def evaluate(dataset_dir, model, report_dir, test_split, workers, as_json):
     """Accuracy per window and per track, macro F1 and a confusion matrix of a model on DATASET_DIR."""
-    from model.evaluate import evaluate as evaluate_model
+    from .model.evaluate import evaluate as evaluate_model
 
     if report_dir is None:
         report_dir = (model[: -len(".keras")] if model.endswith(".keras") else model) + "-report"
@@ -445,7 +472,7 @@ def evaluate(dataset_dir, model, report_dir, test_split, workers, as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def demo(workdir, per_style, seconds, epochs, as_json):
     """Synthesise a small library of distinct styles, train the seed CNN, index it all and search it."""
-    from demo.run import run_demo
+    from .demo.run import run_demo
 
     summary = _run(run_demo, workdir, per_style=per_style, seconds=seconds, epochs=epochs,
                    echo=(lambda m: click.echo(m, err=True)) if as_json else click.echo)

@@ -88,9 +88,8 @@ def main() -> None:
         print(json.dumps(reference(args)))
         return
 
-    sys.path.insert(0, str(ROOT))
-    from model.musicnn import MusicnnEncoder
-    from model.runtime import cpu_has_bf16
+    from soundalike.model.musicnn import MusicnnEncoder
+    from soundalike.model.runtime import cpu_has_bf16
 
     x = windows(args.batch)
     feats = np.transpose(x, (0, 2, 1))  # the encoder takes [n, mel, time]
@@ -133,7 +132,7 @@ def main() -> None:
 
     end_to_end = None
     if args.corpus:
-        from indexer.run import index_library
+        from soundalike.indexer.run import index_library
 
         with tempfile.TemporaryDirectory() as tmp:
             rep = index_library(args.corpus, Path(tmp) / "store", progress=True, log=lambda m: None)

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model.train import list_dataset, split_three  # noqa: E402
+
+from soundalike.model.train import list_dataset, split_three  # noqa: E402
 
 
 def link_dataset(root: Path, paths: list[str], corpus: Path) -> None:
@@ -64,10 +64,10 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    from model.evaluate import evaluate
-    from model.musicnn import MusicnnEncoder
-    from model.pipeline import extract_many
-    from model.train import train_model
+    from soundalike.model.evaluate import evaluate
+    from soundalike.model.musicnn import MusicnnEncoder
+    from soundalike.model.pipeline import extract_many
+    from soundalike.model.train import train_model
 
     corpus = Path(args.corpus).resolve()
     ds = list_dataset(corpus, log=lambda m: None)

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from catalog.scan import scan  # noqa: E402
+
+from soundalike.catalog.scan import scan  # noqa: E402
 
 
 def groups_of(root: Path, paths: list[str]) -> np.ndarray:
@@ -67,7 +67,7 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
 def timbre_features(path: str, *, n_windows: int = 16) -> np.ndarray:
     import librosa
 
-    from model.audio import load_windows
+    from soundalike.model.audio import load_windows
 
     w, _ = load_windows(path, sample_rate=22050, window_s=3.0, n_windows=n_windows)
     spec = np.abs(librosa.stft(w.reshape(-1), n_fft=2048, hop_length=512))
@@ -77,8 +77,8 @@ def timbre_features(path: str, *, n_windows: int = 16) -> np.ndarray:
 
 
 def encoder_run(root: Path, encoder: str, workdir: Path, paths: list[str]) -> tuple[np.ndarray, dict]:
-    from catalog.store import Store
-    from indexer.run import index_library
+    from soundalike.catalog.store import Store
+    from soundalike.indexer.run import index_library
 
     store = workdir / f"{Path(encoder).stem}.soundalike"
     t = time.perf_counter()

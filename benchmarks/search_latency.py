@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from catalog.store import StoreWriter  # noqa: E402
-from catalog.track import Track  # noqa: E402
-from search.searcher import Searcher  # noqa: E402
+
+from soundalike.catalog.store import StoreWriter  # noqa: E402
+from soundalike.catalog.track import Track  # noqa: E402
+from soundalike.search.searcher import Searcher  # noqa: E402
 
 GENRES = [f"genre{i}" for i in range(10)]
 

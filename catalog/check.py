@@ -1,7 +1,7 @@
 """Checking a store in full and repairing what can be rebuilt.
 
 ``verify`` reads every file the manifest lists and compares its SHA-256, then opens the track table, the
-shards and the index and checks that they agree. ``repair`` takes the writer's lock and:
+shards and the index and checks that they agree. ``repair`` takes the writer's lock before it reads anything, and:
 
 - falls back to the previous generation's manifest when the current one is missing or unreadable (its
   files are always kept);
@@ -19,39 +19,66 @@ import json
 import os
 from pathlib import Path
 
-from catalog.store import (
+from ..catalog.store import (
     MANIFEST,
     PREVIOUS,
     STATUS_OK,
     Store,
     StoreError,
+    StoreLock,
     StoreWriter,
     _atomic_write,
     _read_shards,
     _sha256,
+    check_manifest,
     read_manifest,
 )
+from ..catalog.track import from_row
 
 
-def verify(path: str | os.PathLike) -> dict:
-    """``{"ok", "generation", "files_checked", "problems": [{"file", "problem"}]}``: nothing is changed."""
+def verify(path: str | os.PathLike, *, attempts: int = 5) -> dict:
+    """``{"ok", "generation", "files_checked", "problems": [{"file", "problem"}]}``: nothing is changed.
+
+    It checks one generation. A writer may commit meanwhile (and delete files two generations old): when a
+    check finds problems and the manifest has moved on, it starts again on the new generation, so a commit in
+    flight is never reported as damage."""
     path = Path(path)
+    for _ in range(attempts):
+        res = _verify_once(path)
+        if res["ok"]:
+            return res
+        try:
+            moved = read_manifest(path)["generation"] != res["generation"]
+        except StoreError:
+            moved = False
+        if not moved:
+            return res
+    return res
+
+
+def _verify_once(path: Path) -> dict:
     problems = []
     try:
         m = read_manifest(path)
     except StoreError as err:
         return {"ok": False, "generation": None, "files_checked": 0, "problems": [{"file": MANIFEST, "problem": str(err)}]}
-    for name, meta in sorted(m.get("files", {}).items()):
+    for name, meta in sorted(m["files"].items()):
         p = path / name
-        if not p.is_file():
+        try:
+            size = p.stat().st_size
+            if size != meta["size"]:
+                problems.append({"file": name, "problem": f"size {size}, manifest says {meta['size']}"})
+            elif _sha256(p) != meta["sha256"]:
+                problems.append({"file": name, "problem": "checksum mismatch (the file was changed or damaged)"})
+        except FileNotFoundError:
             problems.append({"file": name, "problem": "missing"})
-        elif p.stat().st_size != meta["size"]:
-            problems.append({"file": name, "problem": f"size {p.stat().st_size}, manifest says {meta['size']}"})
-        elif _sha256(p) != meta["sha256"]:
-            problems.append({"file": name, "problem": "checksum mismatch (the file was changed or damaged)"})
+        except OSError as err:
+            problems.append({"file": name, "problem": f"unreadable ({err.strerror or err})"})
     if not problems:
         try:
             store = Store(path)
+            if store.generation != m["generation"]:
+                raise StoreError(f"{path}: the generation moved on while it was checked")
             index = store.index()
             ok_ids = [r["id"] for r in store.tracks.to_pylist() if r["status"] == STATUS_OK]
             if index.ntotal != len(ok_ids):
@@ -59,8 +86,7 @@ def verify(path: str | os.PathLike) -> dict:
                                  "problem": f"holds {index.ntotal} vectors for {len(ok_ids)} indexed tracks"})
         except StoreError as err:
             problems.append({"file": "store", "problem": str(err)})
-    return {"ok": not problems, "generation": m.get("generation"), "files_checked": len(m.get("files", {})),
-            "problems": problems}
+    return {"ok": not problems, "generation": m["generation"], "files_checked": len(m["files"]), "problems": problems}
 
 
 def _file_ok(path: Path, name: str, meta: dict | None) -> bool:
@@ -69,17 +95,27 @@ def _file_ok(path: Path, name: str, meta: dict | None) -> bool:
 
 
 def repair(path: str | os.PathLike) -> dict:
-    """Repair a store in place (see the module docstring); returns what was done."""
+    """Repair a store in place (see the module docstring); returns what was done. Holds the writer's lock from
+    before its first read to after its last write, so it never races an ``index`` run."""
     path = Path(path)
+    if not path.is_dir():
+        raise StoreError(f"{path}: not a soundalike store (no such folder)")
+    if not (path / MANIFEST).is_file() and not (path / PREVIOUS).is_file():
+        read_manifest(path)  # raises the plain "not a store" error without creating a lock file
+    with StoreLock(path) as lock:
+        return _repair_locked(path, lock)
+
+
+def _repair_locked(path: Path, lock: StoreLock) -> dict:
     actions = []
     try:
         m = read_manifest(path)
     except StoreError:
         if not (path / PREVIOUS).is_file():
             raise
-        m = read_manifest_file(path / PREVIOUS)
+        m = check_manifest(read_manifest_file(path / PREVIOUS), path / PREVIOUS)
         actions.append(f"{MANIFEST} unreadable: went back to generation {m['generation']} ({PREVIOUS})")
-    files = m.get("files", {})
+    files = m["files"]
 
     base, parts = m["tracks"][:1], m["tracks"][1:]
     if base and not _file_ok(path, base[0], files.get(base[0])):
@@ -105,13 +141,11 @@ def repair(path: str | os.PathLike) -> dict:
     text = json.dumps(m, indent=1, sort_keys=True).encode()
     _atomic_write(path / MANIFEST, lambda f: f.write(text))
 
-    with StoreWriter(path, encoder=m["encoder"]) as w:
+    with StoreWriter(path, encoder=m["encoder"], lock=lock) as w:
         ids_with_vectors = set(_read_shards(path, m["shards"])[0].tolist())
         lost = 0
         for row in list(w.known().values()):
             if row["status"] == STATUS_OK and row["id"] not in ids_with_vectors:
-                from catalog.track import from_row
-
                 t = from_row(row)
                 t.status, t.error, t.size = "error", "vector lost in a repair; the next index run embeds it again", -1
                 w.put(t)

@@ -36,8 +36,9 @@ def scan(root: str | os.PathLike, problems: list[ScanProblem] | None = None) -> 
     """Yield every audio file under ``root``, in a stable (sorted) order.
 
     Symlinked folders are followed once: a folder already visited (same device and inode) is skipped, which
-    breaks loops. Hidden files and folders (leading dot) are skipped. Folders that cannot be read are
-    reported in ``problems`` and the walk goes on.
+    breaks loops. Hidden files and folders (leading dot) are skipped. What cannot be reached (a folder that
+    cannot be read, a symbolic link whose target is gone, e.g. an unmounted drive) is reported in ``problems``
+    and the walk goes on: the caller must not take what is under such a path as deleted.
     """
     root = os.path.abspath(os.fspath(root))
     seen: set[tuple[int, int]] = set()
@@ -69,9 +70,17 @@ def scan(root: str | os.PathLike, problems: list[ScanProblem] | None = None) -> 
                 elif is_audio_name(e.name) and e.is_file(follow_symlinks=True):
                     st = e.stat(follow_symlinks=True)
                     yield FileEntry(path=e.path, size=st.st_size, mtime=st.st_mtime)
+                elif e.is_symlink() and not os.path.exists(e.path):
+                    if problems is not None:
+                        problems.append(ScanProblem(e.path, "symbolic link to a missing target (not mounted?)"))
             except OSError as err:
                 _note(problems, e.path, err)
         stack.extend(reversed(subdirs))
+
+
+def under(path: str, prefixes) -> bool:
+    """Whether ``path`` is one of ``prefixes`` or inside one of them."""
+    return any(path == p or path.startswith(p.rstrip(os.sep) + os.sep) for p in prefixes)
 
 
 def _note(problems, path, err: OSError) -> None:

@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from catalog.track import COLUMNS, SCHEMA, STATUS_OK, Track
+from ..catalog.track import COLUMNS, SCHEMA, STATUS_OK, Track
 
 FORMAT = "soundalike-store"
 VERSION = 1
@@ -109,6 +109,7 @@ def is_store(path: str | os.PathLike) -> bool:
 
 
 def read_manifest(path: str | os.PathLike) -> dict:
+    """The manifest of the store at ``path``, checked key by key: anything malformed is a one-line StoreError."""
     path = Path(path)
     mf = path / MANIFEST
     try:
@@ -117,15 +118,78 @@ def read_manifest(path: str | os.PathLike) -> dict:
         if (path / PREVIOUS).is_file():
             raise StoreError(f"{mf}: missing{_REMEDY}") from None
         raise StoreError(f"{path}: not a soundalike store (no {MANIFEST}); create one with 'soundalike index'") from None
-    except (OSError, ValueError) as err:
-        raise StoreError(f"{mf}: unreadable manifest ({err}){_REMEDY}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+    except NotADirectoryError:
+        raise StoreError(f"{path}: not a soundalike store (not a folder)") from None
+    except (OSError, ValueError, RecursionError) as err:
+        raise StoreError(f"{mf}: unreadable manifest ({_short(err)}){_REMEDY}") from None
+    return check_manifest(manifest, mf)
+
+
+def _is_int(v, low: int = 0) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _is_name(v) -> bool:
+    """A file name inside the store: relative, no '..', no NUL."""
+    return (isinstance(v, str) and 0 < len(v) < 512 and not v.startswith(("/", "\\")) and "\x00" not in v
+            and ".." not in v.replace("\\", "/").split("/"))
+
+
+def check_manifest(m, mf: Path) -> dict:
+    """``m`` if it is a well-formed manifest of a store this version reads, else a one-line StoreError."""
+    if not isinstance(m, dict) or m.get("format") != FORMAT:
         raise StoreError(f"{mf}: not a soundalike store manifest")
-    if int(manifest.get("version", 0)) > VERSION:
-        raise StoreError(
-            f"{mf}: written by a newer soundalike (store format {manifest.get('version')}, this one reads {VERSION})"
-        )
-    return manifest
+    if _is_int(m.get("version"), 1) and m["version"] > VERSION:
+        raise StoreError(f"{mf}: written by a newer soundalike (store format {m['version']}, this one reads {VERSION})")
+
+    def bad(what: str) -> StoreError:
+        return StoreError(f"{mf}: malformed manifest ({what}){_REMEDY}")
+
+    for key in ("version", "generation", "next_id", "next_shard"):
+        if not _is_int(m.get(key), 1 if key == "version" else 0):
+            raise bad(f"{key!r} must be a non-negative integer, not {_short_repr(m.get(key))}")
+    enc = m.get("encoder")
+    if not isinstance(enc, dict):
+        raise bad("'encoder' must be an object")
+    if not (isinstance(enc.get("name"), str) and isinstance(enc.get("fingerprint"), str) and _is_int(enc.get("dim"), 1)):
+        raise bad("'encoder' needs a name, a fingerprint and a positive dim")
+    if enc.get("model") is not None and not _is_name(enc["model"]):
+        raise bad("'encoder.model' must be a file inside the store")
+    if enc.get("spec") is not None and not isinstance(enc["spec"], dict):
+        raise bad("'encoder.spec' must be an object")
+    if enc.get("transform") not in (None, "none", "standardize"):
+        raise bad(f"unknown library transform {_short_repr(enc.get('transform'))}")
+    if not isinstance(enc.get("runtimes", []), list) or not isinstance(enc.get("labels") or [], list):
+        raise bad("'encoder.runtimes' and 'encoder.labels' must be lists")
+    files = m.get("files")
+    if not isinstance(files, dict) or not all(
+        _is_name(k) and isinstance(v, dict) and _is_int(v.get("size")) and isinstance(v.get("sha256"), str)
+        for k, v in files.items()
+    ):
+        raise bad("'files' must map file names to their size and sha256")
+    for key in ("tracks", "shards"):
+        if not isinstance(m.get(key), list) or not all(_is_name(n) for n in m[key]):
+            raise bad(f"{key!r} must be a list of file names")
+    for key in ("index", "transform"):
+        part = m.get(key)
+        if part is None:
+            continue
+        if not isinstance(part, dict) or not _is_name(part.get("file")):
+            raise bad(f"{key!r} must be null or an object naming its file")
+        if key == "index" and not _is_int(part.get("generation")):
+            raise bad("'index.generation' must be a non-negative integer")
+    listed = [*m["tracks"], *m["shards"], *(m[k]["file"] for k in ("index", "transform") if m.get(k))]
+    unlisted = [n for n in listed if n not in files]
+    if unlisted:
+        raise bad(f"{unlisted[0]} has no size and checksum under 'files'")
+    if not isinstance(m.get("counts", {}), dict):
+        raise bad("'counts' must be an object")
+    return m
+
+
+def _short_repr(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _read_tracks(root: Path, names: list[str]) -> pa.Table:
@@ -198,19 +262,26 @@ class Transform:
 
     @classmethod
     def fit(cls, kind: str | None, vecs: np.ndarray) -> "Transform":
+        """Statistics of the library's raw vectors. NaN marks a value an encoder could not measure (e.g. the
+        spread over windows of a track too short to have several): it is left out of the statistics."""
         if kind in (None, "none") or len(vecs) == 0:
             return cls()
         if kind != "standardize":
             raise StoreError(f"unknown library transform {kind!r}")
-        std = vecs.std(axis=0)
-        return cls(vecs.mean(axis=0).astype(np.float32), np.where(std < 1e-6, 1.0, std).astype(np.float32))
+        known = ~np.isnan(vecs)
+        n = np.maximum(known.sum(axis=0), 1)
+        mean = np.where(known, vecs, 0.0).sum(axis=0, dtype=np.float64) / n
+        var = (np.where(known, vecs - mean, 0.0) ** 2).sum(axis=0, dtype=np.float64) / n
+        std = np.sqrt(var)
+        return cls(mean.astype(np.float32), np.where(std < 1e-6, 1.0, std).astype(np.float32))
 
     def __call__(self, vecs: np.ndarray) -> np.ndarray:
-        """Unit vectors ready for the index, ``[n, d] -> [n, d]`` (a single ``[d]`` gives ``[1, d]``)."""
+        """Unit vectors ready for the index, ``[n, d] -> [n, d]`` (a single ``[d]`` gives ``[1, d]``). An
+        unmeasured (NaN) value becomes the library's mean: it adds nothing to any similarity."""
         x = np.atleast_2d(np.asarray(vecs, dtype=np.float32))
         if self.mean is not None:
             x = (x - self.mean) / self.std
-        return unit_rows(x)
+        return unit_rows(np.nan_to_num(x, nan=0.0))
 
 
 # ------------------------------------------------------------------------------------------------ reading
@@ -241,8 +312,7 @@ class Store:
             try:
                 seen = read_manifest(path)["generation"]
                 store = cls(path)
-                _ = store.tracks  # load now: a reader holds one consistent generation
-                store.index()
+                store.load()
                 return store
             except (StoreError, OSError) as err:
                 last_error = err
@@ -253,6 +323,14 @@ class Store:
                 if not moved:
                     break
         raise last_error
+
+    def load(self) -> "Store":
+        """Read everything a reader uses (tracks, index, transform) now: after this the view holds one
+        consistent generation in memory and keeps answering however many commits come after it."""
+        _ = self.tracks
+        self.index()
+        self.transform()
+        return self
 
     def _damaged(self, p: Path, reason: str) -> StoreError:
         return StoreError(f"{p}: {reason}{_REMEDY}")
@@ -305,6 +383,8 @@ class Store:
         t = self.tracks
         live = t.column("id").to_numpy()[np.asarray(t.column("status").to_pylist(), dtype=object) == STATUS_OK]
         ids, vecs = _read_shards(self.path, self.manifest["shards"])
+        if len(ids) and vecs.shape[1] != self.dim:
+            raise StoreError(f"{self.path}: vector shards are {vecs.shape[1]} wide, the manifest says {self.dim}{_REMEDY}")
         return latest_vectors(ids, vecs, live)
 
     def transform(self) -> Transform:
@@ -319,6 +399,8 @@ class Store:
                         self._transform = Transform(z["mean"], z["std"])
                 except Exception as err:
                     raise StoreError(f"{p}: unreadable transform ({_short(err)}){_REMEDY}") from None
+                if self._transform.mean.shape != (self.dim,) or self._transform.std.shape != (self.dim,):
+                    raise StoreError(f"{p}: transform does not fit vectors of width {self.dim}{_REMEDY}")
             else:
                 self._transform = Transform.fit(kind, self.vectors()[1])
         return self._transform
@@ -332,9 +414,12 @@ class Store:
 
                 p = self.path / info["file"]
                 try:
-                    self._index = faiss.read_index(str(p))
+                    index = faiss.read_index(str(p))
                 except Exception as err:
                     raise StoreError(f"{p}: unreadable FAISS index ({_short(err)}){_REMEDY}") from None
+                if index.d != self.dim:
+                    raise StoreError(f"{p}: index of width {index.d}, the manifest says {self.dim}{_REMEDY}")
+                self._index = index
             else:
                 ids, vecs = self.vectors()
                 unit = self.transform()(vecs) if len(ids) else np.zeros((0, self.dim), np.float32)
@@ -348,6 +433,42 @@ class Store:
 # ------------------------------------------------------------------------------------------------ writing
 
 
+class StoreLock:
+    """The one writer's lock of a store (``.lock``, an exclusive ``flock``). Every command that changes a store
+    holds it from before its first write to after its last."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._fd = None
+
+    def acquire(self) -> "StoreLock":
+        import fcntl
+
+        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StoreLocked(f"{self.path}: another soundalike process is writing to this store; wait for it to finish") from None
+        self._fd = fd
+        return self
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
 class StoreWriter:
     """The one writer of a store. Use as a context manager; it holds ``.lock`` while open.
 
@@ -356,20 +477,32 @@ class StoreWriter:
     with the very same encoder later.
     """
 
-    def __init__(self, path: str | os.PathLike, *, encoder: dict, encoder_files: list[Path] = ()):
+    def __init__(self, path: str | os.PathLike, *, encoder: dict, encoder_files: list[Path] = (),
+                 lock: StoreLock | None = None):
         self.path = Path(path)
-        self._lock_fd = None
         if self.path.exists() and not self.path.is_dir():
             raise StoreError(f"{self.path}: exists and is not a store directory")
         if self.path.is_dir() and not is_store(self.path) and not all(map(_own_leftover, self.path.iterdir())):
             raise StoreError(f"{self.path}: folder exists, is not empty and is not a soundalike store")
         self.path.mkdir(parents=True, exist_ok=True)
-        self._lock()
+        # a lock handed in (e.g. by repair) stays the caller's to release
+        self._own_lock = lock is None
+        self._lock = lock if lock is not None else StoreLock(self.path).acquire()
+        try:
+            self._open(encoder, encoder_files)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, encoder: dict, encoder_files) -> None:
         if is_store(self.path):
-            self.manifest = read_manifest(self.path)
+            self.manifest = m = read_manifest(self.path)
+            # never reuse an id or overwrite a shard, whatever the counters say
+            shard_numbers = [int(n[len("vectors/shard-"):-4]) for n in m["shards"]
+                             if n.startswith("vectors/shard-") and n.endswith(".npz") and n[len("vectors/shard-"):-4].isdigit()]
+            m["next_shard"] = max([m["next_shard"], *(i + 1 for i in shard_numbers)])
             have = self.manifest["encoder"]
             if have["fingerprint"] != encoder["fingerprint"]:
-                self.close()
                 raise EncoderMismatch(
                     f"{self.path}: built with encoder {have['name']} ({have['fingerprint']}), "
                     f"not {encoder['name']} ({encoder['fingerprint']}); use that model or a new store"
@@ -383,6 +516,8 @@ class StoreWriter:
             runtimes.append(encoder["runtime"])
         base = _read_tracks(self.path, self.manifest["tracks"])
         self._rows: dict[int, dict] = {r["id"]: r for r in base.to_pylist()}
+        if self._rows:
+            self.manifest["next_id"] = max(self.manifest["next_id"], max(self._rows) + 1)
         self._by_path: dict[str, int] = {r["path"]: i for i, r in self._rows.items()}
         self._pending_rows: list[dict] = []
         self._pending_ids: list[np.ndarray] = []
@@ -390,21 +525,9 @@ class StoreWriter:
         self._removed: set[int] = set()
 
     # -- lock ----------------------------------------------------------------------------------------------
-    def _lock(self) -> None:
-        import fcntl
-
-        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise StoreLocked(f"{self.path}: another soundalike process is writing to this store; wait for it to finish") from None
-        self._lock_fd = fd
-
     def close(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._own_lock:
+            self._lock.release()
 
     def __enter__(self):
         return self

@@ -33,6 +33,7 @@ def _id3_genre_name(number: int) -> str | None:
 
 
 def _first(tags, *keys) -> str | None:
+    """The first non-empty value under the first key that has one (of several values, the first)."""
     if tags is None:
         return None
     for key in keys:
@@ -43,21 +44,29 @@ def _first(tags, *keys) -> str | None:
         if value:
             if isinstance(value, (list, tuple)):
                 value = value[0]
-            text = str(value).strip().replace("\x00", " ")
+            # APEv2 (WavPack, Monkey's Audio) keeps several values in one string, separated by NUL
+            text = next((t.strip() for t in str(value).split("\x00") if t.strip()), "")
             if text:
                 return text
     return None
 
 
 _ID3_FRAMES = {"title": "TIT2", "artist": "TPE1", "albumartist": "TPE2", "album": "TALB", "genre": "TCON"}
+#: ASF (WMA) attribute names; mutagen has no easy interface for them
+_ASF_KEYS = {"title": "Title", "artist": "Author", "albumartist": "WM/AlbumArtist", "album": "WM/AlbumTitle",
+             "genre": "WM/Genre"}
 
 
 def _easy(tags):
-    """Plain ID3 tags (WAV, AIFF: mutagen has no easy interface there) as an easy-style mapping."""
+    """Tags that mutagen's easy interface does not cover, as an easy-style mapping: plain ID3 (WAV, AIFF) and
+    ASF (WMA). MP3, MP4/M4A, FLAC, Ogg (Vorbis, Opus, FLAC) and APEv2 already answer to the easy keys."""
     try:
+        from mutagen.asf import ASFTags
         from mutagen.id3 import ID3
     except ImportError:  # pragma: no cover
         return tags
+    if isinstance(tags, ASFTags):
+        return {key: [str(v) for v in tags[name]] for key, name in _ASF_KEYS.items() if name in tags}
     if not isinstance(tags, ID3):
         return tags
     out = {}

@@ -30,6 +30,7 @@ class Track:
     windows: int | None = None  # analysis windows that went into the vector
     predicted_tags: list[str] | None = None  # the encoder's top tags, best first
     predicted_tag_scores: list[float] | None = None
+    missing_since: float | None = None  # when a scan could not reach the file (unmounted drive, unreadable folder)
 
 
 SCHEMA = pa.schema(
@@ -50,6 +51,7 @@ SCHEMA = pa.schema(
         pa.field("windows", pa.int32()),
         pa.field("predicted_tags", pa.list_(pa.string())),
         pa.field("predicted_tag_scores", pa.list_(pa.float32())),
+        pa.field("missing_since", pa.float64()),
     ]
 )
 

@@ -25,7 +25,7 @@ MARKER = ".soundalike-demo"
 
 def _fresh_workdir(workdir: Path) -> None:
     if workdir.exists() and any(workdir.iterdir()) and not (workdir / MARKER).exists():
-        from indexer.run import IndexingError
+        from ..indexer.run import IndexingError
 
         raise IndexingError(f"{workdir}: exists and was not made by the demo; choose another --dir")
     for name in ("library", "train", "library.soundalike", "library-musicnn.soundalike", "model.keras", "model.json"):
@@ -73,10 +73,10 @@ def run_demo(
     echo: Callable[[str], None] = print,
 ) -> dict:
     """Run the whole demo and return its summary (also printed through ``echo``)."""
-    from demo.synth import STYLES, write_library
-    from indexer.run import index_library
-    from model.train import train_seed
-    from search.searcher import Searcher
+    from ..demo.synth import STYLES, write_library
+    from ..indexer.run import index_library
+    from ..model.train import train_seed
+    from ..search.searcher import Searcher
 
     t_all = time.perf_counter()
     workdir = Path(workdir)

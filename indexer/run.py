@@ -16,18 +16,25 @@ from pathlib import Path
 
 import numpy as np
 
-from catalog.scan import FileEntry, ScanProblem, scan
-from catalog.store import Store, StoreError, StoreWriter, is_store, read_manifest
-from catalog.tags import normalise_genre, read_tags
-from catalog.track import STATUS_ERROR, STATUS_OK, Track
-from model.encoder import BUILTIN, DEFAULT_ENCODER, ModelError, is_builtin, load_encoder, read_sidecar
-from model.musicnn import ENCODER_NAMES, WeightsMissing
-from model.pipeline import Extracted, extract_many
-from model.runtime import RuntimeChoiceError
+from ..catalog.scan import FileEntry, ScanProblem, scan, under
+from ..catalog.store import Store, StoreError, StoreWriter, is_store, read_manifest
+from ..catalog.tags import normalise_genre, read_tags
+from ..catalog.track import STATUS_ERROR, STATUS_OK, Track, from_row
+from ..model.encoder import BUILTIN, DEFAULT_ENCODER, ModelError, is_builtin, load_encoder, read_sidecar
+from ..model.musicnn import ENCODER_NAMES, WeightsMissing
+from ..model.pipeline import DECODE_TIMEOUT_S, Extracted, extract_many
+from ..model.runtime import RuntimeChoiceError
 
 
 class IndexingError(Exception):
     """The run cannot start (no model for a new store, wrong model, bad folder); the message says why."""
+
+
+#: A run may remove at most this share of the library's tracks under its folder (and always up to PRUNE_FLOOR
+#: tracks); past that it removes nothing unless told to prune: a drive that is not mounted, an emptied mount
+#: point or a moved folder looks like a mass deletion, and decoding a library again costs hours.
+PRUNE_SHARE = 0.10
+PRUNE_FLOOR = 3
 
 
 @dataclasses.dataclass
@@ -35,7 +42,10 @@ class Plan:
     new: list[FileEntry]
     changed: list[FileEntry]
     unchanged: int
-    removed: list[int]  # ids of tracks under the root whose files are gone
+    removed: list[int]  # ids of tracks under the root whose files are gone from folders the scan read
+    missing: list[int] = dataclasses.field(default_factory=list)  # ids to mark missing (kept, with their vectors)
+    back: list[int] = dataclasses.field(default_factory=list)  # ids marked missing whose files are there again
+    held: int = 0  # tracks gone but not removed: more than the prune limit, and no --prune
 
 
 @dataclasses.dataclass
@@ -47,6 +57,8 @@ class IndexReport:
     updated: int = 0
     removed: int = 0
     unchanged: int = 0
+    missing: int = 0  # tracks under the folder that the scan could not reach (kept; see Plan)
+    held: int = 0  # tracks gone but not removed (more than the prune limit without --prune)
     failed: int = 0
     failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     scan_problems: list[tuple[str, str]] = dataclasses.field(default_factory=list)
@@ -64,9 +76,15 @@ class IndexReport:
         return d
 
 
-def make_plan(known: dict[str, dict], entries: list[FileEntry], root: str, *, force: bool = False, retry_failed: bool = False) -> Plan:
-    """Compare a scan with what the store holds under ``root``."""
-    new, changed, unchanged = [], [], 0
+def make_plan(known: dict[str, dict], entries: list[FileEntry], root: str, *, unreachable=(), force: bool = False,
+              retry_failed: bool = False, prune: bool = False) -> Plan:
+    """Compare a scan with what the store holds under ``root``.
+
+    A known file that the scan did not see is removed only when the scan read the folder it was in; under an
+    ``unreachable`` path (a folder that could not be read, a link to a missing target) it is kept and marked
+    missing. When more than the prune limit (PRUNE_SHARE of the tracks under ``root``, at least PRUNE_FLOOR)
+    would be removed, nothing is removed unless ``prune``: those tracks are marked missing too."""
+    new, changed, unchanged, back = [], [], 0, []
     seen = set()
     for e in entries:
         seen.add(e.path)
@@ -77,9 +95,18 @@ def make_plan(known: dict[str, dict], entries: list[FileEntry], root: str, *, fo
             changed.append(e)
         else:
             unchanged += 1
+            if row.get("missing_since") is not None:
+                back.append(row["id"])
     prefix = root.rstrip(os.sep) + os.sep
-    removed = [row["id"] for path, row in known.items() if path.startswith(prefix) and path not in seen]
-    return Plan(new, changed, unchanged, sorted(removed))
+    mine = [row for path, row in known.items() if path.startswith(prefix)]
+    absent = [row for row in mine if row["path"] not in seen]
+    out_of_reach = [row for row in absent if under(row["path"], unreachable)]
+    gone = [row for row in absent if not under(row["path"], unreachable)]
+    held = 0
+    if gone and not prune and len(gone) > max(PRUNE_FLOOR, PRUNE_SHARE * len(mine)):
+        held, out_of_reach, gone = len(gone), out_of_reach + gone, []
+    missing = [row["id"] for row in out_of_reach if row.get("missing_since") is None]
+    return Plan(new, changed, unchanged, sorted(row["id"] for row in gone), sorted(missing), sorted(back), held)
 
 
 def _known_tracks(store_path: Path) -> dict[str, dict]:
@@ -104,6 +131,8 @@ def index_library(
     checkpoint_s: float = 60.0,
     force: bool = False,
     retry_failed: bool = False,
+    prune: bool = False,
+    decode_timeout_s: float = DECODE_TIMEOUT_S,
     dry_run: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
@@ -127,14 +156,20 @@ def index_library(
     report.stages["scan"] = time.perf_counter() - t0
     report.scanned = len(entries)
     report.scan_problems = [(p.path, p.reason) for p in problems]
-    plan = make_plan(_known_tracks(store_path), entries, root, force=force, retry_failed=retry_failed)
+    known = _known_tracks(store_path)
+    plan = make_plan(known, entries, root, unreachable=[p.path for p in problems], force=force,
+                     retry_failed=retry_failed, prune=prune)
     report.unchanged = plan.unchanged
+    report.held = plan.held
+    prefix = root.rstrip(os.sep) + os.sep
+    still = {row["id"] for row in known.values() if row.get("missing_since") is not None and row["path"].startswith(prefix)}
+    report.missing = len((still - set(plan.back) - set(plan.removed)) | set(plan.missing))
     todo = plan.new + plan.changed
     if dry_run:
         report.added, report.updated, report.removed = len(plan.new), len(plan.changed), len(plan.removed)
         report.wall_s = time.perf_counter() - t_start
         return report
-    if not todo and not plan.removed:
+    if not todo and not plan.removed and not plan.missing and not plan.back:
         report.wall_s = time.perf_counter() - t_start
         return report
 
@@ -216,9 +251,18 @@ def index_library(
 
         from tqdm import tqdm
 
+        # reachability first: tracks out of reach keep their vectors and are marked missing; found again, not
+        now = time.time()
+        by_id = {row["id"]: row for row in known.values()}
+        for track_id in plan.missing + plan.back:
+            track = from_row(by_id[track_id])
+            track.missing_since = now if track_id in plan.missing else None
+            writer.put(track)
+
         bar = tqdm(total=len(todo), desc="index", unit="file", disable=not progress, dynamic_ncols=True)
         try:
-            for r in extract_many([e.path for e in todo], encoder.frontend, workers=workers, per_file=read_tags):
+            for r in extract_many([e.path for e in todo], encoder.frontend, workers=workers, per_file=read_tags,
+                                  timeout_s=decode_timeout_s):
                 report.stages["decode"] += r.decode_s
                 report.stages["features"] += r.features_s
                 if r.error:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model._quiet import quiet_stderr
+from ..model._quiet import quiet_stderr
 
 #: Extensions read by libsndfile. Everything else that is audio goes through PyAV.
 SNDFILE_EXTENSIONS = frozenset({".wav", ".flac", ".mp3", ".aif", ".aiff", ".aifc", ".w64", ".rf64", ".caf"})

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from model._quiet import import_keras
+from ..model._quiet import import_keras
 
-from model.frontend import FrontEnd
+from ..model.frontend import FrontEnd
 
 SIDECAR_FORMAT = "soundalike-encoder"
 SIDECAR_VERSION = 1
@@ -196,7 +196,7 @@ class KerasEncoder(EncoderBase):
         except Exception as err:
             raise ModelError(f"{path}: cannot load Keras model ({' '.join(str(err).split())[:200]})") from None
         if meta.get("kind") == "head":
-            from model.head import HeadEncoder
+            from ..model.head import HeadEncoder
 
             backbone = load_encoder(meta["backbone"])
             if backbone.fingerprint != meta["backbone"].get("fingerprint"):
@@ -233,12 +233,12 @@ def load_encoder(ref: str | os.PathLike | dict):
     the ``spec`` dict a store recorded."""
     if isinstance(ref, dict):
         if ref.get("kind") == "musicnn":
-            from model.musicnn import MusicnnEncoder
+            from ..model.musicnn import MusicnnEncoder
 
             return MusicnnEncoder(ref["variant"], n_windows=int(ref.get("n_windows", 16)))
         raise ModelError(f"unknown encoder kind {ref.get('kind')!r}")
     if is_builtin(ref):
-        from model.musicnn import MusicnnEncoder
+        from ..model.musicnn import MusicnnEncoder
 
         return MusicnnEncoder(BUILTIN[ref])
     return KerasEncoder.load(ref)

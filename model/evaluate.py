@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from model.encoder import load_encoder, read_sidecar
-from model.pipeline import extract_many
-from model.train import DatasetError, list_dataset
+from ..model.encoder import load_encoder, read_sidecar
+from ..model.pipeline import extract_many
+from ..model.train import DatasetError, list_dataset, require_extra
 
 
 def evaluate(
@@ -32,6 +32,7 @@ def evaluate(
 ) -> dict:
     """Evaluate ``model`` on every track of ``dataset_dir`` (or, with ``only_test_split``, on the tracks the
     model's training held out for testing). Class folders must be among the model's classes."""
+    require_extra("evaluate", "sklearn", *(["matplotlib"] if report_dir is not None else []))
     from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
     from tqdm import tqdm
 
@@ -91,6 +92,7 @@ def evaluate(
 
 def write_report(report: dict, history: dict | None, report_dir: str | os.PathLike) -> Path:
     """``report.json``, ``confusion.png`` and (when the training history is known) ``curves.png``."""
+    require_extra("an evaluation report", "matplotlib")
     import matplotlib
 
     matplotlib.use("Agg")

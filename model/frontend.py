@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from model.audio import load_windows
+from ..model.audio import load_windows
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from model._quiet import import_keras
-from model.encoder import KerasEncoder, fingerprint, l2_normalise
+from ..model._quiet import import_keras
+from ..model.encoder import KerasEncoder, fingerprint, l2_normalise
 
 NAME = "musicnn-head"
 

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from model._quiet import import_keras
-from model.encoder import EncoderBase
-from model.runtime import compile_model, requested
+from ..model._quiet import import_keras
+from ..model.encoder import EncoderBase
+from ..model.runtime import compile_model, requested
 
 FRAMES = 187
 N_MELS = 96
@@ -180,7 +180,7 @@ def load(model: str = "MSD_musicnn"):
 def frontend(n_windows: int = 16):
     """musicnn's own front end: 16 kHz mono at the recorded level, n_fft 512, hop 256, 96 mel bands
     (librosa's Slaney mel, 0-8 kHz), ``log10(1 + 10000 * power)``, windows of 187 frames."""
-    from model.frontend import FrontEnd
+    from ..model.frontend import FrontEnd
 
     return FrontEnd(sample_rate=SAMPLE_RATE, window_s=WINDOW_SAMPLES / SAMPLE_RATE, n_windows=n_windows,
                     n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS, fmin=0.0, fmax=SAMPLE_RATE / 2,
@@ -201,7 +201,7 @@ class MusicnnEncoder(EncoderBase):
 
     def __init__(self, model: str = "MSD_musicnn", *, n_windows: int = 16, runtime_route: str | None = None,
                  warn=None):
-        from model.encoder import fingerprint
+        from ..model.encoder import fingerprint
 
         requested(runtime_route)  # an unknown route fails here, before the weights load
 

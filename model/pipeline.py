@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
-from model.audio import AudioError, AudioInfo
-from model.frontend import FrontEnd
+from ..model.audio import AudioError, AudioInfo
+from ..model.frontend import FrontEnd
 
 
 @dataclasses.dataclass
@@ -52,10 +52,9 @@ def extract(path: str, frontend: FrontEnd, per_file: Callable[[str], object] | N
     return out
 
 
-def _init_worker() -> None:
-    # one decode per core: keep BLAS/FFT libraries from spawning threads of their own
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-        os.environ[var] = "1"
+#: Seconds one file may take to decode in a worker before it is given up as hung (its worker is killed and
+#: replaced). Decoding reads only the analysed windows, well under a second for an ordinary file.
+DECODE_TIMEOUT_S = 120.0
 
 
 def default_workers(n_files: int) -> int:
@@ -72,12 +71,15 @@ def extract_many(
     workers: int | None = None,
     per_file: Callable[[str], object] | None = None,
     n_files: int | None = None,
+    timeout_s: float = DECODE_TIMEOUT_S,
 ) -> Iterator[Extracted]:
     """Yield :class:`Extracted` for every path, in completion order.
 
-    ``workers=0`` runs in this process; ``None`` picks :func:`default_workers`. At most a few files per worker
-    are in flight, so memory stays bounded however long the list. ``per_file`` (a picklable module-level
-    function) runs in the worker too, for work that belongs beside decoding (reading tags).
+    ``workers=0`` runs in this process; ``None`` picks :func:`default_workers`. In worker processes each file
+    is isolated: one that crashes its decoder, or takes longer than ``timeout_s``, comes back with that reason
+    and costs only its own worker, which is replaced. Workers end with this process, even when it is killed.
+    ``per_file`` (a picklable module-level function) runs in the worker too, for work that belongs beside
+    decoding (reading tags).
     """
     paths = list(paths)
     if workers is None:
@@ -86,54 +88,190 @@ def extract_many(
         for p in paths:
             yield extract(p, frontend, per_file)
         return
+    pool = DecodePool(min(workers, max(1, len(paths))), frontend, per_file, timeout_s=timeout_s)
+    try:
+        yield from pool.run(paths)
+    finally:
+        pool.close()
 
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
 
-    ctx = mp.get_context("spawn")  # never fork a process that may hold TensorFlow's threads
-    todo = deque(paths)
-    suspects: list[str] = []  # in flight when a worker died: each is retried alone to find the culprit
-    limit = workers * 3
-    while todo or suspects:
-        if suspects:
-            yield _isolated(suspects.pop(0), frontend, per_file, ctx)
-            continue
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
-        running: dict = {}
+# ------------------------------------------------------------------------------------------------ workers
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """End this worker when the process that started it ends, however it ends (kill -9 included)."""
+    import signal
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
         try:
-            while todo or running:
-                while todo and len(running) < limit:
-                    path = todo.popleft()
-                    running[pool.submit(extract, path, frontend, per_file)] = path
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                broken = False
-                for fut in done:
-                    path = running.pop(fut)
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: the kernel kills us when the parent dies
+        except Exception:  # pragma: no cover - no prctl: the watchdog below still works
+            pass
+
+    def watchdog():  # portable fallback, and covers a parent that died before prctl ran
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(0.5)
+
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=watchdog, daemon=True, name="parent-watchdog").start()
+
+
+def _worker_main(conn, frontend: FrontEnd, per_file, parent_pid: int) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it ends the workers
+    # one decode per core: keep BLAS/FFT libraries from spawning threads of their own
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[var] = "1"
+    _die_with_parent(parent_pid)
+    # warm up (imports, librosa's caches) before saying ready, so a file's time limit counts only its own work
+    frontend.features(np.zeros((1, frontend.window_samples), np.float32))
+    conn.send(("ready", None))
+    while True:
+        try:
+            path = conn.recv()
+        except (EOFError, OSError):
+            return
+        if path is None:
+            return
+        conn.send(("done", extract(path, frontend, per_file)))
+
+
+class _Slot:
+    """One worker process and the file it is on."""
+
+    def __init__(self, ctx, frontend, per_file):
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, frontend, per_file, os.getpid()), daemon=True,
+                                name="soundalike-decode")
+        self.proc.start()
+        child.close()
+        self.ready = False
+        self.path: str | None = None
+        self.since = 0.0
+
+    def assign(self, path: str) -> None:
+        self.conn.send(path)
+        self.path, self.since = path, time.monotonic()
+
+    def kill(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join(5)
+        self.conn.close()
+
+
+class DecodePool:
+    """Worker processes that decode one file each at a time, managed by a thread of the calling process (so
+    hung or crashed workers are dealt with while the caller runs its model)."""
+
+    def __init__(self, workers: int, frontend: FrontEnd, per_file, *, timeout_s: float = DECODE_TIMEOUT_S):
+        import multiprocessing as mp
+
+        self.ctx = mp.get_context("spawn")  # never fork a process that may hold TensorFlow's threads
+        self.n, self.frontend, self.per_file, self.timeout_s = workers, frontend, per_file, timeout_s
+        self._slots: list[_Slot] = []
+        self._stop = False
+        self._thread = None
+
+    def run(self, paths: list[str]) -> Iterator[Extracted]:
+        import queue
+        import threading
+
+        out: queue.Queue = queue.Queue(maxsize=2 * self.n)
+        done = object()
+
+        def manage():
+            try:
+                for item in self._manage(paths):
+                    while not self._stop:
+                        try:
+                            out.put(item, timeout=0.2)
+                            break
+                        except queue.Full:
+                            continue
+            except BaseException as err:  # handed to the caller
+                out.put(err)
+            finally:
+                out.put(done)
+
+        self._thread = threading.Thread(target=manage, daemon=True, name="soundalike-decode-pool")
+        self._thread.start()
+        while True:
+            item = out.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def _spawn(self) -> _Slot:
+        return _Slot(self.ctx, self.frontend, self.per_file)
+
+    def _manage(self, paths: list[str]) -> Iterator[Extracted]:
+        from multiprocessing.connection import wait
+
+        todo = deque(paths)
+        self._slots = [self._spawn() for _ in range(self.n)]
+        failed_starts = 0
+        while not self._stop and (todo or any(s.path for s in self._slots)):
+            for s in self._slots:
+                if s.ready and s.path is None and todo:
+                    s.assign(todo.popleft())
+            now = time.monotonic()
+            deadlines = [s.since + self.timeout_s for s in self._slots if s.path]
+            wait_s = min(1.0, max(0.0, min(deadlines) - now)) if deadlines else 1.0
+            ready = set(wait([s.conn for s in self._slots] + [s.proc.sentinel for s in self._slots], timeout=wait_s))
+            for i, s in enumerate(self._slots):
+                reason = None
+                if s.conn in ready:
                     try:
-                        result = fut.result()
-                    except BrokenProcessPool:
-                        suspects.append(path)
-                        broken = True
+                        kind, payload = s.conn.recv()
+                    except (EOFError, OSError):
+                        kind = None
+                    if kind == "ready":
+                        s.ready = True
                         continue
-                    yield result
-                if broken:  # every other future of this pool is lost too: retry them one by one
-                    suspects.extend(running.values())
-                    running.clear()
-                    break
-        finally:
-            for fut in running:
-                fut.cancel()
-            pool.shutdown(wait=not suspects, cancel_futures=True)
+                    if kind == "done":
+                        s.path = None
+                        yield payload
+                        continue
+                    reason = "the decoder crashed on this file (its worker process died)"
+                elif s.proc.sentinel in ready:
+                    reason = "the decoder crashed on this file (its worker process died)"
+                elif s.path and time.monotonic() - s.since > self.timeout_s:
+                    reason = f"decoding took longer than {self.timeout_s:g} s (a hung decoder?); skipped"
+                if reason is None:
+                    continue
+                # this worker is dead or hung: its file gets the reason, a new worker takes its place
+                path, was_ready = s.path, s.ready
+                s.kill()
+                if path is not None:
+                    yield Extracted(path=path, error=reason)
+                elif not was_ready:
+                    failed_starts += 1
+                    if failed_starts > 3:
+                        raise RuntimeError(f"decode workers die as they start (exit code {s.proc.exitcode})")
+                self._slots[i] = self._spawn()
 
-
-def _isolated(path: str, frontend: FrontEnd, per_file, ctx) -> Extracted:
-    """Extract one file in a process of its own; a crash there is that file's fault."""
-    from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
-
-    with ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_init_worker) as pool:
-        try:
-            return pool.submit(extract, path, frontend, per_file).result()
-        except BrokenProcessPool:
-            return Extracted(path=path, error="the decoder crashed on this file (its worker process died)")
+    def close(self) -> None:
+        """Stop the workers (at once: a pool closed early has nothing more to do) and the managing thread."""
+        self._stop = True
+        if self._thread is not None:
+            self._thread.join(10)
+        for s in self._slots:
+            try:
+                s.conn.send(None)
+            except OSError:
+                pass
+        for s in self._slots:
+            s.proc.join(0.5)
+            s.kill()

@@ -8,12 +8,14 @@
       images/<class>/<name>-wN.png the same windows as pictures (with ``images=True``)
 
 A second ``prepare`` with the same front end decodes only tracks that are new or changed (size or mtime);
-tracks gone from the dataset leave the cache. Windows that are (nearly) silent are dropped: the window-level
-equivalent of trimming silence without decoding whole files.
+tracks gone from the dataset leave the cache. The index is saved every few seconds and when the run is
+interrupted, so a killed ``prepare`` started again decodes only what it had not finished. Windows that are
+(nearly) silent are dropped: the window-level equivalent of trimming silence without decoding whole files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -24,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model.frontend import FrontEnd
-from model.pipeline import extract_many
+from ..model.frontend import FrontEnd
+from ..model.pipeline import extract_many
 
 CACHE_FORMAT = "soundalike-cache"
 SILENT = 0.01  # mean log-mel value under which a window counts as silence
@@ -73,18 +75,22 @@ def prepare(
     images: bool = False,
     workers: int | None = None,
     progress: bool = True,
+    checkpoint_s: float = 5.0,
     log: Callable[[str], None] = print,
 ) -> PrepareReport:
-    """Bring ``cache_dir`` up to date with ``dataset_dir`` (see the module docstring)."""
+    """Bring ``cache_dir`` up to date with ``dataset_dir`` (see the module docstring); the index is saved at
+    least every ``checkpoint_s`` seconds while tracks are decoded."""
     from tqdm import tqdm
 
-    from model.train import list_dataset
+    from ..model.train import list_dataset, require_extra
 
+    if images:
+        require_extra("prepare --images", "matplotlib")
     t0 = time.perf_counter()
     frontend = frontend or FrontEnd()
     cache = Path(cache_dir)
-    (cache / "mels").mkdir(parents=True, exist_ok=True)
     ds = list_dataset(dataset_dir, log=log)
+    (cache / "mels").mkdir(parents=True, exist_ok=True)
     old = load_cache_index(cache)
     same_frontend = old is not None and old.get("frontend") == frontend.to_dict()
     previous = {e["path"]: e for e in (old or {}).get("tracks", [])} if same_frontend else {}
@@ -101,41 +107,60 @@ def prepare(
         else:
             todo.append(path)
             entries[path] = {"path": path, "class": ds.classes[label], "size": st.st_size, "mtime": st.st_mtime}
-    for r in tqdm(extract_many(todo, frontend, workers=workers), total=len(todo), desc="prepare", unit="file",
-                  disable=not progress or not todo):
-        e = entries[r.path]
-        if r.error:
-            e.update(file=None, windows=0, error=r.error)
-            report.failed.append((r.path, r.error))
-            log(f"skipped {r.path}: {r.error}")
-            continue
-        feats = r.features
-        loud = feats.mean(axis=(1, 2)) >= SILENT
-        if loud.any():
-            report.silent_windows_dropped += int((~loud).sum())
-            feats = feats[loud]
-        rel = f"mels/{e['class']}/{_entry_name(r.path)}.npy"
-        (cache / rel).parent.mkdir(parents=True, exist_ok=True)
-        _atomic_save(cache / rel, feats.astype(np.float32))
-        e.update(file=rel, windows=int(len(feats)), error=None)
-        report.prepared += 1
-        if images:
-            report.images += save_images(cache, e, feats)
     gone = set(previous) - set(entries)
     for path in gone:
         if previous[path].get("file"):
             (cache / previous[path]["file"]).unlink(missing_ok=True)
     report.removed = len(gone)
+    done = set(entries) - set(todo)  # what the saved index may list: reused, and decoded in this run
+
+    def save_index() -> None:
+        index = {"format": CACHE_FORMAT, "version": 1, "dataset": str(Path(dataset_dir).resolve()),
+                 "frontend": frontend.to_dict(), "classes": ds.classes,
+                 "tracks": [entries[p] for p in ds.paths if p in done]}
+        tmp = cache / ".cache.json.tmp"
+        tmp.write_text(json.dumps(index, indent=1))
+        os.replace(tmp, cache / "cache.json")
+
+    last_save = time.monotonic()
+    try:
+        for r in tqdm(extract_many(todo, frontend, workers=workers), total=len(todo), desc="prepare", unit="file",
+                      disable=not progress or not todo):
+            e = entries[r.path]
+            if r.error:
+                e.update(file=None, windows=0, error=r.error)
+                report.failed.append((r.path, r.error))
+                log(f"skipped {r.path}: {r.error}")
+            else:
+                feats = r.features
+                loud = feats.mean(axis=(1, 2)) >= SILENT
+                if loud.any():
+                    report.silent_windows_dropped += int((~loud).sum())
+                    feats = feats[loud]
+                rel = f"mels/{e['class']}/{_entry_name(r.path)}.npy"
+                (cache / rel).parent.mkdir(parents=True, exist_ok=True)
+                _atomic_save(cache / rel, feats.astype(np.float32))
+                stale = previous.get(r.path, {}).get("file")
+                if stale and stale != rel:  # the track moved to another class folder
+                    (cache / stale).unlink(missing_ok=True)
+                e.update(file=rel, windows=int(len(feats)), error=None)
+                report.prepared += 1
+                if images:
+                    report.images += save_images(cache, e, feats)
+            done.add(r.path)
+            if time.monotonic() - last_save >= checkpoint_s:
+                save_index()
+                last_save = time.monotonic()
+    except BaseException:  # Ctrl-C, or a failure: keep the record of every track finished so far
+        with contextlib.suppress(OSError):
+            save_index()
+        raise
+    save_index()
     if images:  # reused tracks get their pictures too, if they do not have them yet
         for path in set(entries) - set(todo):
             e = entries[path]
             if e.get("file") and not (cache / "images" / e["class"] / f"{Path(e['file']).stem}-w0.png").exists():
                 report.images += save_images(cache, e, np.load(cache / e["file"]))
-    index = {"format": CACHE_FORMAT, "version": 1, "dataset": str(Path(dataset_dir).resolve()),
-             "frontend": frontend.to_dict(), "classes": ds.classes, "tracks": [entries[p] for p in ds.paths]}
-    tmp = cache / ".cache.json.tmp"
-    tmp.write_text(json.dumps(index, indent=1))
-    os.replace(tmp, cache / "cache.json")
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -166,9 +191,12 @@ def load_cached(cache_dir: str | os.PathLike) -> tuple[dict, dict[str, np.ndarra
 
 
 def spectrogram_png(path: str | os.PathLike, out: str | os.PathLike, *, frontend: FrontEnd | None = None,
-                    offset_s: float = 0.0, duration_s: float = 30.0) -> Path:
-    """Draw the log-mel spectrogram of ``duration_s`` seconds of a file from ``offset_s``: time in seconds on
-    the x axis, frequency in Hz (mel-spaced) on the y axis."""
+                    offset_s: float = 0.0, duration_s: float = 30.0) -> dict:
+    """Draw the log-mel spectrogram of ``duration_s`` seconds of a file from ``offset_s`` (cut at the file's
+    end): time in seconds on the x axis, frequency in Hz (mel-spaced) on the y axis. Returns what was drawn."""
+    from ..model.train import require_extra
+
+    require_extra("spectrogram", "matplotlib")
     import librosa
     import librosa.display
     import matplotlib
@@ -176,10 +204,12 @@ def spectrogram_png(path: str | os.PathLike, out: str | os.PathLike, *, frontend
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from model.audio import probe, read_windows, resample
+    from ..model.audio import AudioError, probe, read_windows, resample
 
     frontend = frontend or FrontEnd()
     info = probe(path)
+    if offset_s >= info.duration_s:
+        raise AudioError(path, f"offset {offset_s:g} s is past the end of the file ({info.duration_s:.1f} s)")
     length = max(0.1, min(duration_s, info.duration_s - offset_s))
     raw, sr = read_windows(path, [offset_s], length)
     y = resample(raw[0], sr, frontend.sample_rate)
@@ -199,4 +229,7 @@ def spectrogram_png(path: str | os.PathLike, out: str | os.PathLike, *, frontend
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     plt.close(fig)
-    return out
+    return {"output": str(out.resolve()), "path": str(Path(path).resolve()), "offset_s": float(offset_s),
+            "duration_s": round(float(length), 3), "file_duration_s": round(info.duration_s, 3),
+            "sample_rate": frontend.sample_rate, "n_mels": frontend.n_mels, "hop_length": frontend.hop_length,
+            "fmin": frontend.fmin, "fmax": frontend.fmax, "shape": list(db.shape)}

@@ -89,7 +89,7 @@ def _tensorflow(net, input_shape: tuple[int, ...]) -> Compiled:
 
 def _openvino(net, input_shape: tuple[int, ...], precision: str) -> Compiled:
     ov = _import_openvino()
-    from model._quiet import quiet_stderr
+    from ..model._quiet import quiet_stderr
 
     with quiet_stderr(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Keras notes that the converter passes a tuple for its one input

@@ -19,8 +19,8 @@ settle within a few epochs, or validation (which uses them) sees a different net
 
 from __future__ import annotations
 
-from model._quiet import import_keras
-from model.frontend import FrontEnd
+from ..model._quiet import import_keras
+from ..model.frontend import FrontEnd
 
 NAME = "seedcnn"
 

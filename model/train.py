@@ -7,7 +7,10 @@ inflated by near-copies of training windows.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -15,16 +18,33 @@ from pathlib import Path
 
 import numpy as np
 
-from model._quiet import import_keras
+from ..model._quiet import import_keras
 
-from model.audio import AUDIO_EXTENSIONS
-from model.encoder import KerasEncoder
-from model.frontend import FrontEnd
-from model.pipeline import extract_many
+from ..model.audio import AUDIO_EXTENSIONS
+from ..model.encoder import KerasEncoder
+from ..model.frontend import FrontEnd
+from ..model.pipeline import extract_many
 
 
 class DatasetError(Exception):
     """A dataset folder that cannot be trained on; the message says why."""
+
+
+#: the optional extra ``soundalike[train]``: module -> package to install
+TRAIN_EXTRA = {"matplotlib": "matplotlib", "sklearn": "scikit-learn"}
+
+
+def require_extra(purpose: str, *modules: str) -> None:
+    """Raise :class:`DatasetError` (one line: what is missing, what to install) unless ``modules`` import."""
+    import importlib
+
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            what = "is not installed" if err.name == module else f"fails to import ({err})"
+            raise DatasetError(f"{purpose} needs {TRAIN_EXTRA.get(module, module)}, which {what}: "
+                               f"pip install 'soundalike[train]'") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +157,42 @@ def _features_for(paths, frontend, workers, progress, desc):
     return feats, failures
 
 
+def run_key(ds: Dataset, **settings) -> str:
+    """SHA-256 of what defines a training run: every track (path, class, size, mtime) and the settings."""
+    tracks = []
+    for path, label in zip(ds.paths, ds.labels):
+        try:
+            st = os.stat(path)
+            tracks.append([path, ds.classes[label], st.st_size, st.st_mtime])
+        except OSError:
+            tracks.append([path, ds.classes[label], None, None])
+    text = json.dumps({"classes": ds.classes, "tracks": tracks, **settings}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def claim_backup(backup: Path, key: str, log: Callable[[str], None]) -> None:
+    """Keep ``backup`` (an interrupted run's last finished epoch) only if it belongs to the run ``key``."""
+    stamp = backup / "run.json"
+    if backup.is_dir():
+        try:
+            same = json.loads(stamp.read_text()).get("key") == key
+        except (OSError, ValueError, AttributeError):
+            same = False
+        if same:
+            try:  # Keras's own record of the last finished epoch
+                epoch = json.loads((backup / "training_metadata.json").read_text())["epoch"]
+                log(f"resuming the interrupted training from epoch {epoch} ({backup})")
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+            return
+        log(f"{backup}: an interrupted training of another dataset or other settings; starting fresh")
+        shutil.rmtree(backup)
+    backup.mkdir(parents=True)
+    tmp = backup / ".run.json.tmp"
+    tmp.write_text(json.dumps({"key": key}))
+    os.replace(tmp, stamp)
+
+
 def train_seed(dataset_dir, out_path, **kw) -> TrainResult:
     """Train the seed CNN from scratch (see :func:`train_model`)."""
     return train_model(dataset_dir, out_path, backbone="none", **kw)
@@ -179,7 +235,8 @@ def train_model(
     artefact for ``index`` and ``search``. The split is by track, stratified, with a fixed seed: train,
     validation (early stopping) and test (reported, never seen in training). With ``cache`` the log-mel
     windows come from (and go to) a prepared cache instead of being decoded again. An interrupted run
-    resumes from its last finished epoch when started again with the same output.
+    resumes from its last finished epoch when started again with the same output, dataset (every track's
+    size and mtime) and settings; otherwise it starts fresh.
     """
     keras = import_keras()
     import tensorflow as tf
@@ -196,8 +253,8 @@ def train_model(
         raise DatasetError(f"unknown backbone {backbone!r}; choose from {', '.join(BACKBONES)}")
     bb = None
     if backbone != "none":
-        from model.encoder import BUILTIN
-        from model.musicnn import MusicnnEncoder
+        from ..model.encoder import BUILTIN
+        from ..model.musicnn import MusicnnEncoder
 
         bb = MusicnnEncoder(BUILTIN[backbone], n_windows=n_windows or 16)
         frontend = bb.frontend
@@ -205,11 +262,15 @@ def train_model(
     if n_windows and frontend.n_windows != n_windows:
         frontend = dataclasses.replace(frontend, n_windows=n_windows)
     ds = list_dataset(dataset_dir, log=log)
+    key = run_key(ds, backbone=backbone, frontend=frontend.to_dict(), epochs=epochs, batch_size=batch_size,
+                  val_fraction=val_fraction, test_fraction=test_fraction, patience=patience,
+                  learning_rate=learning_rate, augment=augment, class_weights=class_weights, seed=seed,
+                  backbone_fingerprint=bb.fingerprint if bb is not None else None)
     tr, va, te = split_three(ds.labels, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
     log(f"{len(ds.paths)} tracks in {len(ds.classes)} classes: {', '.join(ds.classes)}; {len(tr)} for training, "
         f"{len(va)} for validation, {len(te)} for testing (split by track, seed {seed})")
     if cache is not None:
-        from model.prepare import load_cached, prepare
+        from ..model.prepare import load_cached, prepare
 
         rep = prepare(dataset_dir, cache, frontend=frontend, workers=workers, progress=progress, log=log)
         log(f"cache {cache}: {rep.prepared} tracks prepared, {rep.reused} reused")
@@ -248,11 +309,11 @@ def train_model(
 
     def new_model():
         if bb is None:
-            from model import seedcnn
+            from ..model import seedcnn
 
             m = seedcnn.build(frontend, len(ds.classes), seed=seed)
         else:
-            from model import head
+            from ..model import head
 
             m = head.build(bb.window_dim, len(ds.classes), seed=seed)
         m.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
@@ -269,7 +330,8 @@ def train_model(
         if class_weights:  # unbalanced folders: each class weighs as much as the others in the loss
             counts = np.bincount(y, minlength=len(ds.classes)).astype(float)
             weights = {i: float(len(y) / (len(ds.classes) * c)) for i, c in enumerate(counts) if c > 0}
-        # Ctrl-C, then the same command: resumes from the last finished epoch
+        # Ctrl-C, then the same command: resumes from the last finished epoch (of the same run only)
+        claim_backup(backup, key, log)
         cbs = [keras.callbacks.BackupAndRestore(str(backup)), *extra_callbacks]
         verbose = 1 if (progress and sys.stdout.isatty()) else 2 if progress else 0
         hist = model.fit(data, epochs=epochs, validation_data=val_data, class_weight=weights, callbacks=cbs,
@@ -287,13 +349,13 @@ def train_model(
     # again on training + validation tracks (more data; measured +0.04-0.1 track accuracy on real music)
     refit = has_val and not patience and bb is not None
     if bb is None:
-        from model import seedcnn
+        from ..model import seedcnn
 
         encoder = KerasEncoder(model, name=seedcnn.NAME, frontend=frontend, labels=ds.classes)
         probs_of = lambda x: encoder.encode(x[..., 0] if x.ndim == 4 else x)[1]  # noqa: E731
         extra = {}
     else:
-        from model.head import HeadEncoder
+        from ..model.head import HeadEncoder
 
         encoder = HeadEncoder(model, backbone=bb, labels=ds.classes)
         probs_of = lambda x: encoder.head_outputs(x)[1]  # noqa: E731

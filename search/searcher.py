@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from catalog.store import Store, StoreError
-from catalog.tags import normalise_genre
-from catalog.track import STATUS_OK
+from ..catalog.store import Store, StoreError
+from ..catalog.tags import normalise_genre
+from ..catalog.track import STATUS_OK
 
 
 GENRE_SOURCES = {"tags": "genre", "predicted": "predicted_genre"}
@@ -58,16 +58,20 @@ class Hit:
     genre: str | None
     duration_s: float | None
     predicted_genre: str | None = None
+    missing: bool = False  # the file was out of reach at the last index run (its vector is still searchable)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
 class Searcher:
-    """Read-only search over a store. Cheap to keep open; every method is safe to call repeatedly."""
+    """Read-only search over a store. Cheap to keep open; every method is safe to call repeatedly.
+
+    It holds one committed generation in memory (tracks, index, transform) and keeps answering from it however
+    many commits a writer makes later; :meth:`refreshed` gives a searcher of the newest generation."""
 
     def __init__(self, store: Store | str | os.PathLike):
-        self.store = store if isinstance(store, Store) else Store.open(store)
+        self.store = (store.load() if isinstance(store, Store) else Store.open(store))
         t = self.store.tracks
         ok = np.asarray([s == STATUS_OK for s in t.column("status").to_pylist()], dtype=bool)
         self._rows = {name: np.asarray(t.column(name).to_pylist(), dtype=object)[ok] for name in
@@ -76,10 +80,22 @@ class Searcher:
         # genres as integer codes, so a genre mask is one vectorised comparison
         self._genre_columns = {src: _Codes(self._rows[col]) for src, col in GENRE_SOURCES.items()}
         self._duration = t.column("duration_s").to_numpy(zero_copy_only=False)[ok]
+        self._missing = t.column("missing_since").is_valid().to_numpy(zero_copy_only=False)[ok]
         self._pos = {int(i): p for p, i in enumerate(self._ids)}
         self._path_to_id = {p: int(i) for p, i in zip(self._rows["path"], self._ids)}
         self._id_space = int(self._ids.max()) + 1 if len(self._ids) else 0
         self._encoder = None
+
+    def refreshed(self) -> "Searcher":
+        """This searcher if its generation is still the store's newest, else a new one of the newest (the
+        loaded encoder is handed over)."""
+        from ..catalog.store import read_manifest
+
+        if read_manifest(self.store.path)["generation"] == self.store.generation:
+            return self
+        new = Searcher(self.store.path)
+        new._encoder = self._encoder
+        return new
 
     # -- catalogue -----------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -119,13 +135,17 @@ class Searcher:
         dur = self._duration[p]
         return Hit(id=int(track_id), score=float(score), path=r["path"][p], title=r["title"][p], artist=r["artist"][p],
                    album=r["album"][p], genre=r["genre"][p], duration_s=None if dur != dur else float(dur),
-                   predicted_genre=r["predicted_genre"][p])
+                   predicted_genre=r["predicted_genre"][p], missing=bool(self._missing[p]))
 
     def vector(self, track_id: int) -> np.ndarray:
         """The unit vector stored for a track (from the index, no model)."""
         if int(track_id) not in self._pos:
             raise QueryError(f"no track with id {track_id} in {self.store.path}")
-        return self.index.reconstruct(int(track_id)).astype(np.float32)
+        try:
+            return self.index.reconstruct(int(track_id)).astype(np.float32)
+        except RuntimeError:  # listed as indexed, but its vector is not in the index: a damaged store
+            raise StoreError(f"{self.store.path}: track {track_id} has no vector in the index; 'soundalike verify' "
+                             f"checks the store, 'soundalike repair' rebuilds what it can") from None
 
     # -- filters -------------------------------------------------------------------------------------------
     def mask(self, *, genres=None, genre_source: str = "tags", exclude_ids=(), exclude_artists=()) -> np.ndarray:
@@ -158,22 +178,27 @@ class Searcher:
         """
         import faiss
 
-        q = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-        q /= np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
         if k < 1:
             raise QueryError(f"k must be at least 1, not {k}")
+        q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        q = np.ascontiguousarray(q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12))  # a copy: the caller's array stays
         k_eff = min(k, max(1, len(self._ids)))
-        # a single query is faster on one thread than split over OpenMP threads that then spin
+        # a single query is faster on one thread than split over OpenMP threads that then spin; the setting is
+        # this thread's (OpenMP keeps it per thread) and is put back afterwards
+        before = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1 if len(q) <= 4 else (os.cpu_count() or 1))
-        if mask is None or mask.all():
-            scores, ids = self.index.search(q, k_eff)
-        else:
-            bits = np.zeros(self._id_space, dtype=bool)
-            bits[self._ids[mask]] = True
-            packed = np.packbits(bits, bitorder="little")
-            sel = faiss.IDSelectorBitmap(len(packed), faiss.swig_ptr(packed))  # n is in bytes
-            scores, ids = self.index.search(q, k_eff, params=faiss.SearchParameters(sel=sel))
-            del packed  # kept alive until the search returned
+        try:
+            if mask is None or mask.all():
+                scores, ids = self.index.search(q, k_eff)
+            else:
+                bits = np.zeros(self._id_space, dtype=bool)
+                bits[self._ids[mask]] = True
+                packed = np.packbits(bits, bitorder="little")
+                sel = faiss.IDSelectorBitmap(len(packed), faiss.swig_ptr(packed))  # n is in bytes
+                scores, ids = self.index.search(q, k_eff, params=faiss.SearchParameters(sel=sel))
+                del packed  # kept alive until the search returned
+        finally:
+            faiss.omp_set_num_threads(before)
         return scores, ids
 
     def search_vector(self, vector: np.ndarray, *, k: int = 10, genres=None, genre_source: str = "tags",
@@ -207,7 +232,7 @@ class Searcher:
         vec = self.embed_file(path)
         artists = []
         if exclude_artist_of_query:
-            from catalog.tags import read_tags
+            from ..catalog.tags import read_tags
 
             artists = [read_tags(path).get("artist")]
         return self.search_vector(vec, k=k, genres=genres, genre_source=genre_source, exclude_artists=artists)
@@ -216,9 +241,9 @@ class Searcher:
     def encoder(self):
         """The store's encoder, loaded on first use (this is where TensorFlow is imported)."""
         if self._encoder is None:
-            from model.encoder import ModelError, load_encoder
+            from ..model.encoder import ModelError, load_encoder
 
-            from model.musicnn import WeightsMissing
+            from ..model.musicnn import WeightsMissing
 
             ref = self.store.encoder_path or self.store.encoder_info.get("spec")
             if ref is None:
@@ -229,13 +254,14 @@ class Searcher:
                 raise StoreError(str(err)) from None
             if enc.fingerprint != self.store.encoder_info["fingerprint"]:
                 raise StoreError(f"{self.store.path}: encoder {enc.name} now has fingerprint {enc.fingerprint}, the "
-                                 f"store was built with {self.store.encoder_info['fingerprint']}; re-index with --force")
+                                 f"store was built with {self.store.encoder_info['fingerprint']}; outside files cannot be "
+                                 f"embedded for it: index the library into a new store with this encoder")
             self._encoder = enc
         return self._encoder
 
     def embed_file(self, path: str | os.PathLike) -> np.ndarray:
         """The unit track vector of an outside audio file, as the indexer would compute it."""
-        from model.audio import AudioError
+        from ..model.audio import AudioError
 
         path = Path(path)
         if not path.exists():

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
-from search.searcher import QueryError
+from ..search.searcher import QueryError
 
 
 def predict_tags(path: str | os.PathLike, *, model: str | os.PathLike = "musicnn", top: int = 10) -> dict:
     """``{"path", "encoder", "genre", "genre_score", "tags": [{"tag", "score"}...]}`` for one audio file,
     tag scores averaged over the file's analysis windows."""
-    from model.audio import AudioError
-    from model.encoder import ModelError, load_encoder
-    from model.musicnn import WeightsMissing
+    from ..model.audio import AudioError
+    from ..model.encoder import ModelError, load_encoder
+    from ..model.musicnn import WeightsMissing
 
     path = Path(path)
     if not path.is_file():

@@ -81,6 +81,30 @@ def write_audio(path: Path, y: np.ndarray, sr: int = SR, *, tags: dict | None = 
     return path
 
 
+def write_av(path, y, sr, codec, container=None, sample_format=None):
+    """Encode mono float audio with PyAV (for the formats libsndfile cannot write)."""
+    import av
+
+    with av.open(str(path), "w", format=container) as c:
+        stream = c.add_stream(codec, rate=sr)
+        stream.layout = "mono"
+        if sample_format:
+            stream.format = sample_format
+        stream.bit_rate = 96000
+        fmt = stream.codec_context.format.name
+        size = stream.codec_context.frame_size or 1024
+        for i in range(0, len(y), size):
+            chunk = y[i : i + size].reshape(1, -1)
+            data = chunk.astype(np.float32) if fmt in ("flt", "fltp") else (chunk * 32767).astype(np.int16)
+            frame = av.AudioFrame.from_ndarray(data, format=fmt, layout="mono")
+            frame.sample_rate, frame.pts = sr, i
+            for packet in stream.encode(frame):
+                c.mux(packet)
+        for packet in stream.encode(None):
+            c.mux(packet)
+    return path
+
+
 @dataclasses.dataclass
 class Library:
     root: Path
@@ -103,7 +127,7 @@ def make_library(root: Path, *, per_kind: int = 4, seconds: float = 6.0, formats
 
 @pytest.fixture(scope="session")
 def small_frontend():
-    from model.frontend import FrontEnd
+    from soundalike.model.frontend import FrontEnd
 
     # short windows and few mel bands: the suite runs in minutes on two cores
     return FrontEnd(window_s=1.0, n_windows=4, n_mels=48)
@@ -112,7 +136,7 @@ def small_frontend():
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory, small_frontend):
     """A seed CNN trained briefly on a 3-kind dataset; returns the .keras path."""
-    from model.train import train_seed
+    from soundalike.model.train import train_seed
 
     root = tmp_path_factory.mktemp("dataset")
     make_library(root, per_kind=5, seconds=5.0, formats=("wav", "flac"), seed=7)
@@ -129,7 +153,7 @@ def library(tmp_path):
 @pytest.fixture
 def indexed(tmp_path, library, trained_model):
     """A freshly indexed copy of the library: (Library, store path)."""
-    from indexer.run import index_library
+    from soundalike.indexer.run import index_library
 
     store = tmp_path / "lib.soundalike"
     index_library(library.root, store, model=trained_model, workers=0, progress=False, log=lambda m: None)

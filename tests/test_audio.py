@@ -4,32 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SR, synth, write_audio
+from conftest import SR, synth, write_audio, write_av
 
-from model.audio import AudioError, load_windows, probe, read_all, read_windows, window_starts
-from model.frontend import FrontEnd
-
-
-def write_av(path, y, sr, codec, container=None):
-    """Encode mono float audio with PyAV (for the formats libsndfile cannot write)."""
-    import av
-
-    with av.open(str(path), "w", format=container) as c:
-        stream = c.add_stream(codec, rate=sr)
-        stream.layout = "mono"
-        stream.bit_rate = 96000
-        fmt = stream.codec_context.format.name
-        size = stream.codec_context.frame_size or 1024
-        for i in range(0, len(y), size):
-            chunk = y[i : i + size].reshape(1, -1)
-            data = chunk.astype(np.float32) if fmt in ("flt", "fltp") else (chunk * 32767).astype(np.int16)
-            frame = av.AudioFrame.from_ndarray(data, format=fmt, layout="mono")
-            frame.sample_rate, frame.pts = sr, i
-            for packet in stream.encode(frame):
-                c.mux(packet)
-        for packet in stream.encode(None):
-            c.mux(packet)
-    return path
+from soundalike.model.audio import AudioError, load_windows, probe, read_all, read_windows, window_starts
+from soundalike.model.frontend import FrontEnd
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import synth, write_audio
 
-from cli import main
+from soundalike.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,9 +21,9 @@ def runner():
     return CliRunner()
 
 
-def test_help_imports_no_heavy_library():
-    code = "import sys, cli; print(sorted(m for m in ('tensorflow', 'keras', 'faiss', 'librosa', 'pyarrow') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+def test_help_imports_no_heavy_library(tmp_path):
+    code = "import sys, soundalike.cli; print(sorted(m for m in ('tensorflow', 'keras', 'faiss', 'librosa', 'pyarrow') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
     res = CliRunner().invoke(main, ["--help"])
     assert res.exit_code == 0
@@ -132,3 +132,17 @@ def test_train_writes_a_model_and_sidecar(runner, tmp_path, backbone):
     query = sorted(data.files)[0]
     hits = json.loads(runner.invoke(main, ["search", query, "--db", str(store), "-k", "3", "--json"]).output)
     assert len(hits) == 3 and query not in {h["path"] for h in hits}
+
+
+def test_spectrogram_json(runner, tmp_path):
+    p = write_audio(tmp_path / "a.flac", synth("beats", seed=1, seconds=8.0))
+    out = tmp_path / "spec.png"
+    res = runner.invoke(main, ["spectrogram", str(p), "-o", str(out), "--offset", "5", "--duration", "20", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["output"] == str(out.resolve()) and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert data["path"] == str(p.resolve()) and data["offset_s"] == 5.0
+    assert data["duration_s"] == pytest.approx(3.0, abs=0.01)  # cut at the end of the 8 s file
+    assert data["file_duration_s"] == pytest.approx(8.0, abs=0.01) and data["sample_rate"] == 22050
+    n_mels, frames = data["shape"]
+    assert n_mels == data["n_mels"] and frames == pytest.approx(3.0 * 22050 / data["hop_length"], abs=2)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from conftest import synth, write_audio
 
-from catalog.store import Store
-from indexer.run import index_library
-from search.searcher import QueryError, Searcher
+from soundalike.catalog.store import Store
+from soundalike.indexer.run import index_library
+from soundalike.search.searcher import QueryError, Searcher
 
 
 def quiet_index(root, store, **kw):
@@ -82,10 +82,10 @@ def test_rare_genre_still_returns_k_results(tmp_path, library, trained_model):
 def test_unchanged_reindex_decodes_nothing(indexed, monkeypatch):
     library, store = indexed
     gen = Store(store).generation
-    import model.pipeline
+    import soundalike.model.pipeline as pipeline
 
     calls = []
-    monkeypatch.setattr(model.pipeline, "extract", lambda *a, **k: calls.append(a) or None)
+    monkeypatch.setattr(pipeline, "extract", lambda *a, **k: calls.append(a) or None)
     report = quiet_index(library.root, store)
     assert calls == []
     assert (report.added, report.updated, report.removed, report.unchanged) == (0, 0, 0, len(library.files))
@@ -178,9 +178,9 @@ def test_unknown_genre_is_a_clear_error(indexed):
 
 def test_store_of_another_encoder_is_refused(indexed, tmp_path, small_frontend):
     library, store = indexed
-    from indexer.run import IndexingError
-    from model import seedcnn
-    from model.encoder import KerasEncoder
+    from soundalike.indexer.run import IndexingError
+    from soundalike.model import seedcnn
+    from soundalike.model.encoder import KerasEncoder
 
     other = KerasEncoder(seedcnn.build(small_frontend, 3, seed=42), name="seedcnn", frontend=small_frontend, labels=["a", "b", "c"])
     other.save(tmp_path / "other.keras")
@@ -204,7 +204,7 @@ def test_parallel_workers_give_the_same_vectors(indexed, tmp_path):
 
 
 def test_interrupted_run_keeps_finished_tracks_and_resumes(tmp_path, library, trained_model, monkeypatch):
-    from model.encoder import KerasEncoder
+    from soundalike.model.encoder import KerasEncoder
 
     real_encode = KerasEncoder.encode
     calls = []

@@ -8,15 +8,15 @@ import os
 
 import numpy as np
 import pytest
-from conftest import synth, write_audio
+from conftest import synth, write_audio, write_av
 
-from catalog.scan import scan
-from catalog.store import EncoderMismatch, Store, StoreLocked, StoreWriter
-from catalog.tags import normalise_genre, read_tags
-from catalog.track import Track
-from model.encoder import KerasEncoder, ModelError, fingerprint
-from model.frontend import FrontEnd
-from model.train import DatasetError, list_dataset, split_tracks
+from soundalike.catalog.scan import scan
+from soundalike.catalog.store import EncoderMismatch, Store, StoreLocked, StoreWriter
+from soundalike.catalog.tags import normalise_genre, read_tags
+from soundalike.catalog.track import Track
+from soundalike.model.encoder import KerasEncoder, ModelError, fingerprint
+from soundalike.model.frontend import FrontEnd
+from soundalike.model.train import DatasetError, list_dataset, split_tracks
 
 # ---------------------------------------------------------------------------------------------- model
 
@@ -113,6 +113,47 @@ def test_tags_and_fallbacks(tmp_path):
     assert read_tags(junk)["title"] == "junk"
 
 
+def _tag_natively(path, fields):
+    """Tag a file through mutagen's own API for its format (the keys that format's taggers write)."""
+    import mutagen
+
+    keys = {
+        "ASF": ("Title", "Author", "WM/AlbumTitle", "WM/Genre"),
+        "MP4": ("\xa9nam", "\xa9ART", "\xa9alb", "\xa9gen"),
+        "OggOpus": ("TITLE", "ARTIST", "ALBUM", "GENRE"),
+        "WavPack": ("Title", "Artist", "Album", "Genre"),  # APEv2
+        "AIFF": ("TIT2", "TPE1", "TALB", "TCON"),  # ID3 frames
+    }
+    f = mutagen.File(str(path))
+    if f.tags is None:
+        f.add_tags()
+    for key, value in zip(keys[type(f).__name__], fields):
+        if type(f).__name__ == "AIFF":
+            from mutagen import id3
+
+            f.tags.add(getattr(id3, key)(encoding=3, text=value))
+        else:
+            f[key] = value
+    f.save()
+
+
+@pytest.mark.parametrize("name, codec, container, sr, sample_format", [
+    ("a.wma", "wmav2", "asf", 22050, None),
+    ("a.m4a", "aac", "ipod", 22050, None),
+    ("a.opus", "libopus", "ogg", 48000, None),
+    ("a.wv", "wavpack", "wv", 22050, "s16p"),
+    ("a.aiff", "pcm_s16be", "aiff", 22050, None),
+])
+def test_tags_of_every_tagging_scheme(tmp_path, name, codec, container, sr, sample_format):
+    """WMA (ASF attributes), MP4 atoms, Vorbis comments, APEv2 and ID3 chunks: each read under its own keys;
+    of several values the first is taken."""
+    p = write_av(tmp_path / name, synth("tones", seed=1, seconds=1.0, sr=sr), sr, codec, container, sample_format)
+    _tag_natively(p, (["Título"], ["Ünïcode Artist", "Other Artist"], ["A"], ["Hip_Hop "]))
+    t = read_tags(p)
+    assert (t["title"], t["artist"], t["album"], t["genre"]) == ("Título", "Ünïcode Artist", "A", "hip-hop")
+    assert t["duration_s"] == pytest.approx(1.0, abs=0.1)
+
+
 @pytest.mark.parametrize("raw, norm", [("  Rock ", "rock"), ("Hip Hop", "hip hop"), ("hip - hop", "hip-hop"),
                                        ("(17)", "rock"), ("(17)Rock", "rock"), ("", None), (None, None)])
 def test_normalise_genre(raw, norm):
@@ -155,7 +196,7 @@ def test_crash_before_the_manifest_switch_keeps_the_last_generation(tmp_path, rn
         for i in range(3):
             w.put(_track(w, i), rng.standard_normal(4))
         w.commit()
-    import catalog.store as cs
+    import soundalike.catalog.store as cs
 
     real = cs._atomic_write
 
@@ -182,13 +223,3 @@ def test_one_writer_at_a_time_and_encoder_mismatch(tmp_path, rng):
             _writer(path)
     with pytest.raises(EncoderMismatch, match="fp-a.*fp-b"):
         _writer(path, fp="fp-b")
-
-
-def test_demo_runs_end_to_end_small(tmp_path):
-    from demo.run import run_demo
-
-    lines = []
-    summary = run_demo(tmp_path / "demo", per_style=4, seconds=6.0, epochs=3, k=2, echo=lines.append)
-    assert summary["tracks"] == 24 and summary["held_out_queries"] == 12
-    assert 0.0 <= summary["same_style_share"] <= 1.0
-    assert any("share of the 2 nearest neighbours" in line for line in lines)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model import musicnn
+from soundalike.model import musicnn
 
 GOLDEN = Path(__file__).parent / "golden" / "musicnn_golden.npz"
 TOLERANCE = {"taggram": 1e-4, "logits": 1e-4, "penultimate": 1e-4, "mean_pool": 1e-3, "max_pool": 1e-3}
@@ -70,7 +70,7 @@ def test_exact_inference_routes_match_the_original_graph(golden, route):
 
 
 def test_bf16_route_stays_close_to_the_original_graph(golden):
-    from model.runtime import cpu_has_bf16
+    from soundalike.model.runtime import cpu_has_bf16
 
     if not cpu_has_bf16():
         pytest.skip("this CPU has no native bf16 instructions")
@@ -87,7 +87,7 @@ def test_bf16_route_stays_close_to_the_original_graph(golden):
 
 
 def test_unknown_inference_route_is_refused(monkeypatch):
-    from model.runtime import RuntimeChoiceError
+    from soundalike.model.runtime import RuntimeChoiceError
 
     monkeypatch.setenv("SOUNDALIKE_INFERENCE", "gpu-fp8")
     with pytest.raises(RuntimeChoiceError, match="SOUNDALIKE_INFERENCE='gpu-fp8' is not a known inference route"):
@@ -108,7 +108,7 @@ def test_openvino_route_sends_and_writes_nothing(tmp_path, golden):
         "real = socket.socket.connect\n"
         "def spy(self, addr, *a): calls.append(str(addr)); return real(self, addr, *a)\n"
         "socket.socket.connect = spy\n"
-        "from model.musicnn import MusicnnEncoder\n"
+        "from soundalike.model.musicnn import MusicnnEncoder\n"
         "enc = MusicnnEncoder('MSD_musicnn', runtime_route='openvino-f32')\n"
         f"x = np.load({str(GOLDEN)!r})['inputs'].transpose(0, 2, 1)\n"
         "enc.encode(x)\n"
@@ -144,9 +144,9 @@ def test_golden_file_records_how_it_was_made(golden):
 
 
 def test_default_encoder_indexes_a_library_without_training(library, tmp_path):
-    from catalog.store import Store
-    from indexer.run import index_library
-    from search.searcher import Searcher
+    from soundalike.catalog.store import Store
+    from soundalike.indexer.run import index_library
+    from soundalike.search.searcher import Searcher
 
     store = tmp_path / "default.soundalike"
     report = index_library(library.root, store, workers=0, progress=False, log=lambda m: None)
@@ -178,8 +178,8 @@ def test_default_encoder_indexes_a_library_without_training(library, tmp_path):
 def test_outside_query_through_the_library_transform(library, tmp_path):
     from conftest import synth, write_audio
 
-    from indexer.run import index_library
-    from search.searcher import Searcher
+    from soundalike.indexer.run import index_library
+    from soundalike.search.searcher import Searcher
 
     store = tmp_path / "default.soundalike"
     index_library(library.root, store, workers=0, progress=False, log=lambda m: None)
@@ -202,9 +202,9 @@ def test_routes_can_share_a_store(library, tmp_path, monkeypatch):
     lists both routes."""
     import shutil
 
-    from catalog.store import Store
-    from indexer.run import index_library
-    from search.searcher import Searcher
+    from soundalike.catalog.store import Store
+    from soundalike.indexer.run import index_library
+    from soundalike.search.searcher import Searcher
 
     store = tmp_path / "mixed.soundalike"
     files = sorted(library.files)
@@ -228,8 +228,8 @@ def test_routes_can_share_a_store(library, tmp_path, monkeypatch):
 
 def test_auto_route_falls_back_to_tensorflow(monkeypatch):
     """Without OpenVINO the model runs in TensorFlow quietly; with a broken OpenVINO, with a one-line warning."""
-    from model import runtime
-    from model._quiet import import_keras
+    from soundalike.model import runtime
+    from soundalike.model._quiet import import_keras
 
     keras = import_keras()
     inp = keras.Input((4, 3))

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import make_library, synth, write_audio
 
-from cli import main
-from model.prepare import load_cache_index, prepare
-from model.train import DatasetError, split_three, train_model
+from soundalike.cli import main
+from soundalike.model.prepare import load_cache_index, prepare
+from soundalike.model.train import DatasetError, split_three, train_model
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -52,6 +52,78 @@ def test_prepare_caches_once_and_follows_changes(tmp_path, small_frontend):
     assert other.prepared == 8
 
 
+def _stop_after(n, stop):
+    """``extract_many`` that calls ``stop()`` once ``n`` files have come back."""
+    from soundalike.model import pipeline
+
+    def extract_many(*args, **kwargs):
+        for i, r in enumerate(pipeline.extract_many(*args, **kwargs)):
+            if i == n:
+                stop()
+            yield r
+
+    return extract_many
+
+
+def _same_cache_as_uninterrupted(cache, root, frontend, tmp_path):
+    """The cache holds every track, and the same windows as a prepare that was never interrupted."""
+    whole = tmp_path / "whole"
+    prepare(root, whole, frontend=frontend, workers=0, progress=False, log=lambda m: None)
+    a, b = load_cache_index(cache), load_cache_index(whole)
+    assert [e["path"] for e in a["tracks"]] == [e["path"] for e in b["tracks"]]
+    for ea, eb in zip(a["tracks"], b["tracks"]):
+        assert np.array_equal(np.load(cache / ea["file"]), np.load(whole / eb["file"])), ea["path"]
+
+
+def test_interrupted_prepare_keeps_the_tracks_it_finished(tmp_path, small_frontend, monkeypatch):
+    import importlib
+
+    lib = make_library(tmp_path / "ds", per_kind=3, seconds=3.0, formats=("wav", "flac"))
+    cache = tmp_path / "cache"
+    kw = dict(frontend=small_frontend, workers=0, progress=False, log=lambda m: None)
+
+    def interrupt():
+        raise KeyboardInterrupt
+
+    mod = importlib.import_module("soundalike.model.prepare")
+    monkeypatch.setattr(mod, "extract_many", _stop_after(4, interrupt))
+    with pytest.raises(KeyboardInterrupt):
+        prepare(lib.root, cache, **kw)
+    assert len(load_cache_index(cache)["tracks"]) == 4  # saved on the way out
+    monkeypatch.undo()
+    again = prepare(lib.root, cache, **kw)
+    assert (again.reused, again.prepared) == (4, 5)
+    _same_cache_as_uninterrupted(cache, lib.root, small_frontend, tmp_path)
+
+
+def test_killed_prepare_keeps_the_tracks_it_checkpointed(tmp_path, small_frontend):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import soundalike
+
+    lib = make_library(tmp_path / "ds", per_kind=3, seconds=3.0, formats=("wav",))
+    cache = tmp_path / "cache"
+    code = f"""
+import os, signal
+import soundalike.model.prepare as P
+from soundalike.model.frontend import FrontEnd
+from test_training import _stop_after
+P.extract_many = _stop_after(5, lambda: os.kill(os.getpid(), signal.SIGKILL))
+P.prepare({str(lib.root)!r}, {str(cache)!r}, frontend=FrontEnd.from_dict({small_frontend.to_dict()!r}), workers=0,
+          progress=False, checkpoint_s=0)
+"""
+    path = os.pathsep.join([str(Path(soundalike.__file__).parent.parent), str(Path(__file__).parent)])
+    env = {**os.environ, "PYTHONPATH": path + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    again = prepare(lib.root, cache, frontend=small_frontend, workers=0, progress=False, log=lambda m: None)
+    assert (again.reused, again.prepared) == (5, 4)
+    _same_cache_as_uninterrupted(cache, lib.root, small_frontend, tmp_path)
+
+
 def test_seed_cnn_learns_distinct_classes_and_evaluate_reports(tmp_path, small_frontend):
     lib = make_library(tmp_path / "ds", per_kind=12, seconds=4.0, formats=("wav",), seed=3)
     model = tmp_path / "m.keras"
@@ -87,7 +159,7 @@ def test_head_default_recipe_runs_its_full_schedule_and_generalises(tmp_path):
 
 
 def test_interrupted_training_resumes_from_its_last_epoch(tmp_path, small_frontend):
-    from model._quiet import import_keras
+    from soundalike.model._quiet import import_keras
 
     keras = import_keras()
     lib = make_library(tmp_path / "ds", per_kind=3, seconds=3.0, formats=("wav",))
@@ -105,6 +177,46 @@ def test_interrupted_training_resumes_from_its_last_epoch(tmp_path, small_fronte
     res = train_model(lib.root, model, **kw)
     assert len(res.history["loss"]) == 2  # epochs 3 and 4 only: 1 and 2 were done before the interrupt
     assert model.exists() and not (tmp_path / ".m.keras.training").exists()
+
+
+def test_training_resumes_only_the_same_run(tmp_path, small_frontend):
+    """A backup of another dataset or other settings is not resumed: the run starts fresh and says so."""
+    from soundalike.model._quiet import import_keras
+
+    keras = import_keras()
+    lib = make_library(tmp_path / "ds", per_kind=3, seconds=3.0, formats=("wav",))
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    model = tmp_path / "m.keras"
+    lines = []
+    kw = dict(frontend=small_frontend, epochs=4, patience=10, workers=0, progress=False, log=lines.append)
+
+    def interrupted(**changes):
+        """Train until the end of the second epoch; a resumed run never gets there, so this raises only when
+        the run started fresh."""
+        lines.clear()
+        with pytest.raises(KeyboardInterrupt):
+            train_model(lib.root, model, callbacks=(Interrupt(),), **{**kw, **changes})
+        return [m for m in lines if "starting fresh" in m or "resuming" in m]
+
+    backup = tmp_path / ".m.keras.training"
+    fresh = [f"{backup}: an interrupted training of another dataset or other settings; starting fresh"]
+    assert interrupted() == []
+    write_audio(lib.root / "tones" / "new.wav", synth("tones", seed=99, seconds=3.0))  # a track added
+    assert interrupted() == fresh
+    assert interrupted(seed=1) == fresh  # other settings
+    os.utime(lib.root / "tones" / "new.wav", (1e9, 1e9))  # a track changed (its mtime)
+    assert interrupted(seed=1) == fresh
+    lines.clear()
+    res = train_model(lib.root, model, **{**kw, "seed": 1})  # the same run: resumed
+    assert len(res.history["loss"]) == 2
+    resumed = [m for m in lines if "starting fresh" in m or "resuming" in m]
+    assert resumed == [f"resuming the interrupted training from epoch 2 ({backup})"]
+    assert not backup.exists()
 
 
 def test_dataset_problems_are_clear(tmp_path, small_frontend):
@@ -131,3 +243,31 @@ def test_spectrogram_png(tmp_path):
     res = CliRunner().invoke(main, ["spectrogram", str(p), "-o", str(out), "--duration", "5"])
     assert res.exit_code == 0, res.output
     assert out.read_bytes()[:8] == PNG and out.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("missing, verb", [
+    ("matplotlib", ["spectrogram", "{audio}", "-o", "{tmp}/s.png"]),
+    ("matplotlib", ["prepare", "{tmp}", "-o", "{tmp}/cache", "--images", "--backbone", "none"]),
+    ("matplotlib", ["evaluate", "{tmp}", "--model", "{tmp}/m.keras"]),
+    ("sklearn", ["evaluate", "{tmp}", "--model", "{tmp}/m.keras"]),
+])
+def test_without_the_train_extra_a_one_line_error(tmp_path, missing, verb):
+    """matplotlib and scikit-learn are the optional extra ``soundalike[train]``: without them the verbs that
+    draw or score say what to install (exit 2), before any work and without a traceback."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import soundalike
+
+    audio = write_audio(tmp_path / "a.wav", synth("tones", seed=1, seconds=2.0))
+    args = [a.format(audio=audio, tmp=tmp_path) for a in verb]
+    code = f"import sys; sys.modules[{missing!r}] = None\nfrom soundalike.cli import main\nmain({args!r})"
+    path = str(Path(soundalike.__file__).parent.parent)
+    env = {**os.environ, "PYTHONPATH": path + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    err = [line for line in proc.stderr.splitlines() if line.startswith("Error:")]
+    name = {"sklearn": "scikit-learn"}.get(missing, missing)
+    assert len(err) == 1 and name in err[0] and "pip install 'soundalike[train]'" in err[0], proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "cache").exists()
