@@ -158,21 +158,25 @@ def test_head_default_recipe_runs_its_full_schedule_and_generalises(tmp_path):
     assert not list(tmp_path.glob(".head.keras.*"))  # no training backups left behind
 
 
-def test_interrupted_training_resumes_from_its_last_epoch(tmp_path, small_frontend):
+def _interrupt_after_second_epoch():
+    """A Keras callback that stops training like Ctrl-C at the end of the second epoch."""
     from soundalike.model._quiet import import_keras
 
-    keras = import_keras()
-    lib = make_library(tmp_path / "ds", per_kind=3, seconds=3.0, formats=("wav",))
-
-    class Interrupt(keras.callbacks.Callback):
+    class Interrupt(import_keras().callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             if epoch == 1:
                 raise KeyboardInterrupt
 
+    return Interrupt()
+
+
+def test_interrupted_training_resumes_from_its_last_epoch(tmp_path, small_frontend):
+    lib = make_library(tmp_path / "ds", per_kind=3, seconds=3.0, formats=("wav",))
+
     model = tmp_path / "m.keras"
     kw = dict(frontend=small_frontend, epochs=4, patience=10, workers=0, progress=False, log=lambda m: None)
     with pytest.raises(KeyboardInterrupt):
-        train_model(lib.root, model, callbacks=(Interrupt(),), **kw)
+        train_model(lib.root, model, callbacks=(_interrupt_after_second_epoch(),), **kw)
     assert not model.exists() and (tmp_path / ".m.keras.training").is_dir()
     res = train_model(lib.root, model, **kw)
     assert len(res.history["loss"]) == 2  # epochs 3 and 4 only: 1 and 2 were done before the interrupt
@@ -181,15 +185,7 @@ def test_interrupted_training_resumes_from_its_last_epoch(tmp_path, small_fronte
 
 def test_training_resumes_only_the_same_run(tmp_path, small_frontend):
     """A backup of another dataset or other settings is not resumed: the run starts fresh and says so."""
-    from soundalike.model._quiet import import_keras
-
-    keras = import_keras()
     lib = make_library(tmp_path / "ds", per_kind=3, seconds=3.0, formats=("wav",))
-
-    class Interrupt(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 1:
-                raise KeyboardInterrupt
 
     model = tmp_path / "m.keras"
     lines = []
@@ -200,7 +196,7 @@ def test_training_resumes_only_the_same_run(tmp_path, small_frontend):
         the run started fresh."""
         lines.clear()
         with pytest.raises(KeyboardInterrupt):
-            train_model(lib.root, model, callbacks=(Interrupt(),), **{**kw, **changes})
+            train_model(lib.root, model, callbacks=(_interrupt_after_second_epoch(),), **{**kw, **changes})
         return [m for m in lines if "starting fresh" in m or "resuming" in m]
 
     backup = tmp_path / ".m.keras.training"
