@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -268,11 +269,13 @@ class Transform:
             return cls()
         if kind != "standardize":
             raise StoreError(f"unknown library transform {kind!r}")
-        known = ~np.isnan(vecs)
-        n = np.maximum(known.sum(axis=0), 1)
-        mean = np.where(known, vecs, 0.0).sum(axis=0, dtype=np.float64) / n
-        var = (np.where(known, vecs - mean, 0.0) ** 2).sum(axis=0, dtype=np.float64) / n
-        std = np.sqrt(var)
+        if np.isnan(vecs).any():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a column with no known value: mean 0, std 1
+                mean, std = np.nanmean(vecs, axis=0), np.nanstd(vecs, axis=0)
+            mean, std = np.nan_to_num(mean, nan=0.0), np.nan_to_num(std, nan=1.0)
+        else:
+            mean, std = vecs.mean(axis=0), vecs.std(axis=0)
         return cls(mean.astype(np.float32), np.where(std < 1e-6, 1.0, std).astype(np.float32))
 
     def __call__(self, vecs: np.ndarray) -> np.ndarray:

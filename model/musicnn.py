@@ -256,8 +256,20 @@ class MusicnnEncoder(EncoderBase):
         order = np.argsort(-scores)[:top]
         return self.labels[g], float(scores[g]), [self.labels[i] for i in order], [float(scores[i]) for i in order]
 
-    @staticmethod
-    def summarize(window_features: np.ndarray) -> np.ndarray:
-        """Raw track vector: mean and standard deviation of the window features, ``[m, 953] -> [1906]``."""
+    #: Fewer windows than this and a track's spread over windows is not measured (NaN) but left to the library
+    #: mean: the spread of one window is exactly 0, of two or three mostly noise, and either made short tracks
+    #: each other's neighbours whatever they sound like. Measured on 248 real tracks (13 soundtracks) with
+    #: short tracks simulated by 1-8 consecutive windows, paired bootstrap over queries: short-query p@10
+    #: +4.9 points [4.0, 5.8] over the plain spread, +1.2 [0.9, 1.5] over a threshold of 3; in a library with
+    #: 30% short tracks, the share of a short track's top 10 that are other soundtracks' short tracks fell
+    #: from 52.7% to 31.5% (chance 25.5%); tracks with 4 or more windows (over ~13 s) are unchanged, bit for bit.
+    MIN_WINDOWS_FOR_SPREAD = 4
+
+    @classmethod
+    def summarize(cls, window_features: np.ndarray) -> np.ndarray:
+        """Raw track vector: mean and standard deviation of the window features, ``[m, 953] -> [1906]``; the
+        standard deviation is NaN (unknown; the store's transform maps it to the library mean) when ``m`` is
+        below :data:`MIN_WINDOWS_FOR_SPREAD`."""
         w = np.asarray(window_features, dtype=np.float32)
-        return np.concatenate([w.mean(axis=0), w.std(axis=0)]).astype(np.float32)
+        spread = w.std(axis=0) if len(w) >= cls.MIN_WINDOWS_FOR_SPREAD else np.full(w.shape[1], np.nan, np.float32)
+        return np.concatenate([w.mean(axis=0), spread]).astype(np.float32)

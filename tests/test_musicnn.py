@@ -156,8 +156,11 @@ def test_default_encoder_indexes_a_library_without_training(library, tmp_path):
     assert s.encoder_info["runtimes"] == [report.runtime] and report.runtime.startswith("openvino")
     assert s.manifest["transform"]["kind"] == "standardize" and s.manifest["transform"]["fitted_on"] == len(library.files)
     # the index holds the library-standardised, unit-length version of the raw vectors kept in the shards
-    ids, raw = s.vectors()
-    z = (raw - raw.mean(0)) / np.where(raw.std(0) < 1e-6, 1, raw.std(0))
+    ids, raw = s.vectors()  # 6-second tracks: one window each, so the spread half is unknown (NaN) throughout
+    assert np.isnan(raw[:, 953:]).all() and np.isfinite(raw[:, :953]).all()
+    mean = raw[:, :953].mean(0)
+    z = (raw[:, :953] - mean) / np.where(raw[:, :953].std(0) < 1e-6, 1, raw[:, :953].std(0))
+    z = np.concatenate([z, np.zeros((len(z), 953))], axis=1)  # unknown -> the library mean
     expected = z / np.linalg.norm(z, axis=1, keepdims=True)
     got = np.stack([s.index().reconstruct(int(i)) for i in ids])
     np.testing.assert_allclose(got, expected, atol=1e-4)
@@ -252,3 +255,33 @@ def test_auto_route_falls_back_to_tensorflow(monkeypatch):
     monkeypatch.setattr(runtime, "_openvino", missing)
     with pytest.raises(runtime.RuntimeChoiceError, match="OpenVINO is not installed"):
         runtime.compile_model(net, (4, 3), "openvino-f32")
+
+
+def test_short_tracks_find_their_own_kind_not_each_other(tmp_path):
+    """A track too short for several windows has no measurable spread over windows; it is left to the library
+    mean instead of a spread of 0, which made every short track the neighbour of every other short track."""
+    from conftest import synth, write_audio
+
+    from soundalike.indexer.run import index_library
+    from soundalike.search.searcher import Searcher
+
+    kinds = ("tones", "noise", "beats")
+    for i, kind in enumerate(kinds):
+        for j in range(3):
+            write_audio(tmp_path / "lib" / kind / f"long-{j}.flac", synth(kind, seed=10 * i + j, seconds=60.0))
+        for j in range(2):
+            write_audio(tmp_path / "lib" / kind / f"short-{j}.flac", synth(kind, seed=100 + 10 * i + j, seconds=3.5))
+    store = tmp_path / "s.soundalike"
+    index_library(tmp_path / "lib", store, model="musicnn", workers=0, progress=False, log=lambda m: None)
+    s = Searcher(store)
+    rows = {r["path"]: r for r in s.store.tracks.to_pylist()}
+    shorts = [p for p in rows if "/short-" in p]
+    assert all(rows[p]["windows"] == 1 for p in shorts) and len(s) == 15
+    raw = dict(zip(*s.store.vectors()))
+    assert all(np.isnan(raw[rows[p]["id"]][953:]).all() for p in shorts)  # spread unknown, not 0
+    kind_of = lambda p: Path(p).parent.name  # noqa: E731
+    for p in shorts:
+        hits = s.search_path(p, k=4)
+        other_short = [h for h in hits if "/short-" in h.path and kind_of(h.path) != kind_of(p)]
+        same_kind = [h for h in hits if kind_of(h.path) == kind_of(p)]
+        assert not other_short and len(same_kind) == 4, (p, [(h.path, round(h.score, 3)) for h in hits])
