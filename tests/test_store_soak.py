@@ -57,7 +57,7 @@ class StoreUnderFire(RuleBasedStateMachine):
         assert "Traceback" not in err
         self.committed |= _ids(out, "committed")
 
-    @rule(n=st.integers(2, 30), delay=st.floats(0.0, 1.5), mode=st.sampled_from(["commits", "checkpoints"]))
+    @rule(n=st.integers(2, 30), delay=st.floats(0.0, 1.5, allow_subnormal=False), mode=st.sampled_from(["commits", "checkpoints"]))
     def index_killed(self, n, delay, mode):
         proc = self._writer(n, mode)
         time.sleep(delay)
