@@ -138,7 +138,7 @@ def _print_index_report(r) -> None:
         st = r.stages
         click.echo(
             f"time {r.wall_s:.1f}s: scan {st['scan']:.1f}s, decode {st['decode']:.1f}s, features {st['features']:.1f}s "
-            f"(summed over workers), encode {st['encode']:.1f}s ({r.runtime}), write {st['write']:.1f}s; "
+            f"(summed over workers), encode {st['encode']:.1f}s" + (f" ({r.runtime})" if r.runtime else "") + f", write {st['write']:.1f}s; "
             f"{r.windows} windows"
         )
 

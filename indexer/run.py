@@ -173,20 +173,23 @@ def index_library(
         report.wall_s = time.perf_counter() - t_start
         return report
 
-    try:
-        encoder = load_encoder(model_path)
-        runtime = encoder.runtime  # compiles the model now: a failing route stops before any work
-    except (ModelError, WeightsMissing, RuntimeChoiceError) as err:
-        raise IndexingError(str(err)) from None
-    report.runtime = runtime
-    enc_meta = {"name": encoder.name, "fingerprint": encoder.fingerprint, "dim": encoder.dim, "labels": encoder.labels,
-                "runtime": runtime,
-                "frontend": encoder.frontend.to_dict(), "transform": getattr(encoder, "library_transform", None)}
-    files = []
-    if hasattr(encoder, "spec"):
-        enc_meta["spec"] = encoder.spec()
+    encoder, files = None, []
+    if not todo:  # only bookkeeping (removals, missing marks): the store's own record, no model loaded
+        enc_meta = read_manifest(store_path)["encoder"]
     else:
-        files = [Path(model_path), Path(model_path).with_suffix(".json")]
+        try:
+            encoder = load_encoder(model_path)
+            runtime = encoder.runtime  # compiles the model now: a failing route stops before any work
+        except (ModelError, WeightsMissing, RuntimeChoiceError) as err:
+            raise IndexingError(str(err)) from None
+        report.runtime = runtime
+        enc_meta = {"name": encoder.name, "fingerprint": encoder.fingerprint, "dim": encoder.dim,
+                    "labels": encoder.labels, "runtime": runtime, "frontend": encoder.frontend.to_dict(),
+                    "transform": getattr(encoder, "library_transform", None)}
+        if hasattr(encoder, "spec"):
+            enc_meta["spec"] = encoder.spec()
+        else:
+            files = [Path(model_path), Path(model_path).with_suffix(".json")]
     entry_of = {e.path: e for e in todo}
     changed_paths = {e.path for e in plan.changed}
 
@@ -261,8 +264,9 @@ def index_library(
 
         bar = tqdm(total=len(todo), desc="index", unit="file", disable=not progress, dynamic_ncols=True)
         try:
-            for r in extract_many([e.path for e in todo], encoder.frontend, workers=workers, per_file=read_tags,
-                                  timeout_s=decode_timeout_s):
+            extracted = extract_many([e.path for e in todo], encoder.frontend, workers=workers, per_file=read_tags,
+                                     timeout_s=decode_timeout_s) if todo else ()
+            for r in extracted:
                 report.stages["decode"] += r.decode_s
                 report.stages["features"] += r.features_s
                 if r.error:
