@@ -163,7 +163,8 @@ def index_library(
     report.held = plan.held
     prefix = root.rstrip(os.sep) + os.sep
     still = {row["id"] for row in known.values() if row.get("missing_since") is not None and row["path"].startswith(prefix)}
-    report.missing = len((still - set(plan.back) - set(plan.removed)) | set(plan.missing))
+    redone = {known[e.path]["id"] for e in plan.changed}  # found again and changed: embedded anew, not missing
+    report.missing = len((still - set(plan.back) - set(plan.removed) - redone) | set(plan.missing))
     todo = plan.new + plan.changed
     if dry_run:
         report.added, report.updated, report.removed = len(plan.new), len(plan.changed), len(plan.removed)
