@@ -254,6 +254,13 @@ def info(store, as_json):
     c = data["counts"]
     click.echo(f"tracks    {c['tracks']} ({c['ok']} indexed, {c['error']} failed, {c['missing']} missing), "
                f"{c['vectors']} vectors in the index")
+    idx, tf = data.get("index") or {}, data.get("transform")
+    if idx:
+        click.echo(f"index     {idx.get('kind')}, {idx.get('count')} vectors, built at generation "
+                   f"{idx.get('built', idx.get('generation'))}, updated in place {idx.get('updates', 0)} times since")
+    if tf:
+        click.echo(f"transform {tf.get('kind')} fitted on {tf.get('fitted_on')} tracks; refitted when the library "
+                   f"reaches {tf['refit_at']} tracks, or by 'soundalike reindex --refit'")
     click.echo(f"disk      {data['disk_bytes'] / 1e6:.1f} MB")
     if data["genres"]:
         click.echo("genres    " + ", ".join(f"{g} {n}" for g, n in data["genres"].items()))
@@ -319,6 +326,25 @@ def repair(store, as_json):
             click.echo(a)
         click.echo(f"{store}: {'ok' if res['verify']['ok'] else 'still damaged'}")
     sys.exit(0 if res["verify"]["ok"] else 1)
+
+
+@main.command()
+@STORE_OPTION
+@click.option("--refit", is_flag=True, help="Fit the library transform anew first (scores move); without it the "
+              "index is rebuilt with the transform it has.")
+@JSON_OPTION
+def reindex(store, refit, as_json):
+    """Rebuild a store's index from its vector shards (no audio is decoded)."""
+    from .catalog.check import reindex as reindex_store
+
+    res = _run(reindex_store, store, refit=refit)
+    if as_json:
+        _echo_json(res)
+        return
+    tf = res["transform"]
+    fit = f"; transform fitted on {tf['fitted_on']} tracks" + (" (refitted)" if refit else "") if tf else ""
+    click.echo(f"{store}: index rebuilt with {res['vectors']} vectors in {res['seconds']:.1f}s "
+               f"(generation {res['generation']}){fit}")
 
 
 # --------------------------------------------------------------------------------------------------- train

@@ -163,3 +163,20 @@ def read_manifest_file(p: Path) -> dict:
     except (OSError, ValueError) as err:
         raise StoreError(f"{p}: unreadable too ({err}); index the library into a new store") from None
 
+
+
+def reindex(path: str | os.PathLike, *, refit: bool = False) -> dict:
+    """Rebuild the index of a store from its vector shards, without audio, under the writer's lock; with
+    ``refit`` the library transform is fitted anew on every track first (scores move: on purpose)."""
+    import time
+
+    path = Path(path)
+    read_manifest(path)  # a plain error for what is not a store, before any lock file is made
+    t0 = time.perf_counter()
+    with StoreLock(path) as lock:
+        m = read_manifest(path)
+        with StoreWriter(path, encoder=m["encoder"], lock=lock) as w:
+            w.commit(refit=refit, rebuild=True)
+    m = read_manifest(path)
+    return {"store": str(path), "generation": m["generation"], "vectors": m["index"]["count"],
+            "transform": m.get("transform"), "refit": refit, "seconds": round(time.perf_counter() - t0, 3)}

@@ -45,6 +45,9 @@ MANIFEST = "manifest.json"
 PREVIOUS = "manifest.prev.json"  # the generation before, whose files are kept: what repair falls back to
 _REMEDY = "; 'soundalike verify' checks the store, 'soundalike repair' rebuilds what it can"
 SUFFIX = ".soundalike"
+#: The library transform is refitted when the library has grown to this many times the tracks it was fitted on
+#: (or with ``soundalike reindex --refit``); in between, scores do not move unless the library near a track did.
+REFIT_GROWTH = 1.5
 
 
 class StoreError(Exception):
@@ -226,6 +229,22 @@ def _read_shards(root: Path, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     if not ids:
         return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
     return np.concatenate(ids), np.concatenate(vecs)
+
+
+def _shard_number(name: str) -> int:
+    """``vectors/shard-000012.npz`` -> 12 (-1 for a name of another shape)."""
+    stem = name.rsplit("/", 1)[-1]
+    digits = stem[len("shard-"):-len(".npz")] if stem.startswith("shard-") and stem.endswith(".npz") else ""
+    return int(digits) if digits.isdigit() else -1
+
+
+def _read_shard_ids(root: Path, name: str) -> np.ndarray:
+    """Only the ids of a shard (8 bytes a row: cheap to count dead rows without reading any vector)."""
+    try:
+        with np.load(root / name) as z:
+            return z["ids"]
+    except Exception as err:
+        raise StoreError(f"{root / name}: unreadable vector shard ({_short(err)}){_REMEDY}") from None
 
 
 def latest_vectors(ids: np.ndarray, vecs: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -501,9 +520,7 @@ class StoreWriter:
         if is_store(self.path):
             self.manifest = m = read_manifest(self.path)
             # never reuse an id or overwrite a shard, whatever the counters say
-            shard_numbers = [int(n[len("vectors/shard-"):-4]) for n in m["shards"]
-                             if n.startswith("vectors/shard-") and n.endswith(".npz") and n[len("vectors/shard-"):-4].isdigit()]
-            m["next_shard"] = max([m["next_shard"], *(i + 1 for i in shard_numbers)])
+            m["next_shard"] = max([m["next_shard"], *(_shard_number(n) + 1 for n in m["shards"])])
             have = self.manifest["encoder"]
             if have["fingerprint"] != encoder["fingerprint"]:
                 raise EncoderMismatch(
@@ -616,8 +633,16 @@ class StoreWriter:
         self._pending_rows = []
         self._publish(gen, new_files)
 
-    def commit(self) -> None:
-        """Full commit: one merged track table, removals applied, shards compacted, FAISS index rebuilt."""
+    def commit(self, *, refit: bool = False, rebuild: bool = False) -> None:
+        """Full commit: one merged track table, removals applied, and the FAISS index brought up to date.
+
+        The library transform is frozen between refits, so scores between tracks do not drift run to run: it
+        is refitted when there is none, when the library has grown to REFIT_GROWTH times the tracks it was
+        fitted on, or when ``refit``. With the transform frozen, the index is updated in place: vectors of
+        tracks removed or re-embedded since it was built leave it (``remove_ids``) and the vectors of shards
+        written since go in (``add_with_ids``); no other vector is read. A refit, ``rebuild``, a compaction of
+        the shards or an index of an older format rebuilds it from the shards.
+        """
         gen = self.manifest["generation"] + 1
         new_files = []
         shard = self._write_shard()
@@ -630,33 +655,84 @@ class StoreWriter:
         new_files.append(name)
         self.manifest["tracks"] = [name]
 
+        m = self.manifest
         live = np.asarray([r["id"] for r in rows if r["status"] == STATUS_OK], dtype=np.int64)
-        all_ids, all_vecs = _read_shards(self.path, self.manifest["shards"])
-        ids, vecs = latest_vectors(all_ids, all_vecs, live)
-        if len(all_ids) > 2 * max(len(ids), 1) and len(self.manifest["shards"]) > 1:  # mostly dead rows: compact
-            self.manifest["shards"] = []
-            self._pending_ids, self._pending_vecs = [ids], [vecs]
-            shard = self._write_shard()
-            new_files.append(shard)
-        dim = int(self.manifest["encoder"]["dim"])
-        transform = Transform.fit(self.manifest["encoder"].get("transform"), vecs)
-        self.manifest["transform"] = None
-        if transform.mean is not None:
-            tname = f"transform.g{gen:06d}.npz"
-            _atomic_write(self.path / tname, lambda f: np.savez(f, mean=transform.mean, std=transform.std))
-            new_files.append(tname)
-            self.manifest["transform"] = {"kind": "standardize", "file": tname, "fitted_on": int(len(ids))}
-        index = build_flat_index(ids, transform(vecs) if len(ids) else np.zeros((0, dim), np.float32), dim)
+        dim = int(m["encoder"]["dim"])
+        kind = m["encoder"].get("transform")
+        fitted = m.get("transform")
+        if kind in (None, "none"):
+            need_fit = False
+        else:
+            need_fit = refit or not fitted or len(live) >= REFIT_GROWTH * max(int(fitted.get("fitted_on", 0)), 1)
+        shard_rows = sum(len(_read_shard_ids(self.path, n)) for n in m["shards"])
+        compact = shard_rows > 2 * max(len(live), 1) and len(m["shards"]) > 1  # mostly dead rows
+        prev = m.get("index") or {}
+        index = None
+        if not (need_fit or rebuild or compact) and prev.get("shards_indexed") is not None:
+            index = self._updated_index(prev, live)
+        updated = index is not None
+        if index is None:
+            ids, vecs = latest_vectors(*_read_shards(self.path, m["shards"]), live)
+            if compact:
+                m["shards"] = []
+                self._pending_ids, self._pending_vecs = [ids], [vecs]
+                new_files.append(self._write_shard())
+            if need_fit:
+                transform = Transform.fit(kind, vecs)
+                tname = f"transform.g{gen:06d}.npz"
+                _atomic_write(self.path / tname, lambda f: np.savez(f, mean=transform.mean, std=transform.std))
+                new_files.append(tname)
+                m["transform"] = {"kind": "standardize", "file": tname, "fitted_on": int(len(ids)), "generation": gen}
+            else:
+                transform = self._frozen_transform()
+            index = build_flat_index(ids, transform(vecs) if len(ids) else np.zeros((0, dim), np.float32), dim)
+            del vecs
         iname = f"tracks.g{gen:06d}.faiss"
         import faiss
 
-        _atomic_write(self.path / iname, lambda f: f.write(faiss.serialize_index(index).tobytes()))
+        # streamed to the file in blocks: no serialised copy of the whole index in memory
+        _atomic_write(self.path / iname, lambda f: faiss.write_index(index, faiss.PyCallbackIOWriter(f.write, 1 << 22)))
         new_files.append(iname)
-        self.manifest["index"] = {"file": iname, "kind": "IDMap2,Flat", "metric": "inner_product",
-                                  "count": int(index.ntotal), "generation": gen}
+        # built: the generation whose commit last built it whole; updates: commits that changed it in place since
+        m["index"] = {"file": iname, "kind": "IDMap2,Flat", "metric": "inner_product", "count": int(index.ntotal),
+                      "generation": gen, "shards_indexed": int(m["next_shard"]),
+                      "built": int(prev.get("built", prev.get("generation", gen))) if updated else gen,
+                      "updates": int(prev.get("updates", 0)) + 1 if updated else 0}
         self._pending_rows = []
         self._removed = set()
         self._publish(gen, new_files)
+
+    def _frozen_transform(self) -> Transform:
+        """The transform the store has now (nothing to fit for encoders without one)."""
+        info = self.manifest.get("transform")
+        if not info:
+            return Transform()
+        p = self.path / info["file"]
+        try:
+            with np.load(p) as z:
+                return Transform(z["mean"], z["std"])
+        except Exception as err:
+            raise StoreError(f"{p}: unreadable transform ({_short(err)}){_REMEDY}") from None
+
+    def _updated_index(self, prev: dict, live: np.ndarray):
+        """The previous index with what changed since it was built: None when it cannot be read."""
+        import faiss
+
+        try:
+            index = faiss.read_index(str(self.path / prev["file"]))
+        except Exception:
+            return None  # a damaged or missing index: rebuilt from the shards instead
+        if index.d != int(self.manifest["encoder"]["dim"]):
+            return None
+        newer = [n for n in self.manifest["shards"] if _shard_number(n) >= int(prev["shards_indexed"])]
+        new_ids, new_vecs = latest_vectors(*_read_shards(self.path, newer), live)
+        have = faiss.vector_to_array(faiss.downcast_index(index).id_map) if index.ntotal else np.zeros(0, np.int64)
+        drop = np.union1d(np.setdiff1d(have, live), np.intersect1d(have, new_ids))
+        if len(drop):
+            index.remove_ids(faiss.IDSelectorBatch(drop.astype(np.int64)))
+        if len(new_ids):
+            index.add_with_ids(self._frozen_transform()(new_vecs), np.ascontiguousarray(new_ids, dtype=np.int64))
+        return index
 
     def _write_shard(self) -> str | None:
         if not self._pending_ids:

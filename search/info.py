@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 
-from ..catalog.store import Store
+from ..catalog.store import REFIT_GROWTH, Store
 from ..catalog.track import STATUS_OK
 
 
@@ -29,6 +30,8 @@ def store_info(path: str | os.PathLike) -> dict:
         "generation": store.generation,
         "encoder": {k: m["encoder"].get(k) for k in ("name", "dim", "fingerprint", "labels", "model", "runtimes")},
         "index": m.get("index"),
+        "transform": None if not m.get("transform") else {
+            **m["transform"], "refit_at": math.ceil(REFIT_GROWTH * max(int(m["transform"].get("fitted_on") or 0), 1))},
         "counts": counts,
         "genres": dict(genres.most_common()),
         "failures": [{"path": r["path"], "error": r["error"]} for r in t if r["status"] != STATUS_OK],
