@@ -180,8 +180,10 @@ def check_manifest(m, mf: Path) -> dict:
             continue
         if not isinstance(part, dict) or not _is_name(part.get("file")):
             raise bad(f"{key!r} must be null or an object naming its file")
-        if key == "index" and not _is_int(part.get("generation")):
-            raise bad("'index.generation' must be a non-negative integer")
+        counters = {"index": ("generation", "shards_indexed", "built", "updates"), "transform": ("fitted_on",)}[key]
+        for c in counters:
+            if (c in part or c == "generation") and not _is_int(part.get(c)):
+                raise bad(f"'{key}.{c}' must be a non-negative integer")
     listed = [*m["tracks"], *m["shards"], *(m[k]["file"] for k in ("index", "transform") if m.get(k))]
     unlisted = [n for n in listed if n not in files]
     if unlisted:

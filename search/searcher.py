@@ -33,11 +33,17 @@ def _sources(source: str) -> list[str]:
 class _Codes:
     """A text column as integer codes: a mask for a set of values is one vectorised comparison."""
 
-    def __init__(self, values):
-        names, self.codes = np.unique(np.asarray([v or "" for v in values], dtype=str), return_inverse=True)
-        self.code = {str(n): i for i, n in enumerate(names) if n}
-        counts = np.bincount(self.codes, minlength=len(names)) if len(names) else []
-        self.counts = {str(n): int(c) for n, c in zip(names, counts) if n}
+    def __init__(self, column):
+        """``column``: an Arrow string column (nulls and empty strings have no code)."""
+        enc = column.combine_chunks().dictionary_encode() if len(column) else None
+        if enc is None:
+            self.codes, names = np.zeros(0, np.int64), []
+        else:
+            self.codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+            names = enc.dictionary.to_pylist()
+        self.code = {n: i for i, n in enumerate(names) if n}
+        counts = np.bincount(self.codes[self.codes >= 0], minlength=len(names)) if len(names) else []
+        self.counts = {n: int(c) for n, c in zip(names, counts) if n}
 
     def mask(self, wanted) -> np.ndarray:
         return np.isin(self.codes, [self.code[w] for w in wanted if w in self.code])
@@ -72,17 +78,17 @@ class Searcher:
 
     def __init__(self, store: Store | str | os.PathLike):
         self.store = (store.load() if isinstance(store, Store) else Store.open(store))
+        import pyarrow.compute as pc
+
         t = self.store.tracks
-        ok = np.asarray([s == STATUS_OK for s in t.column("status").to_pylist()], dtype=bool)
-        self._rows = {name: np.asarray(t.column(name).to_pylist(), dtype=object)[ok] for name in
-                      ("path", "title", "artist", "album", "genre", "predicted_genre")}
-        self._ids = t.column("id").to_numpy()[ok]
+        # the searchable tracks, kept as Arrow columns: rows become Python objects only for the hits returned
+        self._table = t.filter(pc.equal(t.column("status"), STATUS_OK)).select(
+            ["id", "path", "title", "artist", "album", "genre", "predicted_genre", "duration_s", "missing_since"])
+        self._ids = self._table.column("id").to_numpy()
+        self._order = np.argsort(self._ids, kind="stable")
+        self._sorted_ids = self._ids[self._order]
         # genres as integer codes, so a genre mask is one vectorised comparison
-        self._genre_columns = {src: _Codes(self._rows[col]) for src, col in GENRE_SOURCES.items()}
-        self._duration = t.column("duration_s").to_numpy(zero_copy_only=False)[ok]
-        self._missing = t.column("missing_since").is_valid().to_numpy(zero_copy_only=False)[ok]
-        self._pos = {int(i): p for p, i in enumerate(self._ids)}
-        self._path_to_id = {p: int(i) for p, i in zip(self._rows["path"], self._ids)}
+        self._genre_columns = {src: _Codes(self._table.column(col)) for src, col in GENRE_SOURCES.items()}
         self._id_space = int(self._ids.max()) + 1 if len(self._ids) else 0
         self._encoder = None
 
@@ -119,27 +125,43 @@ class Searcher:
             m |= self._genre_columns[src].mask(wanted)
         return m
 
-    def id_for_path(self, path: str | os.PathLike) -> int | None:
-        """The id of a file in the store, matched by absolute path (then by resolved path)."""
-        p = os.path.abspath(os.fspath(path))
-        if p in self._path_to_id:
-            return self._path_to_id[p]
-        real = os.path.realpath(p)
-        if real in self._path_to_id:
-            return self._path_to_id[real]
+    def _position(self, track_id: int) -> int | None:
+        """Row of a searchable track in ``self._table``, or None."""
+        i = int(np.searchsorted(self._sorted_ids, int(track_id)))
+        if i < len(self._sorted_ids) and self._sorted_ids[i] == int(track_id):
+            return int(self._order[i])
         return None
 
+    def id_for_path(self, path: str | os.PathLike) -> int | None:
+        """The id of a file in the store, matched by absolute path (then by resolved path)."""
+        import pyarrow.compute as pc
+
+        p = os.path.abspath(os.fspath(path))
+        for candidate in dict.fromkeys((p, os.path.realpath(p))):
+            row = pc.index(self._table.column("path"), candidate).as_py()
+            if row >= 0:
+                return int(self._ids[row])
+        return None
+
+    def hits(self, track_ids, scores) -> list[Hit]:
+        """Hits for searchable track ids (one Arrow ``take`` for all of them)."""
+        rows = [self._position(i) for i in track_ids]
+        if any(r is None for r in rows):
+            raise QueryError(f"no track with id {track_ids[rows.index(None)]} in {self.store.path}")
+        out = []
+        for r, score in zip(self._table.take(np.asarray(rows, dtype=np.int64)).to_pylist(), scores):
+            dur = r["duration_s"]
+            out.append(Hit(id=int(r["id"]), score=float(score), path=r["path"], title=r["title"], artist=r["artist"],
+                           album=r["album"], genre=r["genre"], duration_s=None if dur is None or dur != dur else float(dur),
+                           predicted_genre=r["predicted_genre"], missing=r["missing_since"] is not None))
+        return out
+
     def hit(self, track_id: int, score: float = 1.0) -> Hit:
-        p = self._pos[int(track_id)]
-        r = self._rows
-        dur = self._duration[p]
-        return Hit(id=int(track_id), score=float(score), path=r["path"][p], title=r["title"][p], artist=r["artist"][p],
-                   album=r["album"][p], genre=r["genre"][p], duration_s=None if dur != dur else float(dur),
-                   predicted_genre=r["predicted_genre"][p], missing=bool(self._missing[p]))
+        return self.hits([track_id], [score])[0]
 
     def vector(self, track_id: int) -> np.ndarray:
         """The unit vector stored for a track (from the index, no model)."""
-        if int(track_id) not in self._pos:
+        if self._position(track_id) is None:
             raise QueryError(f"no track with id {track_id} in {self.store.path}")
         try:
             return self.index.reconstruct(int(track_id)).astype(np.float32)
@@ -166,7 +188,8 @@ class Searcher:
             m &= ~np.isin(self._ids, np.asarray(list(exclude_ids), dtype=np.int64))
         artists = {a.casefold() for a in exclude_artists if a}
         if artists:
-            m &= np.asarray([(a or "").casefold() not in artists for a in self._rows["artist"]], dtype=bool)
+            m &= np.asarray([(a or "").casefold() not in artists for a in self._table.column("artist").to_pylist()],
+                            dtype=bool)
         return m
 
     # -- queries -------------------------------------------------------------------------------------------
@@ -208,11 +231,12 @@ class Searcher:
             # only a few ids to leave out (the query itself): ask for that many more and drop them, exact
             drop = {int(i) for i in exclude_ids}
             scores, ids = self.search_vectors(vector, k=k + len(drop))
-            hits = [self.hit(i, s) for s, i in zip(scores[0], ids[0]) if i >= 0 and int(i) not in drop]
-            return hits[:k]
-        m = self.mask(genres=genres, genre_source=genre_source, exclude_ids=exclude_ids, exclude_artists=exclude_artists)
-        scores, ids = self.search_vectors(vector, k=k, mask=m)
-        return [self.hit(i, s) for s, i in zip(scores[0], ids[0]) if i >= 0]
+            keep = [(int(i), s) for s, i in zip(scores[0], ids[0]) if i >= 0 and int(i) not in drop][:k]
+        else:
+            m = self.mask(genres=genres, genre_source=genre_source, exclude_ids=exclude_ids, exclude_artists=exclude_artists)
+            scores, ids = self.search_vectors(vector, k=k, mask=m)
+            keep = [(int(i), s) for s, i in zip(scores[0], ids[0]) if i >= 0]
+        return self.hits([i for i, _ in keep], [s for _, s in keep])
 
     def search_id(self, track_id: int, *, k: int = 10, genres=None, genre_source: str = "tags",
                   exclude_artist_of_query: bool = False) -> list[Hit]:
