@@ -438,7 +438,9 @@ class Store:
 
                 p = self.path / info["file"]
                 try:
-                    index = faiss.read_index(str(p))
+                    # memory-mapped: a reader opens at once and shares the page cache instead of copying the
+                    # vectors (safe: a store never changes a file in place, and a mapped file outlives its name)
+                    index = faiss.read_index(str(p), getattr(faiss, "IO_FLAG_MMAP_IFC", 0))
                 except Exception as err:
                     raise StoreError(f"{p}: unreadable FAISS index ({_short(err)}){_REMEDY}") from None
                 if index.d != self.dim:
