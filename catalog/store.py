@@ -198,16 +198,18 @@ def _short_repr(v) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _read_tracks(root: Path, names: list[str]) -> pa.Table:
-    """Base table plus parts; for an id present more than once, the last row wins."""
+def _read_tracks(root: Path, names: list[str], columns: list[str] | None = None) -> pa.Table:
+    """Base table plus parts; for an id present more than once, the last row wins. ``columns`` (``id`` is
+    always read) limits what is read from disk."""
+    schema = SCHEMA if columns is None else pa.schema([SCHEMA.field(c) for c in dict.fromkeys(["id", *columns])])
     tables = []
     for name in names:
         try:
-            tables.append(pq.read_table(root / name, schema=SCHEMA))
+            tables.append(pq.read_table(root / name, schema=schema, columns=schema.names))
         except Exception as err:
             raise StoreError(f"{root / name}: unreadable track table ({_short(err)}){_REMEDY}") from None
     if not tables:
-        return SCHEMA.empty_table()
+        return schema.empty_table()
     table = pa.concat_tables(tables)
     if len(tables) == 1:
         return table
@@ -318,16 +320,18 @@ _MAGIC = {".parquet": (b"PAR1", b"PAR1"), ".npz": (b"PK", b""), ".faiss": (b"IxM
 class Store:
     """A read-only view of one committed generation of a store."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, *, columns: list[str] | None = None):
+        """``columns``: the track columns this view reads (default: all); ``id`` and ``status`` always."""
         self.path = Path(path)
         self.manifest = read_manifest(self.path)
         self._check_files()
+        self._columns = None if columns is None else list(dict.fromkeys(["id", "status", *columns]))
         self._tracks: pa.Table | None = None
         self._index = None
         self._transform: Transform | None = None
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, attempts: int = 5) -> "Store":
+    def open(cls, path: str | os.PathLike, *, attempts: int = 5, columns: list[str] | None = None) -> "Store":
         """Open a store and load its tracks and index, consistently even while a writer commits: if the
         generation moves on under a reader (the writer deletes files two generations old), it starts again."""
         last_error = None
@@ -335,7 +339,7 @@ class Store:
             seen = None
             try:
                 seen = read_manifest(path)["generation"]
-                store = cls(path)
+                store = cls(path, columns=columns)
                 store.load()
                 return store
             except (StoreError, OSError) as err:
@@ -399,7 +403,7 @@ class Store:
     @property
     def tracks(self) -> pa.Table:
         if self._tracks is None:
-            self._tracks = _read_tracks(self.path, self.manifest["tracks"])
+            self._tracks = _read_tracks(self.path, self.manifest["tracks"], self._columns)
         return self._tracks
 
     def vectors(self) -> tuple[np.ndarray, np.ndarray]:

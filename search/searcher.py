@@ -76,14 +76,16 @@ class Searcher:
     It holds one committed generation in memory (tracks, index, transform) and keeps answering from it however
     many commits a writer makes later; :meth:`refreshed` gives a searcher of the newest generation."""
 
+    #: the track columns a searcher reads (the others, e.g. predicted tags, stay on disk)
+    COLUMNS = ["id", "path", "title", "artist", "album", "genre", "predicted_genre", "duration_s", "missing_since"]
+
     def __init__(self, store: Store | str | os.PathLike):
-        self.store = (store.load() if isinstance(store, Store) else Store.open(store))
+        self.store = (store.load() if isinstance(store, Store) else Store.open(store, columns=self.COLUMNS))
         import pyarrow.compute as pc
 
         t = self.store.tracks
         # the searchable tracks, kept as Arrow columns: rows become Python objects only for the hits returned
-        self._table = t.filter(pc.equal(t.column("status"), STATUS_OK)).select(
-            ["id", "path", "title", "artist", "album", "genre", "predicted_genre", "duration_s", "missing_since"])
+        self._table = t.filter(pc.equal(t.column("status"), STATUS_OK)).select(self.COLUMNS)
         self._ids = self._table.column("id").to_numpy()
         self._order = np.argsort(self._ids, kind="stable")
         self._sorted_ids = self._ids[self._order]
