@@ -429,6 +429,8 @@ class Store:
                     raise StoreError(f"{p}: unreadable transform ({_short(err)}){_REMEDY}") from None
                 if self._transform.mean.shape != (self.dim,) or self._transform.std.shape != (self.dim,):
                     raise StoreError(f"{p}: transform does not fit vectors of width {self.dim}{_REMEDY}")
+            elif kind in (None, "none"):
+                self._transform = Transform()  # nothing fitted: no vector needs reading
             else:
                 self._transform = Transform.fit(kind, self.vectors()[1])
         return self._transform
