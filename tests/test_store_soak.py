@@ -153,7 +153,7 @@ def _snapshot(store: Path) -> dict[str, int]:
 def test_soak_indexer_killed_and_restarted_while_others_search(tmp_path, trained_model):
     """One process indexes a growing folder and is killed at random points and restarted, while two others
     search without pause. Reports queries, failed queries (must be 0) and tracks lost (must be 0)."""
-    seconds = float(os.environ.get("SOUNDALIKE_SOAK_SECONDS", "75"))
+    seconds = float(os.environ.get("SOUNDALIKE_SOAK_SECONDS", "45"))
     rng = random.Random(11)
     lib, store = tmp_path / "lib", tmp_path / "s.soundalike"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
