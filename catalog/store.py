@@ -301,6 +301,18 @@ class Transform:
             mean, std = vecs.mean(axis=0), vecs.std(axis=0)
         return cls(mean.astype(np.float32), np.where(std < 1e-6, 1.0, std).astype(np.float32))
 
+    @classmethod
+    def load(cls, p: Path, dim: int) -> "Transform":
+        """The transform saved at ``p`` (``np.savez(mean=, std=)``), checked to fit vectors of width ``dim``."""
+        try:
+            with np.load(p) as z:
+                t = cls(z["mean"], z["std"])
+        except Exception as err:
+            raise StoreError(f"{p}: unreadable transform ({_short(err)}){_REMEDY}") from None
+        if t.mean.shape != (dim,) or t.std.shape != (dim,):
+            raise StoreError(f"{p}: transform does not fit vectors of width {dim}{_REMEDY}")
+        return t
+
     def __call__(self, vecs: np.ndarray) -> np.ndarray:
         """Unit vectors ready for the index, ``[n, d] -> [n, d]`` (a single ``[d]`` gives ``[1, d]``). An
         unmeasured (NaN) value becomes the library's mean: it adds nothing to any similarity."""
@@ -421,14 +433,7 @@ class Store:
             info = self.manifest.get("transform")
             kind = self.manifest["encoder"].get("transform")
             if info:
-                p = self.path / info["file"]
-                try:
-                    with np.load(p) as z:
-                        self._transform = Transform(z["mean"], z["std"])
-                except Exception as err:
-                    raise StoreError(f"{p}: unreadable transform ({_short(err)}){_REMEDY}") from None
-                if self._transform.mean.shape != (self.dim,) or self._transform.std.shape != (self.dim,):
-                    raise StoreError(f"{p}: transform does not fit vectors of width {self.dim}{_REMEDY}")
+                self._transform = Transform.load(self.path / info["file"], self.dim)
             elif kind in (None, "none"):
                 self._transform = Transform()  # nothing fitted: no vector needs reading
             else:
@@ -717,12 +722,7 @@ class StoreWriter:
         info = self.manifest.get("transform")
         if not info:
             return Transform()
-        p = self.path / info["file"]
-        try:
-            with np.load(p) as z:
-                return Transform(z["mean"], z["std"])
-        except Exception as err:
-            raise StoreError(f"{p}: unreadable transform ({_short(err)}){_REMEDY}") from None
+        return Transform.load(self.path / info["file"], int(self.manifest["encoder"]["dim"]))
 
     def _updated_index(self, prev: dict, live: np.ndarray):
         """The previous index with what changed since it was built: None when it cannot be read."""
