@@ -19,6 +19,8 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+
 from ..catalog.store import (
     MANIFEST,
     PREVIOUS,
@@ -28,6 +30,7 @@ from ..catalog.store import (
     StoreLock,
     StoreWriter,
     _atomic_write,
+    _read_shard_ids,
     _read_shards,
     _sha256,
     check_manifest,
@@ -137,12 +140,12 @@ def _repair_locked(path: Path, lock: StoreLock) -> dict:
             actions.append(f"dropped damaged vector shard {n}")
     m["tracks"], m["shards"] = base + good_parts, good_shards
     m["files"] = {k: v for k, v in files.items() if k in set(m["tracks"]) | set(m["shards"]) or k.startswith("encoder/")}
-    m["index"], m["transform"] = None, None
+    m["index"], m["transform"], m["index_template"] = None, None, None
     text = json.dumps(m, indent=1, sort_keys=True).encode()
     _atomic_write(path / MANIFEST, lambda f: f.write(text))
 
     with StoreWriter(path, encoder=m["encoder"], lock=lock) as w:
-        ids_with_vectors = set(_read_shards(path, m["shards"])[0].tolist())
+        ids_with_vectors = set(np.concatenate([_read_shard_ids(path, n) for n in m["shards"]]).tolist()) if m["shards"] else set()
         lost = 0
         for row in list(w.known().values()):
             if row["status"] == STATUS_OK and row["id"] not in ids_with_vectors:
@@ -165,7 +168,7 @@ def read_manifest_file(p: Path) -> dict:
 
 
 
-def reindex(path: str | os.PathLike, *, refit: bool = False) -> dict:
+def reindex(path: str | os.PathLike, *, refit: bool = False, index_policy=None) -> dict:
     """Rebuild the index of a store from its vector shards, without audio, under the writer's lock; with
     ``refit`` the library transform is fitted anew on every track first (scores move: on purpose)."""
     import time
@@ -175,8 +178,8 @@ def reindex(path: str | os.PathLike, *, refit: bool = False) -> dict:
     t0 = time.perf_counter()
     with StoreLock(path) as lock:
         m = read_manifest(path)
-        with StoreWriter(path, encoder=m["encoder"], lock=lock) as w:
+        with StoreWriter(path, encoder=m["encoder"], lock=lock, index_policy=index_policy) as w:
             w.commit(refit=refit, rebuild=True)
     m = read_manifest(path)
-    return {"store": str(path), "generation": m["generation"], "vectors": m["index"]["count"],
+    return {"store": str(path), "generation": m["generation"], "vectors": m["index"]["count"], "index": m["index"],
             "transform": m.get("transform"), "refit": refit, "seconds": round(time.perf_counter() - t0, 3)}

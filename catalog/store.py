@@ -38,6 +38,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..catalog.track import COLUMNS, SCHEMA, STATUS_OK, Track
+from . import indexes
+from .indexes import Fitted, Policy, TrackIndex, standardize, unit
 
 FORMAT = "soundalike-store"
 VERSION = 1
@@ -48,6 +50,7 @@ SUFFIX = ".soundalike"
 #: The library transform is refitted when the library has grown to this many times the tracks it was fitted on
 #: (or with ``soundalike reindex --refit``); in between, scores do not move unless the library near a track did.
 REFIT_GROWTH = 1.5
+SHARD_ROWS = 50_000  # vectors a shard holds at most when shards are compacted
 
 
 class StoreError(Exception):
@@ -174,17 +177,18 @@ def check_manifest(m, mf: Path) -> dict:
     for key in ("tracks", "shards"):
         if not isinstance(m.get(key), list) or not all(_is_name(n) for n in m[key]):
             raise bad(f"{key!r} must be a list of file names")
-    for key in ("index", "transform"):
+    for key in ("index", "transform", "index_template"):
         part = m.get(key)
         if part is None:
             continue
         if not isinstance(part, dict) or not _is_name(part.get("file")):
             raise bad(f"{key!r} must be null or an object naming its file")
-        counters = {"index": ("generation", "shards_indexed", "built", "updates"), "transform": ("fitted_on",)}[key]
+        counters = {"index": ("generation", "shards_indexed", "built", "updates"), "transform": ("fitted_on",),
+                    "index_template": ("generation",)}[key]
         for c in counters:
             if (c in part or c == "generation") and not _is_int(part.get(c)):
                 raise bad(f"'{key}.{c}' must be a non-negative integer")
-    listed = [*m["tracks"], *m["shards"], *(m[k]["file"] for k in ("index", "transform") if m.get(k))]
+    listed = [*m["tracks"], *m["shards"], *(m[k]["file"] for k in ("index", "transform", "index_template") if m.get(k))]
     unlisted = [n for n in listed if n not in files]
     if unlisted:
         raise bad(f"{unlisted[0]} has no size and checksum under 'files'")
@@ -261,72 +265,139 @@ def latest_vectors(ids: np.ndarray, vecs: np.ndarray, live: np.ndarray) -> tuple
     return uniq[keep], vecs[rows[keep]]
 
 
-def build_flat_index(ids: np.ndarray, unit_vectors: np.ndarray, dim: int):
-    """``IndexIDMap2(IndexFlatIP(dim))`` holding ``unit_vectors`` under ``ids``."""
-    import faiss
+def iter_latest(root: Path, names: list[str], live: np.ndarray, rows: int = 8192):
+    """Stream the last vector written for every id in ``live``, as ``(ids, float32[n, d])`` batches of at
+    most ``rows`` (newest shard first; each live id with a vector exactly once). Memory: one shard."""
+    live = np.asarray(live, np.int64)
+    top = int(live.max()) + 1 if len(live) else 0
+    wanted = np.zeros(top, bool)
+    wanted[live] = True
+    for name in reversed(names):
+        ids, vecs = _read_shards(root, [name])
+        if not len(ids):
+            continue
+        # last occurrence within the shard wins; then only ids still wanted
+        uniq, last_rev = np.unique(ids[::-1], return_index=True)
+        pos = len(ids) - 1 - last_rev
+        ok = (uniq < top)
+        ok[ok] = wanted[uniq[ok]]
+        uniq, pos = uniq[ok], pos[ok]
+        if not len(uniq):
+            continue
+        wanted[uniq] = False
+        for at in range(0, len(uniq), rows):
+            yield uniq[at : at + rows], np.ascontiguousarray(vecs[pos[at : at + rows]], dtype=np.float32)
 
-    index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-    if len(ids):
-        index.add_with_ids(np.ascontiguousarray(unit_vectors, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64))
-    return index
+
+def count_latest(root: Path, names: list[str], live: np.ndarray) -> int:
+    """How many ids of ``live`` have a vector in the shards (reads only the ids)."""
+    have = np.unique(np.concatenate([_read_shard_ids(root, n) for n in names])) if names else np.zeros(0, np.int64)
+    return int(np.isin(np.asarray(live, np.int64), have).sum())
 
 
-def unit_rows(vecs: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-    return np.ascontiguousarray(vecs / np.maximum(norms, 1e-12), dtype=np.float32)
+def load_fitted(p: Path, dim: int, fitted_on: int = 0) -> Fitted:
+    """The library transform saved at ``p`` (``mean``, ``std`` and, when it reduces, ``basis``)."""
+    try:
+        with np.load(p) as z:
+            fitted = Fitted(z["mean"], z["std"], z["basis"] if "basis" in z.files else None, fitted_on)
+    except Exception as err:
+        raise StoreError(f"{p}: unreadable transform ({_short(err)}){_REMEDY}") from None
+    if fitted.mean.shape != (dim,) or fitted.std.shape != (dim,) or (
+            fitted.basis is not None and (fitted.basis.ndim != 2 or fitted.basis.shape[0] != dim)):
+        raise StoreError(f"{p}: transform does not fit vectors of width {dim}{_REMEDY}")
+    return fitted
 
 
-@dataclasses.dataclass(frozen=True)
-class Transform:
-    """What stands between raw track vectors and the index: per-dimension standardisation with the
-    library's own statistics (or nothing), then L2 normalisation. Queries go through the same one."""
+def save_fitted(f, fitted: Fitted) -> None:
+    extra = {} if fitted.basis is None else {"basis": fitted.basis}
+    np.savez(f, mean=fitted.mean, std=fitted.std, **extra)
 
-    mean: np.ndarray | None = None
-    std: np.ndarray | None = None
 
-    @classmethod
-    def fit(cls, kind: str | None, vecs: np.ndarray) -> "Transform":
-        """Statistics of the library's raw vectors. NaN marks a value an encoder could not measure (e.g. the
-        spread over windows of a track too short to have several): it is left out of the statistics."""
-        if kind in (None, "none") or len(vecs) == 0:
-            return cls()
-        if kind != "standardize":
-            raise StoreError(f"unknown library transform {kind!r}")
-        if np.isnan(vecs).any():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # a column with no known value: mean 0, std 1
-                mean, std = np.nanmean(vecs, axis=0), np.nanstd(vecs, axis=0)
-            mean, std = np.nan_to_num(mean, nan=0.0), np.nan_to_num(std, nan=1.0)
-        else:
-            mean, std = vecs.mean(axis=0), vecs.std(axis=0)
-        return cls(mean.astype(np.float32), np.where(std < 1e-6, 1.0, std).astype(np.float32))
+def _legacy_transform(fitted: Fitted | None):
+    """The first format's query-side transform: standardise (NaN -> the mean), then unit length."""
+    if fitted is None or fitted.mean is None:
+        return unit
+    return lambda x: standardize(x, fitted.mean, fitted.std)
 
-    @classmethod
-    def load(cls, p: Path, dim: int) -> "Transform":
-        """The transform saved at ``p`` (``np.savez(mean=, std=)``), checked to fit vectors of width ``dim``."""
-        try:
-            with np.load(p) as z:
-                t = cls(z["mean"], z["std"])
-        except Exception as err:
-            raise StoreError(f"{p}: unreadable transform ({_short(err)}){_REMEDY}") from None
-        if t.mean.shape != (dim,) or t.std.shape != (dim,):
-            raise StoreError(f"{p}: transform does not fit vectors of width {dim}{_REMEDY}")
-        return t
 
-    def __call__(self, vecs: np.ndarray) -> np.ndarray:
-        """Unit vectors ready for the index, ``[n, d] -> [n, d]`` (a single ``[d]`` gives ``[1, d]``). An
-        unmeasured (NaN) value becomes the library's mean: it adds nothing to any similarity."""
-        x = np.atleast_2d(np.asarray(vecs, dtype=np.float32))
-        if self.mean is not None:
-            x = (x - self.mean) / self.std
-        return unit_rows(np.nan_to_num(x, nan=0.0))
+LEGACY_KIND = "IDMap2,Flat"  # the first format: unit vectors of the full width, the transform in its own file
 
 
 # ------------------------------------------------------------------------------------------------ reading
 
 
+def read_index(root: Path, info: dict, dim: int, *, mmap: bool, fitted=None) -> TrackIndex:
+    """The index file named by ``info`` (a manifest's ``index``). ``fitted``: a callable giving the store's
+    transform, needed only by the first format (whose index holds no transform)."""
+    import faiss
+
+    p = root / info["file"]
+    try:
+        # memory-mapped: a reader opens at once and shares the page cache instead of copying the codes (safe:
+        # a store never changes a file in place, and a mapped file outlives its name)
+        raw = faiss.read_index(str(p), getattr(faiss, "IO_FLAG_MMAP_IFC", 0) if mmap else 0)
+    except Exception as err:
+        raise StoreError(f"{p}: unreadable FAISS index ({_short(err)}){_REMEDY}") from None
+    if raw.d != dim:
+        raise StoreError(f"{p}: index of width {raw.d}, the manifest says {dim}{_REMEDY}")
+    if info.get("kind") == LEGACY_KIND:
+        return TrackIndex.legacy(raw, _legacy_transform(fitted() if callable(fitted) else fitted))
+    try:
+        return TrackIndex.wrap(raw)
+    except indexes.IndexBuildError as err:
+        raise StoreError(f"{p}: {err}{_REMEDY}") from None
+
+
+def _newer_shards(m: dict, shards_indexed: int) -> list[str]:
+    return [n for n in m["shards"] if _shard_number(n) >= int(shards_indexed)]
+
+
+def bring_up_to_date(index: TrackIndex, root: Path, m: dict, shards_indexed: int, live: np.ndarray) -> None:
+    """Apply to ``index`` what changed since it was built: vectors of tracks removed or re-embedded leave it,
+    the vectors of the shards written since go in. No other vector is read."""
+    live = np.asarray(live, np.int64)
+    batches = list(iter_latest(root, _newer_shards(m, shards_indexed), live))
+    new_ids = np.concatenate([b[0] for b in batches]) if batches else np.zeros(0, np.int64)
+    have = index.ids()
+    drop = np.union1d(np.setdiff1d(have, live), np.intersect1d(have, new_ids))
+    index.remove(drop)
+    for ids, vecs in batches:
+        index.add(ids, vecs)
+
+
+def _frozen(m: dict, root: Path) -> Fitted | None:
+    """The store's library transform as it stands (a none-transform for encoders without one; None when one
+    is needed and none has been fitted)."""
+    kind = m["encoder"].get("transform")
+    if kind in (None, "none"):
+        return Fitted(None, None, None, 0)
+    info = m.get("transform")
+    if not info:
+        return None
+    return load_fitted(root / info["file"], int(m["encoder"]["dim"]), int(info.get("fitted_on") or 0))
+
+
+def current_index(root: Path, m: dict, live: np.ndarray) -> TrackIndex:
+    """The index a generation without a built one would have: the last built index brought up to date, or
+    (none usable) one built from the shards in memory."""
+    prev = m.get("index") or {}
+    dim = int(m["encoder"]["dim"])
+    if prev and prev.get("kind") != LEGACY_KIND and prev.get("shards_indexed") is not None and (root / prev["file"]).is_file():
+        try:
+            index = read_index(root, prev, dim, mmap=False)
+        except StoreError:
+            index = None
+        if index is not None:
+            bring_up_to_date(index, root, m, prev["shards_indexed"], live)
+            return index
+    built = indexes.build(lambda: iter_latest(root, m["shards"], live), count_latest(root, m["shards"], live), dim,
+                          transform_kind=m["encoder"].get("transform"), fitted=_frozen(m, root),
+                          policy=Policy.from_dict(m.get("index_policy")), measure=False)
+    return built.index
+
+
 #: (header, trailer) bytes of the file kinds a store holds
-_MAGIC = {".parquet": (b"PAR1", b"PAR1"), ".npz": (b"PK", b""), ".faiss": (b"IxM2", b"")}
+_MAGIC = {".parquet": ((b"PAR1",), b"PAR1"), ".npz": ((b"PK",), b""), ".faiss": ((b"IxM2", b"IxPT"), b"")}
 
 
 class Store:
@@ -340,7 +411,6 @@ class Store:
         self._columns = None if columns is None else list(dict.fromkeys(["id", "status", *columns]))
         self._tracks: pa.Table | None = None
         self._index = None
-        self._transform: Transform | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, attempts: int = 5, columns: list[str] | None = None) -> "Store":
@@ -365,11 +435,10 @@ class Store:
         raise last_error
 
     def load(self) -> "Store":
-        """Read everything a reader uses (tracks, index, transform) now: after this the view holds one
-        consistent generation in memory and keeps answering however many commits come after it."""
+        """Read everything a reader uses (tracks, and the index with its transform) now: after this the view
+        holds one consistent generation and keeps answering however many commits come after it."""
         _ = self.tracks
         self.index()
-        self.transform()
         return self
 
     def _damaged(self, p: Path, reason: str) -> StoreError:
@@ -427,40 +496,28 @@ class Store:
             raise StoreError(f"{self.path}: vector shards are {vecs.shape[1]} wide, the manifest says {self.dim}{_REMEDY}")
         return latest_vectors(ids, vecs, live)
 
-    def transform(self) -> Transform:
-        """The transform the index was built with (refitted in memory when no full commit has fitted one)."""
-        if self._transform is None:
-            info = self.manifest.get("transform")
-            kind = self.manifest["encoder"].get("transform")
-            if info:
-                self._transform = Transform.load(self.path / info["file"], self.dim)
-            elif kind in (None, "none"):
-                self._transform = Transform()  # nothing fitted: no vector needs reading
-            else:
-                self._transform = Transform.fit(kind, self.vectors()[1])
-        return self._transform
+    def transform(self):
+        """Raw track vectors -> the index's unit vectors (the transform inside the index file)."""
+        return self.index().embed
 
-    def index(self):
-        """The FAISS index of this generation (read from disk, or built in memory after a checkpoint)."""
+    def fitted(self) -> Fitted | None:
+        """The library transform the writer keeps (None: none fitted yet)."""
+        info = self.manifest.get("transform")
+        if not info:
+            return None
+        return load_fitted(self.path / info["file"], self.dim, int(info.get("fitted_on") or 0))
+
+    def index(self) -> TrackIndex:
+        """The track index of this generation: read from disk (memory-mapped), or, after a checkpoint that
+        did not build one, the last built index brought up to date in memory."""
         if self._index is None:
             info = self.manifest.get("index")
             if info and info.get("generation") == self.generation:
-                import faiss
-
-                p = self.path / info["file"]
-                try:
-                    # memory-mapped: a reader opens at once and shares the page cache instead of copying the
-                    # vectors (safe: a store never changes a file in place, and a mapped file outlives its name)
-                    index = faiss.read_index(str(p), getattr(faiss, "IO_FLAG_MMAP_IFC", 0))
-                except Exception as err:
-                    raise StoreError(f"{p}: unreadable FAISS index ({_short(err)}){_REMEDY}") from None
-                if index.d != self.dim:
-                    raise StoreError(f"{p}: index of width {index.d}, the manifest says {self.dim}{_REMEDY}")
-                self._index = index
+                self._index = read_index(self.path, info, self.dim, mmap=True, fitted=self.fitted)
             else:
-                ids, vecs = self.vectors()
-                unit = self.transform()(vecs) if len(ids) else np.zeros((0, self.dim), np.float32)
-                self._index = build_flat_index(ids, unit, self.dim)
+                t = self.tracks
+                live = t.column("id").to_numpy()[np.asarray(t.column("status").to_pylist(), dtype=object) == STATUS_OK]
+                self._index = current_index(self.path, self.manifest, live)
         return self._index
 
     def disk_bytes(self) -> int:
@@ -515,8 +572,11 @@ class StoreWriter:
     """
 
     def __init__(self, path: str | os.PathLike, *, encoder: dict, encoder_files: list[Path] = (),
-                 lock: StoreLock | None = None):
+                 lock: StoreLock | None = None, index_policy: Policy | dict | None = None):
+        """``index_policy``: the index kind and memory budget from now on (None: keep the store's)."""
         self.path = Path(path)
+        if isinstance(index_policy, dict):
+            index_policy = Policy.from_dict(index_policy)
         if self.path.exists() and not self.path.is_dir():
             raise StoreError(f"{self.path}: exists and is not a store directory")
         if self.path.is_dir() and not is_store(self.path) and not all(map(_own_leftover, self.path.iterdir())):
@@ -527,6 +587,8 @@ class StoreWriter:
         self._lock = lock if lock is not None else StoreLock(self.path).acquire()
         try:
             self._open(encoder, encoder_files)
+            if index_policy is not None:
+                self.manifest["index_policy"] = index_policy.to_dict()
         except BaseException:
             self.close()
             raise
@@ -649,14 +711,15 @@ class StoreWriter:
         self._publish(gen, new_files)
 
     def commit(self, *, refit: bool = False, rebuild: bool = False) -> None:
-        """Full commit: one merged track table, removals applied, and the FAISS index brought up to date.
+        """Full commit: one merged track table, removals applied, and the track index brought up to date.
 
         The library transform is frozen between refits, so scores between tracks do not drift run to run: it
         is refitted when there is none, when the library has grown to REFIT_GROWTH times the tracks it was
         fitted on, or when ``refit``. With the transform frozen, the index is updated in place: vectors of
         tracks removed or re-embedded since it was built leave it (``remove_ids``) and the vectors of shards
         written since go in (``add_with_ids``); no other vector is read. A refit, ``rebuild``, a compaction of
-        the shards or an index of an older format rebuilds it from the shards.
+        the shards, a change of index kind (asked for, or by size under ``auto``) or an index of the first
+        format rebuilds it from the shards, streaming them (see ``catalog.indexes.build``).
         """
         gen = self.manifest["generation"] + 1
         new_files = []
@@ -674,75 +737,90 @@ class StoreWriter:
         live = np.asarray([r["id"] for r in rows if r["status"] == STATUS_OK], dtype=np.int64)
         dim = int(m["encoder"]["dim"])
         kind = m["encoder"].get("transform")
-        fitted = m.get("transform")
+        fitted_info = m.get("transform")
         if kind in (None, "none"):
             need_fit = False
         else:
-            need_fit = refit or not fitted or len(live) >= REFIT_GROWTH * max(int(fitted.get("fitted_on", 0)), 1)
+            need_fit = refit or not fitted_info or len(live) >= REFIT_GROWTH * max(int(fitted_info.get("fitted_on", 0)), 1)
+        policy = Policy.from_dict(m.get("index_policy"))
         shard_rows = sum(len(_read_shard_ids(self.path, n)) for n in m["shards"])
         compact = shard_rows > 2 * max(len(live), 1) and len(m["shards"]) > 1  # mostly dead rows
         prev = m.get("index") or {}
+        tinfo = m.get("index_template")
+        # the quantisers are frozen with the transform; for encoders without one, retrained by the same growth rule
+        stale = bool(tinfo) and kind in (None, "none") and len(live) >= REFIT_GROWTH * max(int(tinfo.get("trained_on") or 0), 1)
         index = None
-        if not (need_fit or rebuild or compact) and prev.get("shards_indexed") is not None:
+        if not (need_fit or rebuild or compact or stale) and prev.get("shards_indexed") is not None \
+                and prev.get("kind") != LEGACY_KIND and Policy.from_dict(prev.get("policy")) == policy:
             index = self._updated_index(prev, live)
+            if index is not None and policy.choose(index.ntotal, index.width) != prev.get("type"):
+                index = None  # grown past what its kind is for: rebuilt as the kind its size calls for
         updated = index is not None
+        info = {}
         if index is None:
-            ids, vecs = latest_vectors(*_read_shards(self.path, m["shards"]), live)
             if compact:
-                m["shards"] = []
-                self._pending_ids, self._pending_vecs = [ids], [vecs]
-                new_files.append(self._write_shard())
-            if need_fit:
-                transform = Transform.fit(kind, vecs)
-                tname = f"transform.g{gen:06d}.npz"
-                _atomic_write(self.path / tname, lambda f: np.savez(f, mean=transform.mean, std=transform.std))
+                new_files += self._compact_shards(live)
+            fitted = None if need_fit else _frozen(m, self.path)
+            template = (self.path / tinfo["file"]).read_bytes() if tinfo and fitted is not None and not stale else None
+            built = indexes.build(lambda: iter_latest(self.path, m["shards"], live),
+                                  count_latest(self.path, m["shards"], live), dim, transform_kind=kind,
+                                  fitted=fitted, policy=policy, template=template)
+            index, info = built.index, built.info
+            if built.template is not None:
+                tname = f"template.g{gen:06d}.faiss"
+                _atomic_write(self.path / tname, lambda f: f.write(built.template))
                 new_files.append(tname)
-                m["transform"] = {"kind": "standardize", "file": tname, "fitted_on": int(len(ids)), "generation": gen}
-            else:
-                transform = self._frozen_transform()
-            index = build_flat_index(ids, transform(vecs) if len(ids) else np.zeros((0, dim), np.float32), dim)
-            del vecs
+                m["index_template"] = {"file": tname, "generation": gen, "type": info["type"],
+                                       "trained_on": int(info["trained_on"])}
+            if need_fit:
+                tname = f"transform.g{gen:06d}.npz"
+                _atomic_write(self.path / tname, lambda f: save_fitted(f, built.fitted))
+                new_files.append(tname)
+                m["transform"] = {"kind": "standardize", "file": tname, "fitted_on": int(built.fitted.fitted_on),
+                                  "generation": gen, "width": int(index.width)}
         iname = f"tracks.g{gen:06d}.faiss"
-        import faiss
-
         # streamed to the file in blocks: no serialised copy of the whole index in memory
-        _atomic_write(self.path / iname, lambda f: faiss.write_index(index, faiss.PyCallbackIOWriter(f.write, 1 << 22)))
+        _atomic_write(self.path / iname, index.write)
         new_files.append(iname)
         # built: the generation whose commit last built it whole; updates: commits that changed it in place since
-        m["index"] = {"file": iname, "kind": "IDMap2,Flat", "metric": "inner_product", "count": int(index.ntotal),
-                      "generation": gen, "shards_indexed": int(m["next_shard"]),
-                      "built": int(prev.get("built", prev.get("generation", gen))) if updated else gen,
-                      "updates": int(prev.get("updates", 0)) + 1 if updated else 0}
+        record = {k: v for k, v in prev.items() if k not in ("file", "count", "generation", "shards_indexed")} if updated else info
+        record.update({"file": iname, "kind": index.describe(), "metric": "inner_product", "count": int(index.ntotal),
+                       "generation": gen, "shards_indexed": int(m["next_shard"]),
+                       "built": int(prev.get("built", prev.get("generation", gen))) if updated else gen,
+                       "updates": int(prev.get("updates", 0)) + 1 if updated else 0,
+                       "bytes": int((self.path / iname).stat().st_size)})
+        m["index"] = record
         self._pending_rows = []
         self._removed = set()
         self._publish(gen, new_files)
 
-    def _frozen_transform(self) -> Transform:
-        """The transform the store has now (nothing to fit for encoders without one)."""
-        info = self.manifest.get("transform")
-        if not info:
-            return Transform()
-        return Transform.load(self.path / info["file"], int(self.manifest["encoder"]["dim"]))
-
-    def _updated_index(self, prev: dict, live: np.ndarray):
+    def _updated_index(self, prev: dict, live: np.ndarray) -> TrackIndex | None:
         """The previous index with what changed since it was built: None when it cannot be read."""
-        import faiss
-
         try:
-            index = faiss.read_index(str(self.path / prev["file"]))
-        except Exception:
+            index = read_index(self.path, prev, int(self.manifest["encoder"]["dim"]), mmap=False)
+        except StoreError:
             return None  # a damaged or missing index: rebuilt from the shards instead
-        if index.d != int(self.manifest["encoder"]["dim"]):
-            return None
-        newer = [n for n in self.manifest["shards"] if _shard_number(n) >= int(prev["shards_indexed"])]
-        new_ids, new_vecs = latest_vectors(*_read_shards(self.path, newer), live)
-        have = faiss.vector_to_array(faiss.downcast_index(index).id_map) if index.ntotal else np.zeros(0, np.int64)
-        drop = np.union1d(np.setdiff1d(have, live), np.intersect1d(have, new_ids))
-        if len(drop):
-            index.remove_ids(faiss.IDSelectorBatch(drop.astype(np.int64)))
-        if len(new_ids):
-            index.add_with_ids(self._frozen_transform()(new_vecs), np.ascontiguousarray(new_ids, dtype=np.int64))
+        bring_up_to_date(index, self.path, self.manifest, prev["shards_indexed"], live)
         return index
+
+    def _compact_shards(self, live: np.ndarray) -> list[str]:
+        """Rewrite the shards with only the live vectors (streaming, SHARD_ROWS a shard)."""
+        old = self.manifest["shards"]
+        self.manifest["shards"] = []
+        written = []
+        pending_ids, pending_vecs, n = [], [], 0
+        for ids, vecs in iter_latest(self.path, old, live):
+            pending_ids.append(ids)
+            pending_vecs.append(vecs)
+            n += len(ids)
+            if n >= SHARD_ROWS:
+                self._pending_ids, self._pending_vecs = pending_ids, pending_vecs
+                written.append(self._write_shard())
+                pending_ids, pending_vecs, n = [], [], 0
+        if pending_ids:
+            self._pending_ids, self._pending_vecs = pending_ids, pending_vecs
+            written.append(self._write_shard())
+        return written
 
     def _write_shard(self) -> str | None:
         if not self._pending_ids:
@@ -796,15 +874,16 @@ class StoreWriter:
         refs = set(m["tracks"]) | set(m["shards"])
         if m.get("index"):
             refs.add(m["index"]["file"])
-        if m.get("transform"):
-            refs.add(m["transform"]["file"])
+        for key in ("transform", "index_template"):
+            if m.get(key):
+                refs.add(m[key]["file"])
         if m["encoder"].get("model"):
             refs |= {f"encoder/{p.name}" for p in (self.path / "encoder").iterdir() if not p.name.startswith(".")}
         return refs
 
     def _collect_garbage(self, keep: set[str]) -> None:
         """Delete store files referenced by neither this generation nor the one before it."""
-        for p in [*self.path.glob("tracks.g*"), *self.path.glob("transform.g*"), *(self.path / "vectors").glob("shard-*.npz")]:
+        for p in [*self.path.glob("tracks.g*"), *self.path.glob("transform.g*"), *self.path.glob("template.g*"), *(self.path / "vectors").glob("shard-*.npz")]:
             rel = p.relative_to(self.path).as_posix()
             if rel not in keep:
                 with contextlib.suppress(OSError):

@@ -166,8 +166,8 @@ class Searcher:
         if self._position(track_id) is None:
             raise QueryError(f"no track with id {track_id} in {self.store.path}")
         try:
-            return self.index.reconstruct(int(track_id)).astype(np.float32)
-        except RuntimeError:  # listed as indexed, but its vector is not in the index: a damaged store
+            return self.index.reconstruct(int(track_id))
+        except KeyError:  # listed as indexed, but its vector is not in the index: a damaged store
             raise StoreError(f"{self.store.path}: track {track_id} has no vector in the index; 'soundalike verify' "
                              f"checks the store, 'soundalike repair' rebuilds what it can") from None
 
@@ -220,7 +220,12 @@ class Searcher:
                 bits[self._ids[mask]] = True
                 packed = np.packbits(bits, bitorder="little")
                 sel = faiss.IDSelectorBitmap(len(packed), faiss.swig_ptr(packed))  # n is in bytes
-                scores, ids = self.index.search(q, k_eff, params=faiss.SearchParameters(sel=sel))
+                scores, ids = self.index.search(q, k_eff, selector=sel)
+                # inverted lists probe only some of the library: when a narrow filter leaves fewer than k there,
+                # the same search over every list finds all k that exist
+                want = min(k_eff, int(mask.sum()))
+                if self.index.is_ivf and (ids >= 0).sum(axis=1).min() < want:
+                    scores, ids = self.index.search(q, k_eff, selector=sel, nprobe=self.index.exhaustive_nprobe())
                 del packed  # kept alive until the search returned
         finally:
             faiss.omp_set_num_threads(before)

@@ -73,7 +73,7 @@ def test_removed_and_re_embedded_tracks_leave_and_enter_the_index(tmp_path, rng)
     live_ids, raw = s.vectors()
     assert sorted(live_ids.tolist()) == sorted(ids[5:])
     got = np.stack([index.reconstruct(int(i)) for i in live_ids])
-    np.testing.assert_allclose(got, s.transform()(raw), atol=1e-6)  # the new vectors, not the old ones
+    np.testing.assert_allclose(got, s.transform()(raw), atol=0.01)  # the new vectors (to their 8-bit codes), not the old
     incremental = answers(store, ids[5:15])
     reindex(store)
     assert answers(store, ids[5:15]) == incremental

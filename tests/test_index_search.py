@@ -26,7 +26,8 @@ def test_every_stored_vector_has_unit_norm(indexed):
     assert index.ntotal == len(library.files)
     ids, raw = s.vectors()
     unit = np.stack([index.reconstruct(int(i)) for i in ids])
-    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, atol=1e-3)  # decoded from 8-bit codes
+    np.testing.assert_allclose(unit, s.transform()(raw), atol=0.01)  # the index holds the transformed raw vectors
     assert raw.shape == (len(library.files), s.dim)
 
 
@@ -56,15 +57,18 @@ def test_genre_filter_equals_exact_numpy_search_over_that_genre(indexed):
     s = Store(store)
     ids, raw = s.vectors()
     unit = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+    held = np.stack([s.index().reconstruct(int(i)) for i in ids])  # what the index holds: 8-bit codes of ``unit``
     tracks = {r["id"]: r for r in s.tracks.to_pylist()}
     for query_id in ids[:6]:
         hits = searcher.search_id(int(query_id), k=3, genres=["beats"])
         members = np.asarray([tracks[int(i)]["genre"] == "beats" and i != query_id for i in ids])
-        q = unit[ids == query_id][0]
-        scores = unit[members] @ q
+        q = held[ids == query_id][0]
+        scores = held[members] @ (q / np.linalg.norm(q))  # a query is searched at unit length
         order = np.argsort(-scores)[:3]
         assert [h.id for h in hits] == list(ids[members][order])
-        np.testing.assert_allclose([h.score for h in hits], scores[order], atol=1e-5)
+        np.testing.assert_allclose([h.score for h in hits], scores[order], atol=1e-4)
+        exact = unit[members] @ unit[ids == query_id][0]  # and the full float vectors' cosine, to the codes' precision
+        np.testing.assert_allclose([h.score for h in hits], exact[order], atol=0.01)
         assert all(h.genre == "beats" for h in hits)
 
 

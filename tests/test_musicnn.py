@@ -163,7 +163,7 @@ def test_default_encoder_indexes_a_library_without_training(library, tmp_path):
     z = np.concatenate([z, np.zeros((len(z), 953))], axis=1)  # unknown -> the library mean
     expected = z / np.linalg.norm(z, axis=1, keepdims=True)
     got = np.stack([s.index().reconstruct(int(i)) for i in ids])
-    np.testing.assert_allclose(got, expected, atol=1e-4)
+    np.testing.assert_allclose(got, expected, atol=5e-3)  # to the 8-bit codes the index holds
 
     rows = s.tracks.to_pylist()
     assert all(r["predicted_genre"] and len(r["predicted_tags"]) == 5 for r in rows)

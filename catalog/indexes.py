@@ -1,0 +1,607 @@
+"""The track index: which FAISS index holds a library's vectors, how it is built from the shards, kept up to
+date, measured and searched. The store (``catalog.store``) owns the files and the commits; this module owns
+the index policy.
+
+What the index file holds is one ``IndexPreTransform``, so the library transform travels inside it and a
+reader can never pair an index with another library's statistics:
+
+    CenteringTransform(library mean)           raw vector minus the mean (a NaN is imputed with the mean first)
+    LinearTransform(d -> d')                   diag(1/std), times the top d' principal axes when fitted on
+                                               enough tracks (PCA_MIN_FIT): the standardisation and the PCA in
+                                               one matrix (a unit-normalisation between them would not change
+                                               any direction after the last one)
+    NormalizationTransform                     unit length: inner product = cosine
+    IndexIDMap2(IndexScalarQuantizer 8 bit)    kind "flat": an exact scan of 1-byte codes
+ or IndexIVFScalarQuantizer 8 bit             kind "ivf": inverted lists, nprobe measured at build time
+
+Encoders without a library transform (the seed CNN, trained heads) keep only the normalisation.
+
+Measured on the dev corpus (248 tracks, 13 soundtracks, group precision@10 with a paired bootstrap over
+queries; README "Compact index"): 8-bit codes of the full standardised vector lose nothing, and a PCA to 256
+dimensions loses at most 0.002 when fitted on the library itself; fitted on a few dozen tracks the PCA costs
+mAP, so smaller libraries keep every dimension. Random projections lost 0.01-0.04 and were dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+PCA_DIM = 256  # dimensions kept by the PCA (d256 and d512 measured the same on the dev corpus)
+PCA_MIN_FIT = 2000  # fitted on fewer tracks, the transform keeps every dimension (the PCA would be rank-poor)
+SQ8_MIN_FIT = 1000  # 8-bit codes need each dimension's range learnt from this many tracks; below, float16
+FIT_SAMPLE = 100_000  # tracks the PCA and the quantisers are fitted on at most (the mean/std see every track)
+FLAT_MAX = 200_000  # "auto": an exact scan of the codes up to this many tracks, inverted lists past it
+RECALL_QUERIES = 200  # tracks whose exact neighbours are computed at build time to measure recall@10
+RECALL_K = 10
+RECALL_TARGET = 0.95  # the inverted lists' nprobe is the smallest reaching this recall of the exact scan
+KINDS = ("auto", "flat", "ivf")
+ADD_BATCH = 8192
+
+
+class IndexBuildError(Exception):
+    pass
+
+
+# ------------------------------------------------------------------------------------------------ policy
+
+
+@dataclasses.dataclass(frozen=True)
+class Policy:
+    """What the user asked for: an index kind and a memory budget for it (bytes, None: no limit)."""
+
+    kind: str = "auto"
+    memory: int | None = None
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise IndexBuildError(f"unknown index kind {self.kind!r} (one of {', '.join(KINDS)})")
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "memory": self.memory}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Policy":
+        d = d or {}
+        return cls(kind=d.get("kind", "auto"), memory=d.get("memory"))
+
+    def choose(self, n: int, width: int) -> str:
+        """The index kind for ``n`` tracks of ``width`` dimensions."""
+        if self.kind != "auto":
+            return self.kind
+        if n > FLAT_MAX:
+            return "ivf"
+        if self.memory is not None and n * (width + 16) > self.memory:
+            return "ivf"  # the same codes, but a query reads only the probed lists
+        return "flat"
+
+
+def parse_memory(text: str | None) -> int | None:
+    """``"4G"``, ``"512M"``, ``"800k"`` or a number of bytes."""
+    if text in (None, "", "none"):
+        return None
+    t = str(text).strip().upper().rstrip("B")
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(t[-1:], 1)
+    num = t[:-1] if t[-1:] in "KMGT" else t
+    try:
+        value = float(num) * mult
+    except ValueError:
+        raise IndexBuildError(f"--memory {text!r}: expected a size such as 2G, 512M or 800000") from None
+    if value <= 0:
+        raise IndexBuildError(f"--memory {text!r}: must be more than 0")
+    return int(value)
+
+
+def nlist_for(n: int) -> int:
+    """Inverted lists for ``n`` vectors: about 2 sqrt(n), a power of two (1024 at 250k, 2048 at 1M)."""
+    return int(2 ** np.clip(np.round(np.log2(2 * np.sqrt(max(n, 1)))), 4, 16))
+
+
+# ------------------------------------------------------------------------------------------------ transform
+
+
+@dataclasses.dataclass
+class Fitted:
+    """The library transform: mean and std of the raw vectors, and the principal axes (columns) of the
+    standardised unit vectors, or None (every dimension kept). ``mean is None``: no library transform."""
+
+    mean: np.ndarray | None
+    std: np.ndarray | None
+    basis: np.ndarray | None
+    fitted_on: int
+
+    @property
+    def width(self) -> int | None:
+        if self.basis is not None:
+            return int(self.basis.shape[1])
+        return None if self.mean is None else int(len(self.mean))
+
+
+class Moments:
+    """Streaming NaN-aware mean and variance per dimension (float64 sums)."""
+
+    def __init__(self, dim: int):
+        self.n = np.zeros(dim, np.float64)
+        self.s = np.zeros(dim, np.float64)
+        self.ss = np.zeros(dim, np.float64)
+
+    def add(self, x: np.ndarray) -> None:
+        ok = ~np.isnan(x)
+        x0 = np.where(ok, x, 0).astype(np.float64)
+        self.n += ok.sum(axis=0)
+        self.s += x0.sum(axis=0)
+        self.ss += np.einsum("ij,ij->j", x0, x0)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        n = np.maximum(self.n, 1)
+        mean = self.s / n
+        var = np.maximum(self.ss / n - mean**2, 0)
+        std = np.sqrt(var)
+        std[self.n == 0] = 1.0  # a column never measured: mean 0, std 1
+        return mean.astype(np.float32), np.where(std < 1e-6, 1.0, std).astype(np.float32)
+
+
+def standardize(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """Standardised unit rows; an unmeasured (NaN) value becomes the mean (it adds nothing to a similarity)."""
+    z = np.nan_to_num((np.asarray(x, np.float32) - mean) / std, nan=0.0)
+    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    x = np.nan_to_num(np.asarray(x, np.float32), nan=0.0)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def principal_axes(y: np.ndarray, k: int, chunk: int = 8192) -> np.ndarray:
+    """The top ``k`` principal axes (columns, float32[d, k]) of the rows of ``y`` (covariance accumulated in
+    float64 over chunks of rows: no float64 copy of ``y``)."""
+    d = y.shape[1]
+    gram = np.zeros((d, d), np.float64)
+    total = np.zeros(d, np.float64)
+    for at in range(0, len(y), chunk):
+        part = np.asarray(y[at : at + chunk], np.float32)
+        gram += (part.T @ part).astype(np.float64)
+        total += part.sum(axis=0, dtype=np.float64)
+    mean = total / max(len(y), 1)
+    w, v = np.linalg.eigh(gram - len(y) * np.outer(mean, mean))
+    return np.ascontiguousarray(v[:, np.argsort(w)[::-1][:k]], dtype=np.float32)
+
+
+def fit(kind: str | None, moments: Moments | None, sample: np.ndarray, fitted_on: int) -> Fitted:
+    """The library transform from the streamed moments and a random sample of raw vectors."""
+    if kind in (None, "none"):
+        return Fitted(None, None, None, fitted_on)
+    if kind != "standardize":
+        raise IndexBuildError(f"unknown library transform {kind!r}")
+    mean, std = moments.result()
+    basis = None
+    if fitted_on >= PCA_MIN_FIT and PCA_DIM < sample.shape[1]:
+        basis = principal_axes(standardize(sample, mean, std), PCA_DIM)  # one float32 copy of the sample
+    return Fitted(mean, std, basis, fitted_on)
+
+
+def _to_vector(values: np.ndarray, vec) -> None:
+    import faiss
+
+    faiss.copy_array_to_vector(np.ascontiguousarray(values, dtype=np.float32).ravel(), vec)
+
+
+def _chain(fitted: Fitted, dim: int) -> list:
+    import faiss
+
+    if fitted.mean is None:
+        return [faiss.NormalizationTransform(dim, 2.0)]
+    centre = faiss.CenteringTransform(dim)
+    _to_vector(fitted.mean, centre.mean)
+    centre.is_trained = True
+    scale = (1.0 / fitted.std).astype(np.float32)
+    a = np.diag(scale) if fitted.basis is None else fitted.basis.T * scale[None, :]  # [d', d]
+    lt = faiss.LinearTransform(dim, a.shape[0], False)
+    _to_vector(a, lt.A)
+    lt.is_trained = True
+    return [centre, lt, faiss.NormalizationTransform(a.shape[0], 2.0)]
+
+
+# ------------------------------------------------------------------------------------------------ the index
+
+
+class TrackIndex:
+    """A loaded track index: raw vectors in, ids and cosine scores out.
+
+    ``embed(raw)`` maps raw track vectors into the index's space (unit vectors of width ``width``); search and
+    ``reconstruct`` work in that space. Wraps both the compact format and the first format (an ``IDMap2,Flat``
+    of standardised unit vectors with the standardisation in a separate file)."""
+
+    def __init__(self, index, transforms: list | None = None, legacy=None, owner=None):
+        self.index = index  # what is written to disk
+        self._owner = owner  # the Python object that owns the C++ index (a downcast view does not)
+        self._transforms = transforms
+        self._legacy = legacy  # the first format's Transform (mean/std), or None
+        self.search_index = self._searchable()
+
+    # -- loading -------------------------------------------------------------------------------------------
+    @classmethod
+    def wrap(cls, index) -> "TrackIndex":
+        import faiss
+
+        owner, index = index, faiss.downcast_index(index)
+        if isinstance(index, faiss.IndexPreTransform):
+            chain = [faiss.downcast_VectorTransform(index.chain.at(i)) for i in range(index.chain.size())]
+            return cls(index, chain, owner=owner)
+        raise IndexBuildError(f"not a track index of this format ({type(index).__name__})")
+
+    @classmethod
+    def legacy(cls, index, transform) -> "TrackIndex":
+        """The first format: an ``IndexIDMap2(IndexFlatIP)`` and the store's mean/std transform."""
+        import faiss
+
+        return cls(faiss.downcast_index(index), None, legacy=transform, owner=index)
+
+    def _searchable(self):
+        import faiss
+
+        if self._transforms is None:
+            return self.index
+        sub = faiss.downcast_index(self.index.index)
+        return sub
+
+    # -- what it is ----------------------------------------------------------------------------------------
+    @property
+    def ntotal(self) -> int:
+        return int(self.search_index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        """Width of the raw vectors it takes."""
+        return int(self.index.d)
+
+    @property
+    def width(self) -> int:
+        """Width of the vectors it holds."""
+        return int(self.search_index.d)
+
+    @property
+    def mean(self) -> np.ndarray | None:
+        """The library mean (what an unmeasured value is imputed with), or None."""
+        if self._legacy is not None:
+            return self._legacy.mean
+        import faiss
+
+        for t in self._transforms or ():
+            if isinstance(t, faiss.CenteringTransform):
+                return faiss.vector_to_array(t.mean)
+        return None
+
+    @property
+    def is_ivf(self) -> bool:
+        import faiss
+
+        return isinstance(self.search_index, faiss.IndexIVF)
+
+    def ids(self) -> np.ndarray:
+        """Every id the index holds (unordered)."""
+        import faiss
+
+        s = self.search_index
+        if self.ntotal == 0:
+            return np.zeros(0, np.int64)
+        if isinstance(s, faiss.IndexIDMap):
+            return faiss.vector_to_array(s.id_map).astype(np.int64)
+        if isinstance(s, faiss.IndexIVF):
+            invlists = s.invlists
+            out = []
+            for lst in range(s.nlist):
+                n = invlists.list_size(lst)
+                if n:
+                    out.append(faiss.rev_swig_ptr(invlists.get_ids(lst), n).copy())
+            return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
+        raise IndexBuildError(f"cannot list the ids of a {type(s).__name__}")
+
+    def describe(self) -> str:
+        import faiss
+
+        s = self.search_index
+        if self._legacy is not None:
+            return "IDMap2,Flat"
+        head = []
+        for t in self._transforms:
+            if isinstance(t, faiss.CenteringTransform):
+                head.append("Center")
+            elif isinstance(t, faiss.LinearTransform):
+                head.append(f"LT{t.d_out}")
+            elif isinstance(t, faiss.NormalizationTransform):
+                head.append("L2norm")
+        if isinstance(s, faiss.IndexIVF):
+            code = "SQ8" if faiss.downcast_index(s).sq.qtype == faiss.ScalarQuantizer.QT_8bit else "SQfp16"
+            return ",".join(head + [f"IVF{s.nlist}", code])
+        inner = faiss.downcast_index(s.index)
+        code = "SQ8" if inner.sq.qtype == faiss.ScalarQuantizer.QT_8bit else "SQfp16"
+        return ",".join(head + ["IDMap2", code])
+
+    # -- vectors -------------------------------------------------------------------------------------------
+    def embed(self, raw: np.ndarray) -> np.ndarray:
+        """Raw track vectors ``[n, d]`` (or one ``[d]``) -> unit vectors in the index's space ``[n, width]``."""
+        x = np.atleast_2d(np.asarray(raw, dtype=np.float32))
+        if self._legacy is not None:
+            return self._legacy(x)
+        x = self.impute(x)
+        for t in self._transforms:
+            x = t.apply(np.ascontiguousarray(x))
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def impute(self, raw: np.ndarray) -> np.ndarray:
+        """A copy of ``raw`` with each unmeasured (NaN) value replaced by the library mean (0 without one)."""
+        x = np.array(raw, dtype=np.float32, copy=True, ndmin=2)
+        bad = np.isnan(x)
+        if bad.any():
+            mean = self.mean
+            x[bad] = 0.0 if mean is None else np.broadcast_to(mean, x.shape)[bad]
+        return x
+
+    def reconstruct(self, track_id: int) -> np.ndarray:
+        """The vector held for ``track_id`` (in the index's space); KeyError when it holds none."""
+        try:
+            return self.search_index.reconstruct(int(track_id)).astype(np.float32)
+        except RuntimeError:
+            raise KeyError(track_id) from None
+
+    # -- changes -------------------------------------------------------------------------------------------
+    def add(self, ids: np.ndarray, raw: np.ndarray) -> None:
+        for at in range(0, len(ids), ADD_BATCH):
+            x = self.embed(raw[at : at + ADD_BATCH])
+            self.search_index.add_with_ids(x, np.ascontiguousarray(ids[at : at + ADD_BATCH], dtype=np.int64))
+        self.index.ntotal = self.search_index.ntotal  # the sub-index was added to directly
+
+    def remove(self, ids: np.ndarray) -> None:
+        import faiss
+
+        if len(ids):
+            self.search_index.remove_ids(faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64)))
+            self.index.ntotal = self.search_index.ntotal
+
+    # -- search --------------------------------------------------------------------------------------------
+    def search(self, q: np.ndarray, k: int, selector=None, nprobe: int | None = None):
+        """(scores, ids) of the ``k`` best for each row of ``q`` (index-space unit vectors). With a
+        ``selector`` (a FAISS ``IDSelector``), only the ids it selects are candidates."""
+        import faiss
+
+        if self.is_ivf:
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=int(nprobe or self.search_index.nprobe))
+        elif selector is not None:
+            params = faiss.SearchParameters(sel=selector)
+        else:
+            params = None
+        return self.search_index.search(np.ascontiguousarray(q, dtype=np.float32), k, params=params)
+
+    def exhaustive_nprobe(self) -> int | None:
+        return int(self.search_index.nlist) if self.is_ivf else None
+
+    # -- writing -------------------------------------------------------------------------------------------
+    def write(self, f) -> None:
+        """Stream the index into the open binary file ``f`` (no serialised copy in memory)."""
+        import faiss
+
+        faiss.write_index(self.index, faiss.PyCallbackIOWriter(f.write, 1 << 22))
+
+
+def empty(fitted: Fitted, dim: int, kind: str, train: np.ndarray, n_expected: int) -> TrackIndex:
+    """An empty index of ``kind`` for ``fitted``, its quantisers trained on the raw ``train`` sample (rows may
+    hold NaN)."""
+    import faiss
+
+    chain = _chain(fitted, dim)
+    width = fitted.width or dim
+    x = train
+    if len(x):
+        x = np.nan_to_num(x, nan=0.0) if fitted.mean is None else np.where(np.isnan(x), fitted.mean, x)
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        for t in chain:
+            x = t.apply(np.ascontiguousarray(x))
+    # a range learnt from a handful of tracks clips the next ones: float16 needs no range (measured the same
+    # as float32 on the dev corpus) and costs little in a library that small
+    qtype = faiss.ScalarQuantizer.QT_8bit if len(train) >= SQ8_MIN_FIT else faiss.ScalarQuantizer.QT_fp16
+    if kind == "flat":
+        sq = faiss.IndexScalarQuantizer(width, qtype, faiss.METRIC_INNER_PRODUCT)
+        sub = faiss.IndexIDMap2(sq)
+    elif kind == "ivf":
+        nlist = nlist_for(n_expected)
+        nlist = max(1, min(nlist, len(x) // 39 or 1))  # FAISS wants >= 39 training points a list
+        quantizer = faiss.IndexFlatIP(width)
+        sub = faiss.IndexIVFScalarQuantizer(quantizer, width, nlist, qtype, faiss.METRIC_INNER_PRODUCT, False)
+        sub.cp.niter = 10
+    else:
+        raise IndexBuildError(f"unknown index kind {kind!r}")
+    if not len(x):  # nothing to learn the code range from: a unit vector's coordinates lie in [-1, 1]
+        x = np.vstack([np.full((1, width), -1.0, np.float32), np.full((1, width), 1.0, np.float32)])
+    sub.train(np.ascontiguousarray(x, dtype=np.float32))
+    if kind == "ivf":
+        sub.set_direct_map_type(faiss.DirectMap.Hashtable)
+    pre = faiss.IndexPreTransform(sub)
+    for t in reversed(chain):
+        pre.prepend_transform(t)
+    # one self-contained object: the chain and the sub-index are owned by the index, not by Python references
+    return TrackIndex.wrap(faiss.deserialize_index(faiss.serialize_index(pre)))
+
+
+# ------------------------------------------------------------------------------------------------ measuring
+
+
+def exact_neighbours(queries: np.ndarray, batches: Iterable[tuple[np.ndarray, np.ndarray]], k: int,
+                     reference: Callable[[np.ndarray], np.ndarray], query_ids: np.ndarray):
+    """Exact top-``k`` ids (float32 cosine over the full vectors, the query itself left out) of each query,
+    streamed over ``(ids, raw)`` batches."""
+    best_s = np.full((len(queries), k), -np.inf, np.float32)
+    best_i = np.full((len(queries), k), -1, np.int64)
+    for ids, raw in batches:
+        s = queries @ reference(raw).T
+        s[query_ids[:, None] == ids[None, :]] = -np.inf
+        cat_s = np.concatenate([best_s, s], axis=1)
+        cat_i = np.concatenate([best_i, np.broadcast_to(ids, s.shape)], axis=1)
+        top = np.argpartition(-cat_s, k - 1, axis=1)[:, :k] if cat_s.shape[1] > k else np.arange(cat_s.shape[1])[None].repeat(len(cat_s), 0)
+        best_s = np.take_along_axis(cat_s, top, 1)
+        best_i = np.take_along_axis(cat_i, top, 1)
+    return best_i
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    hits = [len(set(f[f >= 0]) & set(t[t >= 0])) / max(1, int((t >= 0).sum())) for f, t in zip(found, truth)]
+    return float(np.mean(hits)) if hits else 1.0
+
+
+def measure_index(index: TrackIndex, query_ids: np.ndarray, query_raw: np.ndarray, truth: np.ndarray,
+            k: int = RECALL_K) -> dict:
+    """Recall@k of ``index`` against ``truth`` (exact neighbours over the full raw vectors), choosing the
+    inverted lists' nprobe, and single-query latency (one thread) unfiltered and with a 10% filter."""
+    import faiss
+
+    out: dict = {}
+    if len(query_ids) == 0 or index.ntotal <= 1:
+        return {"recall_at_10": None, "queries": 0}
+    q = index.embed(query_raw)
+    kk = min(k + 1, index.ntotal)
+
+    def found(nprobe=None, selector=None):
+        _, ids = index.search(q, kk, selector=selector, nprobe=nprobe)
+        return np.asarray([[i for i in row if i != qi][:k] for row, qi in zip(ids, query_ids)])
+
+    before = faiss.omp_get_max_threads()
+    try:
+        if index.is_ivf:
+            full = found(index.exhaustive_nprobe())
+            out["recall_exhaustive"] = round(recall(full, truth), 4)
+            nprobe = index.exhaustive_nprobe()
+            p = 1
+            while p < index.exhaustive_nprobe():
+                if recall(found(p), full) >= RECALL_TARGET:
+                    nprobe = p
+                    break
+                p *= 2
+            index.search_index.nprobe = nprobe
+            out["nprobe"] = int(nprobe)
+            out["nlist"] = int(index.search_index.nlist)
+        out["recall_at_10"] = round(recall(found(), truth), 4)
+        # latency: single queries on one thread, as the CLI and a server run them
+        faiss.omp_set_num_threads(1)
+        rng = np.random.default_rng(0)
+        ids = index.ids()
+        chosen = np.sort(rng.choice(ids, size=max(1, len(ids) // 10), replace=False)) if len(ids) else ids
+        sel_keep = faiss.IDSelectorBatch(chosen)
+        for label, sel in (("latency_ms", None), ("latency_filtered_ms", sel_keep)):
+            times = []
+            for row in q[: min(len(q), 100)]:
+                t = time.perf_counter()
+                index.search(row[None], k, selector=sel)
+                times.append((time.perf_counter() - t) * 1000)
+            out[label] = {"p50": round(float(np.percentile(times, 50)), 3), "p99": round(float(np.percentile(times, 99)), 3)}
+    finally:
+        faiss.omp_set_num_threads(before)
+    out["queries"] = int(len(query_ids))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ building
+
+
+@dataclasses.dataclass
+class Built:
+    index: TrackIndex
+    fitted: Fitted
+    info: dict
+    template: bytes | None = None  # the trained empty index, when this build trained a new one
+
+
+def kind_of(index: TrackIndex) -> str:
+    return "ivf" if index.is_ivf else "flat"
+
+
+def load_template(data: bytes) -> TrackIndex:
+    import faiss
+
+    return TrackIndex.wrap(faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8)))
+
+
+def build(batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], n: int, dim: int, *,
+          transform_kind: str | None, fitted: Fitted | None, policy: Policy, seed: int = 0,
+          measure: bool = True, template: bytes | None = None) -> Built:
+    """Build the index of ``n`` live tracks from ``batches()`` (a fresh iterator of ``(ids, raw)`` each time it
+    is called; every live id exactly once), streaming: memory holds one batch, a sample of at most FIT_SAMPLE
+    vectors and the index itself. ``fitted`` None: the library transform is fitted on these vectors.
+
+    ``template``: the trained empty index of the last fit (serialised). With the transform frozen, the
+    quantisers are frozen with it, so a rebuild gives the very codes that incremental updates gave; a new
+    one is trained (and returned in ``Built.template``) on a refit or when the size calls for another kind."""
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    # one pass: the moments (when fitting), a uniform sample for the PCA and the quantisers, the recall queries
+    n_sample = min(n, FIT_SAMPLE)
+    take = np.zeros(n, bool)
+    take[rng.choice(n, size=n_sample, replace=False)] = True
+    qpos = np.sort(rng.choice(n, size=min(n, RECALL_QUERIES if measure else 0), replace=False))
+    moments = Moments(dim) if fitted is None and transform_kind not in (None, "none") else None
+    sample, q_ids, q_raw = [], [], []
+    at = 0
+    for ids, raw in batches():
+        if moments is not None:
+            moments.add(raw)
+        sel = take[at : at + len(ids)]
+        sample.append(raw[sel])
+        qs = qpos[(qpos >= at) & (qpos < at + len(ids))] - at
+        q_ids.append(ids[qs])
+        q_raw.append(raw[qs])
+        at += len(ids)
+    if at != n:
+        raise IndexBuildError(f"expected {n} vectors, the shards hold {at}")
+    sample = np.concatenate(sample) if sample else np.zeros((0, dim), np.float32)
+    q_ids = np.concatenate(q_ids) if q_ids else np.zeros(0, np.int64)
+    q_raw = np.concatenate(q_raw) if q_raw else np.zeros((0, dim), np.float32)
+    fitted_given = fitted is not None
+    if fitted is None:
+        fitted = fit(transform_kind, moments, sample, n)
+    width = fitted.width or dim
+    kind = policy.choose(n, width)
+    index = load_template(template) if template is not None and fitted_given else None
+    new_template = None
+    if index is None or kind_of(index) != kind or index.dim != dim:
+        index = empty(fitted, dim, kind, sample, n)
+        import faiss
+
+        new_template = faiss.serialize_index(index.index).tobytes()
+    del sample
+    t_fit = time.perf_counter() - t0
+
+    # second pass: add every vector, and the exact neighbours of the recall queries over the full vectors
+    if fitted.mean is None:
+        reference = unit
+    else:
+        def reference(x):
+            return standardize(x, fitted.mean, fitted.std)
+    q_ref = reference(q_raw) if len(q_raw) else q_raw
+
+    def adding():
+        for ids, raw in batches():
+            index.add(ids, raw)
+            yield ids, raw
+
+    if len(q_ids):
+        truth = exact_neighbours(q_ref, adding(), min(RECALL_K, max(n - 1, 1)), reference, q_ids)
+    else:
+        for _ in adding():
+            pass
+        truth = None
+    t_add = time.perf_counter() - t0 - t_fit
+    info = {"type": kind, "trained_on": int(n) if new_template is not None else None, "policy": policy.to_dict(), "width": int(width),
+            "count": index.ntotal, "fit_s": round(t_fit, 2), "add_s": round(t_add, 2)}
+    if measure and n > 1:
+        info.update(measure_index(index, q_ids, q_raw, truth))
+    info["measured_on"] = int(n)
+    return Built(index, fitted, info, new_template)
+
+
+def update(index: TrackIndex, drop: np.ndarray, add_ids: np.ndarray, add_raw: np.ndarray) -> None:
+    """Remove ``drop`` and add ``add_ids``/``add_raw`` with the index's frozen transform."""
+    index.remove(drop)
+    if len(add_ids):
+        index.add(add_ids, add_raw)
