@@ -15,6 +15,7 @@ import click
 # messages of these exceptions are one line that names the file and the reason
 _USER_ERRORS = (
     (f"{__package__}.catalog.store", "StoreError"),
+    (f"{__package__}.catalog.indexes", "IndexBuildError"),
     (f"{__package__}.search.searcher", "QueryError"),
     (f"{__package__}.indexer.run", "IndexingError"),
     (f"{__package__}.model.encoder", "ModelError"),
@@ -28,6 +29,15 @@ _USER_ERRORS = (
 #: options several commands share
 STORE_OPTION = click.option("--db", "store", required=True, type=click.Path(), help="Store directory.")
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+INDEX_KIND_OPTION = click.option(
+    "--index", "index_kind", type=click.Choice(["auto", "flat", "ivf", "ivfpq"]), default=None,
+    help="Index kind from now on: flat (an exact scan of compact codes), ivf (inverted lists, recall measured at "
+         "build), ivfpq (smaller product-quantised codes), auto (flat up to 200,000 tracks, ivf past that, ivfpq "
+         "when 8-bit codes would not fit --memory) [default: the store's, else auto].")
+MEMORY_OPTION = click.option(
+    "--memory", default=None, metavar="SIZE",
+    help="Memory budget for the index, e.g. 2G or 512M: under auto, a library whose 8-bit codes would not fit "
+         "gets product-quantised codes that do.")
 
 
 class UserError(click.ClickException):
@@ -52,6 +62,17 @@ def _run(fn, *args, **kwargs):
         if isinstance(err, _user_error_types()):
             raise UserError(str(err)) from None
         raise
+
+
+def _index_policy(store, kind: str | None, memory: str | None):
+    """The index policy the options ask for, None when they ask nothing (the store keeps its own)."""
+    if kind is None and memory is None:
+        return None
+    from .catalog.indexes import Policy, parse_memory
+    from .catalog.store import is_store, read_manifest
+
+    have = Policy.from_dict(read_manifest(store).get("index_policy")) if is_store(store) else Policy()
+    return _run(lambda: Policy(kind=kind or have.kind, memory=parse_memory(memory) if memory is not None else have.memory))
 
 
 def _width() -> int:
@@ -256,8 +277,15 @@ def info(store, as_json):
                f"{c['vectors']} vectors in the index")
     idx, tf = data.get("index") or {}, data.get("transform")
     if idx:
-        click.echo(f"index     {idx.get('kind')}, {idx.get('count')} vectors, built at generation "
+        size = f", {idx['bytes'] / max(idx.get('count') or 1, 1):.0f} bytes a track" if idx.get("bytes") else ""
+        click.echo(f"index     {idx.get('kind')}, {idx.get('count')} vectors{size}, built at generation "
                    f"{idx.get('built', idx.get('generation'))}, updated in place {idx.get('updates', 0)} times since")
+        if idx.get("recall_at_10") is not None:
+            lat, flt = idx.get("latency_ms") or {}, idx.get("latency_filtered_ms") or {}
+            probe = f", nprobe {idx['nprobe']} of {idx['nlist']} lists" if idx.get("nprobe") else ""
+            click.echo(f"recall    {idx['recall_at_10']:.3f} recall@10 against exact search over the full vectors "
+                       f"({idx.get('queries')} queries at {idx.get('measured_on')} tracks{probe}); query "
+                       f"{lat.get('p50', float('nan')):.2f} ms p50, {flt.get('p50', float('nan')):.2f} ms with a 10% filter")
     if tf:
         click.echo(f"transform {tf.get('kind')} fitted on {tf.get('fitted_on')} tracks; refitted when the library "
                    f"reaches {tf['refit_at']} tracks, or by 'soundalike reindex --refit'")
@@ -332,19 +360,23 @@ def repair(store, as_json):
 @STORE_OPTION
 @click.option("--refit", is_flag=True, help="Fit the library transform anew first (scores move); without it the "
               "index is rebuilt with the transform it has.")
+@INDEX_KIND_OPTION
+@MEMORY_OPTION
 @JSON_OPTION
-def reindex(store, refit, as_json):
+def reindex(store, refit, index_kind, memory, as_json):
     """Rebuild a store's index from its vector shards (no audio is decoded)."""
     from .catalog.check import reindex as reindex_store
 
-    res = _run(reindex_store, store, refit=refit)
+    res = _run(reindex_store, store, refit=refit, index_policy=_index_policy(store, index_kind, memory))
     if as_json:
         _echo_json(res)
         return
     tf = res["transform"]
     fit = f"; transform fitted on {tf['fitted_on']} tracks" + (" (refitted)" if refit else "") if tf else ""
-    click.echo(f"{store}: index rebuilt with {res['vectors']} vectors in {res['seconds']:.1f}s "
-               f"(generation {res['generation']}){fit}")
+    idx = res["index"]
+    recall = f", recall@10 {idx['recall_at_10']:.3f}" if idx.get("recall_at_10") is not None else ""
+    click.echo(f"{store}: index {idx['kind']} rebuilt with {res['vectors']} vectors in {res['seconds']:.1f}s "
+               f"(generation {res['generation']}){recall}{fit}")
 
 
 # --------------------------------------------------------------------------------------------------- train

@@ -38,7 +38,9 @@ FLAT_MAX = 200_000  # "auto": an exact scan of the codes up to this many tracks,
 RECALL_QUERIES = 200  # tracks whose exact neighbours are computed at build time to measure recall@10
 RECALL_K = 10
 RECALL_TARGET = 0.95  # the inverted lists' nprobe is the smallest reaching this recall of the exact scan
-KINDS = ("auto", "flat", "ivf")
+KINDS = ("auto", "flat", "ivf", "ivfpq")
+PQ_BYTES = (128, 64, 32, 16, 8)  # product-quantiser code sizes tried (largest first) to fit a memory budget
+ID_BYTES = 16  # an id in the index and its hash-table entry, about
 ADD_BATCH = 8192
 
 
@@ -69,14 +71,22 @@ class Policy:
         return cls(kind=d.get("kind", "auto"), memory=d.get("memory"))
 
     def choose(self, n: int, width: int) -> str:
-        """The index kind for ``n`` tracks of ``width`` dimensions."""
+        """The index kind for ``n`` tracks of ``width`` dimensions: an exact scan up to FLAT_MAX tracks,
+        inverted lists past it; product-quantised codes when 8-bit codes would not fit the memory budget."""
         if self.kind != "auto":
             return self.kind
-        if n > FLAT_MAX:
-            return "ivf"
-        if self.memory is not None and n * (width + 16) > self.memory:
-            return "ivf"  # the same codes, but a query reads only the probed lists
-        return "flat"
+        if self.memory is not None and n * (width + ID_BYTES) > self.memory:
+            return "ivfpq"
+        return "ivf" if n > FLAT_MAX else "flat"
+
+    def pq_bytes(self, n: int, width: int) -> int:
+        """Bytes a product-quantised code gets: the largest that fits the budget (and divides ``width``)."""
+        fits = [m for m in PQ_BYTES if width % m == 0 and (self.memory is None or n * (m + ID_BYTES) <= self.memory)]
+        if not fits:
+            need = n * (min(m for m in PQ_BYTES if width % m == 0) + ID_BYTES)
+            raise IndexBuildError(f"an index of {n} tracks needs at least {need / 1e6:.0f} MB; the memory budget is "
+                                  f"{(self.memory or 0) / 1e6:.0f} MB")
+        return fits[0]
 
 
 def parse_memory(text: str | None) -> int | None:
@@ -314,8 +324,10 @@ class TrackIndex:
                 head.append(f"LT{t.d_out}")
             elif isinstance(t, faiss.NormalizationTransform):
                 head.append("L2norm")
+        if isinstance(s, faiss.IndexIVFPQ):
+            return ",".join(head + [f"IVF{s.nlist}", f"PQ{s.pq.M}"])
         if isinstance(s, faiss.IndexIVF):
-            code = "SQ8" if faiss.downcast_index(s).sq.qtype == faiss.ScalarQuantizer.QT_8bit else "SQfp16"
+            code = "SQ8" if s.sq.qtype == faiss.ScalarQuantizer.QT_8bit else "SQfp16"
             return ",".join(head + [f"IVF{s.nlist}", code])
         inner = faiss.downcast_index(s.index)
         code = "SQ8" if inner.sq.qtype == faiss.ScalarQuantizer.QT_8bit else "SQfp16"
@@ -387,7 +399,7 @@ class TrackIndex:
         faiss.write_index(self.index, faiss.PyCallbackIOWriter(f.write, 1 << 22))
 
 
-def empty(fitted: Fitted, dim: int, kind: str, train: np.ndarray, n_expected: int) -> TrackIndex:
+def empty(fitted: Fitted, dim: int, kind: str, train: np.ndarray, n_expected: int, pq_m: int | None = None) -> TrackIndex:
     """An empty index of ``kind`` for ``fitted``, its quantisers trained on the raw ``train`` sample (rows may
     hold NaN)."""
     import faiss
@@ -412,12 +424,18 @@ def empty(fitted: Fitted, dim: int, kind: str, train: np.ndarray, n_expected: in
         quantizer = faiss.IndexFlatIP(width)
         sub = faiss.IndexIVFScalarQuantizer(quantizer, width, nlist, qtype, faiss.METRIC_INNER_PRODUCT, False)
         sub.cp.niter = 10
+    elif kind == "ivfpq":
+        nlist = max(1, min(nlist_for(n_expected), len(x) // 39 or 1))
+        m = pq_m or 32
+        sub = faiss.IndexIVFPQ(faiss.IndexFlatIP(width), width, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
+        sub.cp.niter = 10
+        sub.pq.cp.min_points_per_centroid = 1  # a small library trains its codebooks on what it has, quietly
     else:
         raise IndexBuildError(f"unknown index kind {kind!r}")
     if not len(x):  # nothing to learn the code range from: a unit vector's coordinates lie in [-1, 1]
         x = np.vstack([np.full((1, width), -1.0, np.float32), np.full((1, width), 1.0, np.float32)])
     sub.train(np.ascontiguousarray(x, dtype=np.float32))
-    if kind == "ivf":
+    if kind in ("ivf", "ivfpq"):
         sub.set_direct_map_type(faiss.DirectMap.Hashtable)
     pre = faiss.IndexPreTransform(sub)
     for t in reversed(chain):
@@ -514,6 +532,10 @@ class Built:
 
 
 def kind_of(index: TrackIndex) -> str:
+    import faiss
+
+    if isinstance(index.search_index, faiss.IndexIVFPQ):
+        return "ivfpq"
     return "ivf" if index.is_ivf else "flat"
 
 
@@ -564,8 +586,10 @@ def build(batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], n: int
     kind = policy.choose(n, width)
     index = load_template(template) if template is not None and fitted_given else None
     new_template = None
-    if index is None or kind_of(index) != kind or index.dim != dim:
-        index = empty(fitted, dim, kind, sample, n)
+    pq_m = policy.pq_bytes(n, width) if kind == "ivfpq" else None
+    if index is None or kind_of(index) != kind or index.dim != dim or (
+            pq_m and index.search_index.pq.M != pq_m):
+        index = empty(fitted, dim, kind, sample, n, pq_m)
         import faiss
 
         new_template = faiss.serialize_index(index.index).tobytes()

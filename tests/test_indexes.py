@@ -1,0 +1,242 @@
+"""The compact track index: every kind answers like exact search within the recall it records, filters
+work inside FAISS and return k when k exist, rebuilds from the shards agree with incremental updates, and a
+store of the first format opens without re-embedding anything."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from soundalike.catalog import indexes
+from soundalike.catalog.check import reindex, verify
+from soundalike.catalog.indexes import IndexBuildError, Policy, parse_memory
+from soundalike.catalog.store import Store, StoreWriter, read_manifest
+from soundalike.catalog.track import Track
+from soundalike.cli import main
+from soundalike.search.searcher import Searcher
+
+GOLDEN = Path(__file__).parent / "golden"
+GENRES = ["rock", "jazz", "folk", "ambient", "metal", "pop", "soul", "blues", "dub", "rare"]
+
+
+def clustered(n: int, dim: int, rng, clusters: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """Raw vectors in clusters with a decaying spectrum (like real features: a few strong directions), and a
+    cluster label for each."""
+    scale = 1.0 / np.sqrt(1 + np.arange(dim))
+    centres = rng.standard_normal((clusters, dim)) * scale * 3
+    labels = rng.integers(0, clusters, n)
+    x = centres[labels] + rng.standard_normal((n, dim)) * scale + 5.0
+    return x.astype(np.float32), labels
+
+
+def make_store(path: Path, raw: np.ndarray, *, policy: Policy | None = None, enc_dim: int | None = None,
+               commits: int = 1, genre_of=None) -> list[int]:
+    enc = {"name": "synthetic", "fingerprint": "synthetic-1", "dim": enc_dim or raw.shape[1], "labels": [],
+           "transform": "standardize"}
+    ids = []
+    cut = np.linspace(0, len(raw), commits + 1).astype(int)
+    for c in range(commits):
+        with StoreWriter(path, encoder=enc, index_policy=policy) as w:
+            for j in range(cut[c], cut[c + 1]):
+                p = f"/m/{j:06d}.flac"
+                genre = genre_of(j) if genre_of else GENRES[j % 9]
+                t = Track(id=w.id_for(p), path=p, size=1, mtime=1.0, genre=genre, artist=f"a{j % 50}")
+                w.put(t, raw[j])
+                ids.append(t.id)
+            w.commit()
+    return ids
+
+
+def exact_top(raw: np.ndarray, ids: np.ndarray, q: int, k: int, allowed: np.ndarray | None = None) -> list[int]:
+    mean, std = raw.mean(0), raw.std(0)
+    z = (raw - mean) / std
+    u = z / np.linalg.norm(z, axis=1, keepdims=True)
+    s = u @ u[q]
+    s[q] = -np.inf
+    if allowed is not None:
+        s[~allowed] = -np.inf
+    return [int(ids[i]) for i in np.argsort(-s)[:k] if np.isfinite(s[i])]
+
+
+def test_golden_store_of_the_first_format_opens_and_answers_as_it_did(tmp_path):
+    store = tmp_path / "old.soundalike"
+    shutil.copytree(GOLDEN / "store_v1.soundalike", store)
+    expected = json.loads((GOLDEN / "store_v1.json").read_text())
+    s = Searcher(store)
+    for q in ("0", "5", "33"):
+        got = [[h.id, h.score] for h in s.search_id(int(q), k=5)]
+        assert [i for i, _ in got] == [i for i, _ in expected[q]]
+        np.testing.assert_allclose([sc for _, sc in got], [sc for _, sc in expected[q]], atol=1e-5)
+    assert [h.id for h in s.search_id(1, k=5, genres=["rock"])] == expected["rock:1"]
+    # its next commit (no audio: the shards hold the vectors) moves it to the compact format, same transform
+    m = read_manifest(store)
+    with StoreWriter(store, encoder=m["encoder"]) as w:
+        w.commit()
+    m = read_manifest(store)
+    assert m["index"]["kind"].startswith("Center,LT24,L2norm") and m["transform"]["fitted_on"] == 30  # not refitted
+    assert verify(store)["ok"]
+    s = Searcher(store)
+    for q in ("0", "5", "33"):
+        got = s.search_id(int(q), k=5)
+        assert [h.id for h in got][:3] == [i for i, _ in expected[q]][:3]
+        np.testing.assert_allclose([h.score for h in got], [sc for _, sc in expected[q]], atol=0.01)
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "ivfpq"])
+def test_every_kind_filters_inside_faiss_within_its_recorded_recall(tmp_path, kind):
+    rng = np.random.default_rng(1)
+    raw, _ = clustered(3000, 300, rng)
+    store = tmp_path / f"{kind}.soundalike"
+    ids = np.asarray(make_store(store, raw, policy=Policy(kind=kind)))
+    info = read_manifest(store)["index"]
+    assert info["type"] == kind and info["count"] == 3000
+    assert 0.0 <= info["recall_at_10"] <= 1.0 and info["queries"] == indexes.RECALL_QUERIES
+    assert info["width"] == indexes.PCA_DIM  # fitted on 3000 tracks: the PCA is in
+    s = Searcher(store)
+    genres = np.asarray([GENRES[j % 9] for j in range(len(ids))])
+    found, found_f, rec_f = [], [], []
+    for q in range(0, 3000, 60):
+        hits = s.search_id(int(ids[q]), k=10)
+        assert len(hits) == 10 and int(ids[q]) not in [h.id for h in hits]
+        found.append(len({h.id for h in hits} & set(exact_top(raw, ids, q, 10))) / 10)
+        fh = s.search_id(int(ids[q]), k=10, genres=["jazz"])
+        assert len(fh) == 10 and all(h.genre == "jazz" for h in fh)
+        rec_f.append(len({h.id for h in fh} & set(exact_top(raw, ids, q, 10, genres == "jazz"))) / 10)
+    # the recorded recall describes what a user gets, filtered or not (same sample size, some noise allowed)
+    assert np.mean(found) >= info["recall_at_10"] - 0.1
+    assert np.mean(rec_f) >= info["recall_at_10"] - 0.1
+    if kind != "ivfpq":
+        assert info["recall_at_10"] >= 0.8
+
+
+def test_a_narrow_filter_on_inverted_lists_returns_k_when_k_exist(tmp_path):
+    rng = np.random.default_rng(2)
+    raw, labels = clustered(3000, 300, rng)
+    # 12 "rare" tracks, all in one cluster far from most queries' lists
+    rare = set(np.flatnonzero(labels == labels[0])[:12].tolist())
+    store = tmp_path / "ivf.soundalike"
+    ids = make_store(store, raw, policy=Policy(kind="ivf"), genre_of=lambda j: "rare" if j in rare else GENRES[j % 9])
+    s = Searcher(store)
+    far = next(j for j in range(3000) if labels[j] != labels[0])
+    hits = s.search_id(ids[far], k=10, genres=["rare"])
+    assert len(hits) == 10 and {h.genre for h in hits} == {"rare"}
+    assert len(s.search_id(ids[far], k=50, genres=["rare"])) == 12  # all that exist
+
+
+def test_ivf_grown_incrementally_answers_like_a_rebuild_from_the_shards(tmp_path):
+    rng = np.random.default_rng(3)
+    raw, _ = clustered(3000, 300, rng)
+    store = tmp_path / "grown.soundalike"
+    ids = make_store(store, raw[:2400], policy=Policy(kind="ivf"))
+    more = make_store_more(store, raw[2400:])  # one more commit: updated in place
+    m = read_manifest(store)
+    assert m["index"]["updates"] == 1 and m["index"]["count"] == 3000
+    queries = [*ids[:40:4], *more[:20:2]]
+    before = [[(h.id, round(h.score, 5)) for h in Searcher(store).search_id(i, k=10)] for i in queries]
+    reindex(store)
+    after = [[(h.id, round(h.score, 5)) for h in Searcher(store).search_id(i, k=10)] for i in queries]
+    assert after == before
+
+
+def make_store_more(store: Path, raw: np.ndarray) -> list[int]:
+    m = read_manifest(store)
+    ids = []
+    with StoreWriter(store, encoder=m["encoder"]) as w:
+        base = len(w.known())
+        for j, v in enumerate(raw):
+            p = f"/more/{base + j:06d}.flac"
+            t = Track(id=w.id_for(p), path=p, size=1, mtime=1.0, genre=GENRES[j % 9])
+            w.put(t, v)
+            ids.append(t.id)
+        w.commit()
+    return ids
+
+
+def test_auto_moves_to_inverted_lists_past_the_memory_budget_and_info_shows_the_measurement(tmp_path):
+    rng = np.random.default_rng(4)
+    raw, _ = clustered(2500, 300, rng)
+    store = tmp_path / "s.soundalike"
+    make_store(store, raw)
+    assert read_manifest(store)["index"]["type"] == "flat"
+    runner = CliRunner()
+    # 2500 tracks x (256 + 16) bytes do not fit in 500 kB: product-quantised codes that do
+    res = runner.invoke(main, ["reindex", "--db", str(store), "--memory", "500k", "--json"])
+    assert res.exit_code == 0, res.output
+    info = read_manifest(store)["index"]
+    assert info["type"] == "ivfpq" and info["policy"] == {"kind": "auto", "memory": 500 * 1024}
+    assert info["kind"].endswith("PQ128")  # the largest code that fits: 2500 x (128 + 16) bytes < 500 kB
+    out = runner.invoke(main, ["info", "--db", str(store)]).output
+    assert "recall@10 against exact search" in out and "nprobe" in out and "bytes a track" in out
+    # the policy sticks: the next commit keeps the kind
+    make_store_more(store, raw[:10])
+    assert read_manifest(store)["index"]["type"] == "ivfpq" and read_manifest(store)["index"]["updates"] == 1
+    res = runner.invoke(main, ["reindex", "--db", str(store), "--memory", "lots"])
+    assert res.exit_code == 2 and "--memory 'lots'" in res.output
+
+
+def test_small_libraries_keep_every_dimension_in_float16_and_big_fits_compact():
+    rng = np.random.default_rng(5)
+    small, _ = clustered(50, 64, rng)
+    fitted = indexes.fit("standardize", moments_of(small), small, 50)
+    assert fitted.basis is None
+    idx = indexes.empty(fitted, 64, "flat", small, 50)
+    assert idx.describe() == "Center,LT64,L2norm,IDMap2,SQfp16" and idx.width == 64
+    big, _ = clustered(2000, 300, rng)
+    fitted = indexes.fit("standardize", moments_of(big), big, 2000)
+    idx = indexes.empty(fitted, 300, "flat", big, 2000)
+    assert idx.describe() == "Center,LT256,L2norm,IDMap2,SQ8"
+    # an unmeasured value (NaN) is imputed with the library mean: the same vector as the mean itself
+    row = big[0].copy()
+    row[:10] = np.nan
+    filled = big[0].copy()
+    filled[:10] = fitted.mean[:10]
+    np.testing.assert_allclose(idx.embed(row), idx.embed(filled), atol=1e-6)
+
+
+def moments_of(x: np.ndarray) -> indexes.Moments:
+    m = indexes.Moments(x.shape[1])
+    m.add(x)
+    return m
+
+
+def test_memory_sizes_parse_and_bad_ones_are_one_line_errors():
+    assert parse_memory("2G") == 2 << 30 and parse_memory("512m") == 512 << 20 and parse_memory("1000") == 1000
+    assert parse_memory(None) is None
+    for bad in ("lots", "-1G", "0"):
+        with pytest.raises(IndexBuildError, match="--memory"):
+            parse_memory(bad)
+    with pytest.raises(IndexBuildError, match="unknown index kind"):
+        Policy(kind="hnsw2")
+    with pytest.raises(IndexBuildError, match="memory budget"):
+        Policy(kind="ivfpq", memory=1000).pq_bytes(10_000, 256)
+
+
+def test_streamed_rebuild_reads_each_live_vector_once_newest_first(tmp_path):
+    from soundalike.catalog.store import iter_latest
+
+    rng = np.random.default_rng(6)
+    raw, _ = clustered(300, 32, rng)
+    store = tmp_path / "s.soundalike"
+    ids = make_store(store, raw, commits=3)
+    m = read_manifest(store)
+    with StoreWriter(store, encoder=m["encoder"]) as w:  # re-embed 5, remove 5
+        known = {r["id"]: r for r in w.known().values()}
+        for i in ids[:5]:
+            w.put(Track(id=i, path=known[i]["path"], size=2, mtime=2.0), np.full(32, 7.0, np.float32))
+        for i in ids[5:10]:
+            w.remove(i)
+        w.checkpoint()
+        w.commit()
+    s = Store.open(store)
+    live = np.asarray(ids[:5] + ids[10:])
+    got = list(iter_latest(s.path, s.manifest["shards"], live, rows=64))
+    seen = np.concatenate([g[0] for g in got])
+    assert sorted(seen.tolist()) == sorted(live.tolist()) and len(seen) == len(set(seen.tolist()))
+    vec = {int(i): v for g in got for i, v in zip(*g)}
+    assert all(np.all(vec[i] == 7.0) for i in ids[:5])
+    assert max(len(g[0]) for g in got) <= 64
