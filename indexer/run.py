@@ -1,7 +1,10 @@
 """Index a library folder into a store: scan, diff, decode and embed what changed, commit.
 
-Stages, each timed: ``scan`` (walk the folder), ``decode`` and ``features`` (in worker processes, summed over
-workers), ``encode`` (the model, batched across files), ``write`` (shards, Parquet, FAISS, manifest).
+A chain of stages (``indexer.stages``), each timed into ``IndexReport.stages``: ``scan`` (walk the folder),
+``plan`` (diff against the store), ``load`` (the encoder), ``decode`` and ``features`` (summed over workers),
+``encode`` (the model, batched across files), ``write`` (rows, shards, Parquet, FAISS, manifest). The
+:class:`Runner` wires them; which engine runs decode, features and encode (this machine's processes, or Ray
+Data on a cluster) is a switch on the runner: the write stage, and so the store, is the same for both.
 Finished tracks are checkpointed every ``checkpoint_s`` seconds, so an interrupted run resumes where it
 stopped: the next run sees them as unchanged.
 """
@@ -14,20 +17,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
-from ..catalog.scan import FileEntry, ScanProblem, scan, under
+from ..catalog.scan import FileEntry, under
 from ..catalog.store import Store, StoreError, StoreWriter, is_store, read_manifest
-from ..catalog.tags import normalise_genre, read_tags
-from ..catalog.track import STATUS_ERROR, STATUS_OK, Track, from_row
-from ..model.encoder import BUILTIN, DEFAULT_ENCODER, ModelError, is_builtin, load_encoder, read_sidecar
-from ..model.musicnn import ENCODER_NAMES, WeightsMissing
-from ..model.pipeline import DECODE_TIMEOUT_S, Extracted, extract_many
-from ..model.runtime import RuntimeChoiceError
+from ..catalog.tags import read_tags
+from ..catalog.track import STATUS_OK
+from ..model.encoder import BUILTIN, DEFAULT_ENCODER, ModelError, is_builtin, read_sidecar
+from ..model.musicnn import ENCODER_NAMES
+from ..model.pipeline import DECODE_TIMEOUT_S
+from .stages import IndexingError, LocalEngine, WriteStage, load_stage, scan_stage, timed
 
-
-class IndexingError(Exception):
-    """The run cannot start (no model for a new store, wrong model, bad folder); the message says why."""
+ENGINES = ("local", "ray")
 
 
 #: A run may remove at most this share of the library's tracks under its folder (and always up to PRUNE_FLOOR
@@ -48,6 +47,10 @@ class Plan:
     held: int = 0  # tracks gone but not removed: more than the prune limit, and no --prune
 
 
+#: The timed stages, in the order they run (``IndexReport.stages``; decode and features are summed over workers)
+STAGES = ("scan", "plan", "load", "decode", "features", "encode", "write")
+
+
 @dataclasses.dataclass
 class IndexReport:
     root: str
@@ -62,7 +65,7 @@ class IndexReport:
     failed: int = 0
     failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     scan_problems: list[tuple[str, str]] = dataclasses.field(default_factory=list)
-    stages: dict[str, float] = dataclasses.field(default_factory=lambda: dict.fromkeys(("scan", "decode", "features", "encode", "write"), 0.0))
+    stages: dict[str, float] = dataclasses.field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     windows: int = 0
     wall_s: float = 0.0
     runtime: str = ""
@@ -115,9 +118,78 @@ def _known_tracks(store_path: Path) -> dict[str, dict]:
     return {r["path"]: r for r in Store(store_path).tracks.to_pylist()}
 
 
-def _genre_from_folder(path: str, root: str) -> str | None:
-    rel = os.path.relpath(os.path.dirname(path), root)
-    return None if rel in (".", "") else normalise_genre(Path(rel).parts[0])
+def plan_stage(known: dict[str, dict], entries: list[FileEntry], root: str, *, unreachable, force: bool,
+               retry_failed: bool, prune: bool) -> tuple[Plan, int]:
+    """The plan, and how many tracks under ``root`` stay marked missing after this run."""
+    plan = make_plan(known, entries, root, unreachable=unreachable, force=force, retry_failed=retry_failed,
+                     prune=prune)
+    prefix = root.rstrip(os.sep) + os.sep
+    still = {row["id"] for row in known.values() if row.get("missing_since") is not None and row["path"].startswith(prefix)}
+    redone = {known[e.path]["id"] for e in plan.changed}  # found again and changed: embedded anew, not missing
+    missing = len((still - set(plan.back) - set(plan.removed) - redone) | set(plan.missing))
+    return plan, missing
+
+
+class Runner:
+    """Wires the stages of one run: marks, then the engine's results into the write stage as they come
+    (checkpointing every ``checkpoint_s``), then removals and the commit. Ctrl-C saves what finished."""
+
+    def __init__(self, engine, write: WriteStage, report: IndexReport, *, checkpoint_s: float, progress: bool,
+                 log: Callable[[str], None]):
+        self.engine, self.write, self.report = engine, write, report
+        self.checkpoint_s, self.progress, self.log = checkpoint_s, progress, log
+
+    def run(self, plan: Plan, known: dict[str, dict]) -> None:
+        from tqdm import tqdm
+
+        report, write, engine = self.report, self.write, self.engine
+        todo = [e.path for e in plan.new + plan.changed]
+        write.mark(known, plan.missing, plan.back)
+        write.order_ids([e.path for e in plan.new])
+        last_checkpoint = time.perf_counter()
+        bar = tqdm(total=len(todo), desc="index", unit="file", disable=not self.progress, dynamic_ncols=True)
+        results = engine.run(todo) if todo else iter(())
+        try:
+            for advanced, done in results:
+                self._put(done, bar)
+                bar.update(advanced)
+                if time.perf_counter() - last_checkpoint > self.checkpoint_s:
+                    self._put(engine.drain(), bar)
+                    write.save(full=False)
+                    last_checkpoint = time.perf_counter()
+        except KeyboardInterrupt:
+            report.interrupted = True
+            bar.close()
+            self.log("interrupted: saving the tracks finished so far (run the same command again to resume)")
+            write.save(full=False)
+            return
+        finally:
+            bar.close()
+            if hasattr(results, "close"):
+                results.close()  # stops the engine's workers (decode processes, a Ray dataset) now
+        write.remove(plan.removed)
+        write.save(full=True)
+
+    def _put(self, done, bar) -> None:
+        failed = self.report.failed
+        for e in done:
+            self.write.put(e)
+        if self.report.failed != failed:
+            bar.set_postfix(failed=self.report.failed, refresh=False)
+
+
+def make_engine(engine: str, encoder, model_path, *, workers: int | None, batch_windows: int,
+                decode_timeout_s: float, address: str | None, encoders: int, progress: bool):
+    """The engine that runs decode, features and encode: ``local`` (worker processes of this machine) or
+    ``ray`` (Ray Data; a cluster at ``address``, or a local instance)."""
+    per_file = read_tags  # looked up now: this module's name is the one to patch
+    if engine == "ray":
+        from .ray_engine import RayEngine
+
+        return RayEngine(encoder, model_path, address=address, num_cpus=workers or None, encoders=encoders,
+                         per_file=per_file, batch_windows=batch_windows, progress=False)
+    return LocalEngine(encoder, workers=workers, per_file=per_file, timeout_s=decode_timeout_s,
+                       batch_windows=batch_windows)
 
 
 def index_library(
@@ -136,8 +208,17 @@ def index_library(
     dry_run: bool = False,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    engine: str = "local",
+    address: str | None = None,
+    encoders: int = 1,
+    index_policy: dict | None = None,
 ) -> IndexReport:
-    """Bring ``store_path`` up to date with the audio files under ``root``. See the module docstring."""
+    """Bring ``store_path`` up to date with the audio files under ``root``. See the module docstring.
+
+    ``engine``: ``"local"`` (decode in ``workers`` processes, encode here) or ``"ray"`` (Ray Data: decode
+    tasks and ``encoders`` encoder actors, on the cluster at ``address`` or on a local Ray instance started
+    for the run with ``workers`` CPUs). ``index_policy`` is handed to the store's writer (how its FAISS
+    index is chosen)."""
     t_start = time.perf_counter()
     root = os.path.abspath(os.fspath(root))
     store_path = Path(store_path)
@@ -145,26 +226,28 @@ def index_library(
         raise IndexingError(f"{root}: not a folder")
     if genre_from not in ("tags", "folder"):
         raise IndexingError(f"--genre-from must be 'tags' or 'folder', not {genre_from!r}")
+    if engine not in ENGINES:
+        raise IndexingError(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    if address and engine != "ray":
+        raise IndexingError("--address is for --engine ray")
+    if engine == "ray":
+        from .ray_engine import import_ray
+
+        import_ray()  # not installed: say so before any work
     report = IndexReport(root=root, store=str(store_path), dry_run=dry_run)
 
     # which encoder: the store's own, or the given model (which must be the store's if the store exists)
     model_path = _resolve_model(store_path, model)
 
-    t0 = time.perf_counter()
-    problems: list[ScanProblem] = []
-    entries = list(scan(root, problems))
-    report.stages["scan"] = time.perf_counter() - t0
+    with timed(report.stages, "scan"):
+        entries, problems = scan_stage(root)
     report.scanned = len(entries)
     report.scan_problems = [(p.path, p.reason) for p in problems]
-    known = _known_tracks(store_path)
-    plan = make_plan(known, entries, root, unreachable=[p.path for p in problems], force=force,
-                     retry_failed=retry_failed, prune=prune)
-    report.unchanged = plan.unchanged
-    report.held = plan.held
-    prefix = root.rstrip(os.sep) + os.sep
-    still = {row["id"] for row in known.values() if row.get("missing_since") is not None and row["path"].startswith(prefix)}
-    redone = {known[e.path]["id"] for e in plan.changed}  # found again and changed: embedded anew, not missing
-    report.missing = len((still - set(plan.back) - set(plan.removed) - redone) | set(plan.missing))
+    with timed(report.stages, "plan"):
+        known = _known_tracks(store_path)
+        plan, report.missing = plan_stage(known, entries, root, unreachable=[p.path for p in problems], force=force,
+                                          retry_failed=retry_failed, prune=prune)
+    report.unchanged, report.held = plan.unchanged, plan.held
     todo = plan.new + plan.changed
     if dry_run:
         report.added, report.updated, report.removed = len(plan.new), len(plan.changed), len(plan.removed)
@@ -178,127 +261,23 @@ def index_library(
     if not todo:  # only bookkeeping (removals, missing marks): the store's own record, no model loaded
         enc_meta = read_manifest(store_path)["encoder"]
     else:
-        try:
-            encoder = load_encoder(model_path)
-            runtime = encoder.runtime  # compiles the model now: a failing route stops before any work
-        except (ModelError, WeightsMissing, RuntimeChoiceError) as err:
-            raise IndexingError(str(err)) from None
-        report.runtime = runtime
-        enc_meta = {"name": encoder.name, "fingerprint": encoder.fingerprint, "dim": encoder.dim,
-                    "labels": encoder.labels, "runtime": runtime, "frontend": encoder.frontend.to_dict(),
-                    "transform": getattr(encoder, "library_transform", None)}
-        if hasattr(encoder, "spec"):
-            enc_meta["spec"] = encoder.spec()
-        else:
-            files = [Path(model_path), Path(model_path).with_suffix(".json")]
-    entry_of = {e.path: e for e in todo}
-    changed_paths = {e.path for e in plan.changed}
+        with timed(report.stages, "load"):
+            encoder, enc_meta, files = load_stage(model_path)
+        report.runtime = enc_meta["runtime"]
 
-    with StoreWriter(store_path, encoder=enc_meta, encoder_files=files) as writer:
-        batch: list[Extracted] = []
-        batch_windows_now = 0
-        last_checkpoint = time.perf_counter()
-
-        def record(track: Track, vector=None) -> None:
-            writer.put(track, vector)
-            if track.status != STATUS_OK:
-                report.failed += 1
-                report.failures.append((track.path, track.error or ""))
-            elif track.path in changed_paths:
-                report.updated += 1
-            else:
-                report.added += 1
-
-        def base_track(r: Extracted) -> Track:
-            e = entry_of[r.path]
-            tags = r.extra if isinstance(r.extra, dict) else {}
-            genre = tags.get("genre")
-            if genre_from == "folder":
-                genre = _genre_from_folder(r.path, root) or genre
-            duration = r.info.duration_s if r.info is not None else tags.get("duration_s")
-            return Track(
-                id=writer.id_for(r.path), path=r.path, size=e.size, mtime=e.mtime, duration_s=duration,
-                title=tags.get("title"), artist=tags.get("artist"), album=tags.get("album"), genre=genre,
-            )
-
-        def flush() -> None:
-            nonlocal batch, batch_windows_now
-            if not batch:
-                return
-            t = time.perf_counter()
-            embs, probs = encoder.encode(np.concatenate([r.features for r in batch]))
-            report.stages["encode"] += time.perf_counter() - t
-            at = 0
-            for r in batch:
-                n = len(r.features)
-                track = base_track(r)
-                track.windows = n
-                if encoder.labels:
-                    genre, score, tags, tag_scores = encoder.predicted(probs[at : at + n].mean(axis=0))
-                    track.predicted_genre, track.predicted_score = normalise_genre(genre), score
-                    track.predicted_tags, track.predicted_tag_scores = tags, tag_scores
-                record(track, encoder.summarize(embs[at : at + n]))
-                at += n
-            report.windows += at
-            batch, batch_windows_now = [], 0
-
-        def save(full: bool) -> None:
-            t = time.perf_counter()
-            try:
-                writer.commit() if full else writer.checkpoint()
-            except OSError as err:  # disk full, file too large, I/O error: the last generation stays as it was
-                gen = read_manifest(store_path)["generation"] if is_store(store_path) else None
-                kept = f"generation {gen} is intact" if gen is not None else "nothing had been committed yet"
-                raise IndexingError(f"{store_path}: cannot write the store ({err.strerror or err}); {kept}; "
-                                    f"free some space and run the same command again to resume") from None
-            report.stages["write"] += time.perf_counter() - t
-
-        from tqdm import tqdm
-
-        # reachability first: tracks out of reach keep their vectors and are marked missing; found again, not
-        now = time.time()
-        by_id = {row["id"]: row for row in known.values()}
-        for track_id in plan.missing + plan.back:
-            track = from_row(by_id[track_id])
-            track.missing_since = now if track_id in plan.missing else None
-            writer.put(track)
-
-        bar = tqdm(total=len(todo), desc="index", unit="file", disable=not progress, dynamic_ncols=True)
-        try:
-            extracted = extract_many([e.path for e in todo], encoder.frontend, workers=workers, per_file=read_tags,
-                                     timeout_s=decode_timeout_s) if todo else ()
-            for r in extracted:
-                report.stages["decode"] += r.decode_s
-                report.stages["features"] += r.features_s
-                if r.error:
-                    track = base_track(r)
-                    track.status, track.error = STATUS_ERROR, r.error
-                    record(track)
-                    bar.set_postfix(failed=report.failed, refresh=False)
-                else:
-                    batch.append(r)
-                    batch_windows_now += len(r.features)
-                    if batch_windows_now >= batch_windows:
-                        flush()
-                bar.update(1)
-                if time.perf_counter() - last_checkpoint > checkpoint_s:
-                    flush()
-                    save(full=False)
-                    last_checkpoint = time.perf_counter()
-            flush()
-        except KeyboardInterrupt:
-            report.interrupted = True
-            bar.close()
-            log("interrupted: saving the tracks finished so far (run the same command again to resume)")
-            save(full=False)
-            report.wall_s = time.perf_counter() - t_start
-            return report
-        finally:
-            bar.close()
-        for track_id in plan.removed:
-            writer.remove(track_id)
-        report.removed = len(plan.removed)
-        save(full=True)
+    runner_engine = None
+    if todo:
+        runner_engine = make_engine(engine, encoder, model_path, workers=workers, batch_windows=batch_windows,
+                                    decode_timeout_s=decode_timeout_s, address=address, encoders=encoders,
+                                    progress=progress)
+    try:
+        with StoreWriter(store_path, encoder=enc_meta, encoder_files=files, index_policy=index_policy) as writer:
+            write = WriteStage(writer, report, entries={e.path: e for e in todo},
+                               changed={e.path for e in plan.changed}, root=root, genre_from=genre_from)
+            Runner(runner_engine, write, report, checkpoint_s=checkpoint_s, progress=progress, log=log).run(plan, known)
+    finally:
+        if runner_engine is not None:
+            runner_engine.close()  # a Ray instance started for this run ends with it
     report.wall_s = time.perf_counter() - t_start
     return report
 
@@ -338,4 +317,4 @@ def _resolve_model(store_path: Path, model):
     return str(model)
 
 
-__all__ = ["IndexReport", "IndexingError", "Plan", "index_library", "make_plan", "StoreError"]
+__all__ = ["ENGINES", "IndexReport", "IndexingError", "Plan", "Runner", "index_library", "make_plan", "StoreError"]
