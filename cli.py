@@ -118,15 +118,23 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--strict", is_flag=True, help="Exit with status 1 when any file failed.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where decode and encode run: processes of this machine, or Ray Data (pip install 'soundalike[ray]').")
+@click.option("--address", help="With --engine ray: the Ray cluster to use (default: start a local Ray instance).")
+@INDEX_KIND_OPTION
+@MEMORY_OPTION
+@click.option("--encoders", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --engine ray: encoder actors (each loads the model once).")
 def index(library_dir, store, model, genre_from, workers, checkpoint_every, decode_timeout, force, retry_failed, prune,
-          dry_run, as_json, quiet, strict):
+          dry_run, as_json, quiet, strict, engine, address, index_kind, memory, encoders):
     """Index the audio files under LIBRARY_DIR into a store (only new and changed files are decoded)."""
     from .indexer.run import index_library
 
     report = _run(
         index_library, library_dir, store, model=model, genre_from=genre_from, workers=workers,
         checkpoint_s=checkpoint_every, force=force, retry_failed=retry_failed, prune=prune, dry_run=dry_run,
-        decode_timeout_s=decode_timeout,
+        decode_timeout_s=decode_timeout, engine=engine, address=address, encoders=encoders,
+        index_policy=_index_policy(store, index_kind, memory),
         progress=not (quiet or as_json), log=lambda m: click.echo(m, err=True),
     )
     if as_json:

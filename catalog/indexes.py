@@ -176,8 +176,25 @@ def principal_axes(y: np.ndarray, k: int, chunk: int = 8192) -> np.ndarray:
         gram += (part.T @ part).astype(np.float64)
         total += part.sum(axis=0, dtype=np.float64)
     mean = total / max(len(y), 1)
-    w, v = np.linalg.eigh(gram - len(y) * np.outer(mean, mean))
-    return np.ascontiguousarray(v[:, np.argsort(w)[::-1][:k]], dtype=np.float32)
+    return top_eigenvectors(gram - len(y) * np.outer(mean, mean), k)
+
+
+def top_eigenvectors(c: np.ndarray, k: int, iters: int = 6, seed: int = 0) -> np.ndarray:
+    """The ``k`` leading eigenvectors (columns) of the symmetric ``c``, by subspace iteration with 64 extra
+    directions (a full ``eigh`` of 1906 x 1906 took 9-13 s here, this about 2; it keeps all but 2e-5 of
+    the variance the exact top ``k`` keep, on a spectrum like the dev corpus's)."""
+    d = c.shape[0]
+    p = min(d, k + 64)
+    if p >= d // 2:
+        w, v = np.linalg.eigh(c)
+        return np.ascontiguousarray(v[:, np.argsort(w)[::-1][:k]], dtype=np.float32)
+    c32 = c.astype(np.float32)
+    q = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, p)).astype(np.float32))[0]
+    for _ in range(iters):
+        q = np.linalg.qr(c32 @ q)[0]
+    q = q.astype(np.float64)
+    w, v = np.linalg.eigh(q.T @ c @ q)
+    return np.ascontiguousarray(q @ v[:, np.argsort(w)[::-1][:k]], dtype=np.float32)
 
 
 def fit(kind: str | None, moments: Moments | None, sample: np.ndarray, fitted_on: int) -> Fitted:

@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..catalog.track import COLUMNS, SCHEMA, STATUS_OK, Track
+from ..catalog.track import COLUMNS, SCHEMA, STATUS_OK, Track, bool_arrow, codes_np, index_arrow, ints_np
 from . import indexes
 from .indexes import Fitted, Policy, TrackIndex, standardize, unit
 
@@ -209,7 +209,7 @@ def _read_tracks(root: Path, names: list[str], columns: list[str] | None = None)
     tables = []
     for name in names:
         try:
-            tables.append(pq.read_table(root / name, schema=schema, columns=schema.names))
+            tables.append(_read_parquet(root / name, schema))
         except Exception as err:
             raise StoreError(f"{root / name}: unreadable track table ({_short(err)}){_REMEDY}") from None
     if not tables:
@@ -217,11 +217,29 @@ def _read_tracks(root: Path, names: list[str], columns: list[str] | None = None)
     table = pa.concat_tables(tables)
     if len(tables) == 1:
         return table
-    ids = table.column("id").to_numpy()
+    ids = ints_np(table.column("id"))
     # keep the last occurrence of every id
     _, last_rev = np.unique(ids[::-1], return_index=True)
     keep = np.sort(len(ids) - 1 - last_rev)
-    return table.take(pa.array(keep))
+    return table.take(index_arrow(keep))
+
+
+def live_ids(table: pa.Table) -> np.ndarray:
+    """Ids of the tracks of ``table`` that have a vector (status ok)."""
+    codes, names = codes_np(table.column("status"))
+    return ints_np(table.column("id"))[codes == (names.index(STATUS_OK) if STATUS_OK in names else -2)]
+
+
+def _read_parquet(p: Path, schema: pa.Schema) -> pa.Table:
+    """The ``schema`` columns of one Parquet file (a column an older store lacks comes back as nulls). Read with
+    ``ParquetFile``, not ``read_table``: the datasets layer behind the latter imports pandas, half a second of a
+    cold query."""
+    f = pq.ParquetFile(p)
+    have = set(f.schema_arrow.names)
+    table = f.read(columns=[c for c in schema.names if c in have])
+    cols = [table.column(c) if c in have else pa.nulls(len(table), schema.field(c).type) for c in schema.names]
+    return pa.Table.from_arrays(cols, schema=schema) if have >= set(schema.names) else pa.table(
+        {c: col for c, col in zip(schema.names, cols)}).cast(schema)
 
 
 def _read_shards(root: Path, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -490,7 +508,7 @@ class Store:
     def vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Raw track vectors of the live ok tracks: (ids, float32[n, d]), sorted by id."""
         t = self.tracks
-        live = t.column("id").to_numpy()[np.asarray(t.column("status").to_pylist(), dtype=object) == STATUS_OK]
+        live = live_ids(t)
         ids, vecs = _read_shards(self.path, self.manifest["shards"])
         if len(ids) and vecs.shape[1] != self.dim:
             raise StoreError(f"{self.path}: vector shards are {vecs.shape[1]} wide, the manifest says {self.dim}{_REMEDY}")
@@ -515,9 +533,7 @@ class Store:
             if info and info.get("generation") == self.generation:
                 self._index = read_index(self.path, info, self.dim, mmap=True, fitted=self.fitted)
             else:
-                t = self.tracks
-                live = t.column("id").to_numpy()[np.asarray(t.column("status").to_pylist(), dtype=object) == STATUS_OK]
-                self._index = current_index(self.path, self.manifest, live)
+                self._index = current_index(self.path, self.manifest, live_ids(self.tracks))
         return self._index
 
     def disk_bytes(self) -> int:
@@ -611,11 +627,13 @@ class StoreWriter:
         runtimes = self.manifest["encoder"].setdefault("runtimes", [])
         if encoder.get("runtime") and encoder["runtime"] not in runtimes:
             runtimes.append(encoder["runtime"])
-        base = _read_tracks(self.path, self.manifest["tracks"])
-        self._rows: dict[int, dict] = {r["id"]: r for r in base.to_pylist()}
-        if self._rows:
-            self.manifest["next_id"] = max(self.manifest["next_id"], max(self._rows) + 1)
-        self._by_path: dict[str, int] = {r["path"]: i for i, r in self._rows.items()}
+        # the committed rows stay one Arrow table (a million Python dicts would cost seconds and gigabytes);
+        # this session's changes are dicts over it until a commit merges them
+        self._set_base(_read_tracks(self.path, self.manifest["tracks"]))
+        if len(self._base_ids):
+            self.manifest["next_id"] = max(self.manifest["next_id"], int(self._base_ids.max()) + 1)
+        self._by_path: dict[str, int] = dict(zip(self._base.column("path").to_pylist(), self._base_ids.tolist()))
+        self._changed: dict[int, dict] = {}  # rows put since the last commit, by id
         self._pending_rows: list[dict] = []
         self._pending_ids: list[np.ndarray] = []
         self._pending_vecs: list[np.ndarray] = []
@@ -658,9 +676,49 @@ class StoreWriter:
         }
 
     # -- what the store holds ------------------------------------------------------------------------------
+    def _set_base(self, table: pa.Table) -> None:
+        self._base = table
+        self._base_ids = ints_np(table.column("id"))
+        self._base_order = np.argsort(self._base_ids, kind="stable")
+
+    def _base_row(self, track_id: int) -> int | None:
+        i = int(np.searchsorted(self._base_ids, track_id, sorter=self._base_order))
+        if i < len(self._base_ids) and self._base_ids[self._base_order[i]] == track_id:
+            return int(self._base_order[i])
+        return None
+
+    def _overridden(self) -> np.ndarray:
+        """Mask over the committed rows: replaced or removed since the last commit."""
+        gone = np.fromiter([*self._changed, *self._removed], dtype=np.int64)
+        return np.isin(self._base_ids, gone) if len(gone) else np.zeros(len(self._base_ids), bool)
+
     def known(self) -> dict[str, dict]:
         """Committed rows (plus this session's pending ones) by path."""
-        return {r["path"]: r for r in self._rows.values()}
+        keep = ~self._overridden()
+        base = self._base if keep.all() else self._base.filter(bool_arrow(keep))
+        rows = {r["path"]: r for r in base.to_pylist()}
+        rows.update((r["path"], r) for r in self._changed.values())
+        return rows
+
+    def _statuses(self) -> tuple[int, int]:
+        """(tracks, ok) of the store as it stands with this session's changes."""
+        codes, names = codes_np(self._base.column("status"))
+        keep = ~self._overridden()
+        ok_code = names.index(STATUS_OK) if STATUS_OK in names else -2
+        tracks = int(keep.sum()) + len(self._changed)
+        ok = int((codes[keep] == ok_code).sum()) + sum(r["status"] == STATUS_OK for r in self._changed.values())
+        return tracks, ok
+
+    def _merged(self) -> pa.Table:
+        """One table of every track (committed rows, this session's changes applied), sorted by id."""
+        keep = ~self._overridden()
+        parts = [self._base if keep.all() else self._base.filter(bool_arrow(keep))]
+        if self._changed:
+            parts.append(to_table_rows(list(self._changed.values())))
+        table = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        ids = ints_np(table.column("id"))
+        order = np.argsort(ids, kind="stable")
+        return table if np.all(order == np.arange(len(ids))) else table.take(index_arrow(order))
 
     def id_for(self, path: str) -> int:
         """The id of ``path``: its existing one, or a new one (ids are never reused)."""
@@ -675,7 +733,7 @@ class StoreWriter:
     def put(self, track: Track, vector: np.ndarray | None = None) -> None:
         """Add or replace one track (and its raw vector when it has one)."""
         row = {name: getattr(track, name) for name in COLUMNS}
-        self._rows[track.id] = row
+        self._changed[track.id] = row
         self._by_path[track.path] = track.id
         self._removed.discard(track.id)
         self._pending_rows.append(row)
@@ -684,10 +742,14 @@ class StoreWriter:
             self._pending_vecs.append(np.asarray(vector, np.float32).reshape(1, -1))
 
     def remove(self, track_id: int) -> None:
-        row = self._rows.pop(track_id, None)
-        if row is not None:
-            self._by_path.pop(row["path"], None)
-            self._removed.add(track_id)
+        row = self._changed.pop(track_id, None)
+        if row is None:
+            at = self._base_row(track_id)
+            if at is None or track_id in self._removed:
+                return
+            row = {"path": self._base.column("path")[at].as_py()}
+        self._by_path.pop(row["path"], None)
+        self._removed.add(track_id)
 
     @property
     def pending(self) -> int:
@@ -726,15 +788,14 @@ class StoreWriter:
         shard = self._write_shard()
         if shard:
             new_files.append(shard)
-        rows = [self._rows[i] for i in sorted(self._rows)]
-        table = to_table_rows(rows)
+        table = self._merged()
         name = f"tracks.g{gen:06d}.parquet"
         _atomic_write(self.path / name, lambda f: pq.write_table(table, f))
         new_files.append(name)
         self.manifest["tracks"] = [name]
 
         m = self.manifest
-        live = np.asarray([r["id"] for r in rows if r["status"] == STATUS_OK], dtype=np.int64)
+        live = live_ids(table)
         dim = int(m["encoder"]["dim"])
         kind = m["encoder"].get("transform")
         fitted_info = m.get("transform")
@@ -792,6 +853,8 @@ class StoreWriter:
         m["index"] = record
         self._pending_rows = []
         self._removed = set()
+        self._changed = {}
+        self._set_base(table)
         self._publish(gen, new_files)
 
     def _updated_index(self, prev: dict, live: np.ndarray) -> TrackIndex | None:
@@ -847,12 +910,12 @@ class StoreWriter:
             else:
                 p = self.path / name
                 files[name] = {"size": p.stat().st_size, "sha256": _sha256(p)}
-        statuses = [r["status"] for r in self._rows.values()]
+        tracks, ok = self._statuses()
         indexed = m.get("index") and m["index"].get("generation") == gen
         m["counts"] = {
-            "tracks": len(statuses),
-            "ok": statuses.count(STATUS_OK),
-            "error": len(statuses) - statuses.count(STATUS_OK),
+            "tracks": tracks,
+            "ok": ok,
+            "error": tracks - ok,
             "vectors": int(m["index"]["count"]) if indexed else None,
         }
         m["files"] = files
@@ -888,7 +951,7 @@ class StoreWriter:
             if rel not in keep:
                 with contextlib.suppress(OSError):
                     p.unlink()
-        for p in self.path.glob(".*.tmp*"):
+        for p in [*self.path.glob(".*.tmp*"), *(self.path / "vectors").glob(".*.tmp*")]:  # a killed writer's
             with contextlib.suppress(OSError):
                 p.unlink()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pyarrow as pa
 
 STATUS_OK = "ok"
@@ -66,3 +67,46 @@ def to_table(tracks: list[Track]) -> pa.Table:
 
 def from_row(row: dict) -> Track:
     return Track(**{k: row.get(k) for k in COLUMNS})
+
+
+# -- Arrow <-> NumPy without pandas ---------------------------------------------------------------------------
+# pyarrow's own conversions (``to_numpy``, ``pa.array``, ``pa.scalar``) import pandas when it is installed, half
+# a second of a cold query; a searcher only needs integers, masks and one string, built from buffers instead.
+
+
+def ints_np(column) -> np.ndarray:
+    """An integer Arrow column (or array) as int64 NumPy; nulls become -1."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not len(arr):
+        return np.zeros(0, np.int64)
+    width = arr.type.bit_width // 8
+    out = np.frombuffer(arr.buffers()[1], dtype=f"<i{width}", count=len(arr), offset=arr.offset * width).astype(np.int64)
+    if arr.null_count:
+        valid = np.unpackbits(np.frombuffer(arr.buffers()[0], np.uint8), bitorder="little")[arr.offset : arr.offset + len(arr)]
+        out[valid == 0] = -1
+    return out
+
+
+def codes_np(column) -> tuple[np.ndarray, list]:
+    """A text column as (int64 codes, their values); a null has code -1."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if not len(arr):
+        return np.zeros(0, np.int64), []
+    enc = arr.dictionary_encode()
+    return ints_np(enc.indices), enc.dictionary.to_pylist()
+
+
+def bool_arrow(mask: np.ndarray) -> pa.Array:
+    mask = np.asarray(mask, dtype=bool)
+    return pa.Array.from_buffers(pa.bool_(), len(mask), [None, pa.py_buffer(np.packbits(mask, bitorder="little"))])
+
+
+def index_arrow(rows) -> pa.Array:
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(rows), [None, pa.py_buffer(rows)])
+
+
+def string_scalar(text: str) -> pa.Scalar:
+    data = text.encode()
+    offsets = np.asarray([0, len(data)], dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)])[0]

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..catalog.store import Store, StoreError
 from ..catalog.tags import normalise_genre
-from ..catalog.track import STATUS_OK
+from ..catalog.track import STATUS_OK, bool_arrow, codes_np, index_arrow, ints_np, string_scalar
 
 
 GENRE_SOURCES = {"tags": "genre", "predicted": "predicted_genre"}
@@ -35,12 +35,7 @@ class _Codes:
 
     def __init__(self, column):
         """``column``: an Arrow string column (nulls and empty strings have no code)."""
-        enc = column.combine_chunks().dictionary_encode() if len(column) else None
-        if enc is None:
-            self.codes, names = np.zeros(0, np.int64), []
-        else:
-            self.codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-            names = enc.dictionary.to_pylist()
+        self.codes, names = codes_np(column)
         self.code = {n: i for i, n in enumerate(names) if n}
         counts = np.bincount(self.codes[self.codes >= 0], minlength=len(names)) if len(names) else []
         self.counts = {n: int(c) for n, c in zip(names, counts) if n}
@@ -81,12 +76,12 @@ class Searcher:
 
     def __init__(self, store: Store | str | os.PathLike):
         self.store = (store.load() if isinstance(store, Store) else Store.open(store, columns=self.COLUMNS))
-        import pyarrow.compute as pc
-
         t = self.store.tracks
         # the searchable tracks, kept as Arrow columns: rows become Python objects only for the hits returned
-        self._table = t.filter(pc.equal(t.column("status"), STATUS_OK)).select(self.COLUMNS)
-        self._ids = self._table.column("id").to_numpy()
+        status = _Codes(t.column("status"))
+        ok = status.mask([STATUS_OK])
+        self._table = (t if ok.all() else t.filter(bool_arrow(ok))).select(self.COLUMNS)
+        self._ids = ints_np(self._table.column("id"))
         self._order = np.argsort(self._ids, kind="stable")
         self._sorted_ids = self._ids[self._order]
         # genres as integer codes, so a genre mask is one vectorised comparison
@@ -140,7 +135,7 @@ class Searcher:
 
         p = os.path.abspath(os.fspath(path))
         for candidate in dict.fromkeys((p, os.path.realpath(p))):
-            row = pc.index(self._table.column("path"), candidate).as_py()
+            row = pc.index(self._table.column("path"), string_scalar(candidate)).as_py()
             if row >= 0:
                 return int(self._ids[row])
         return None
@@ -151,7 +146,7 @@ class Searcher:
         if any(r is None for r in rows):
             raise QueryError(f"no track with id {track_ids[rows.index(None)]} in {self.store.path}")
         out = []
-        for r, score in zip(self._table.take(np.asarray(rows, dtype=np.int64)).to_pylist(), scores):
+        for r, score in zip(self._table.take(index_arrow(rows)).to_pylist(), scores):
             dur = r["duration_s"]
             out.append(Hit(id=int(r["id"]), score=float(score), path=r["path"], title=r["title"], artist=r["artist"],
                            album=r["album"], genre=r["genre"], duration_s=None if dur is None or dur != dur else float(dur),
