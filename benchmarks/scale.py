@@ -1,0 +1,351 @@
+"""The engine at library scale: build, commit, query and memory at N tracks of the default encoder's width.
+
+For each N (default 10,000 and 100,000; ``--million`` adds 1,000,000) it writes a real store through
+``StoreWriter`` (vector shards of 10,000, Parquet tracks with ten genres, so one genre holds 10%), then, each
+step in a process of its own so that its peak RSS is its own:
+
+- ``build``: a full rebuild of the index from the shards (``soundalike reindex --refit``: the transform is
+  fitted, the index built streaming the shards, recall and latency measured and recorded);
+- ``commit one``: open the store, add ONE track, commit (what a nightly ``index`` run costs);
+- ``cold query``: ``soundalike search ID --id`` and ``soundalike search PATH`` as new processes;
+- ``warm``: one process opens a Searcher and times single queries (one thread), unfiltered and with the 10%
+  genre filter, and their recall@10 against exact search over the full float vectors (NumPy, standardised
+  with the store's own statistics), beside NumPy brute force over the same index-space vectors and over the
+  full raw vectors, and the memory-bandwidth bound (the index's code bytes over the read bandwidth measured in
+  the same run).
+
+The vectors look like real ones, not isotropic noise: a Gaussian mixture whose standardised spectrum follows
+the dev corpus's (eigenvalues ~ i^-1.45, measured on 248 real tracks), in groups of about 20 tracks (an
+album, a soundtrack) that hold 18% of the variance, as on the dev corpus; then a mean and a scale per
+dimension, so that the standardisation matters.
+
+    python benchmarks/scale.py [--sizes 10000 100000] [--million] [--queries 200] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+DIM = 1906
+GROUP = 20
+BETWEEN = 0.18  # share of the variance between groups (dev corpus: 0.18)
+ALPHA = 1.45  # eigenvalue decay of the standardised track vectors (dev corpus)
+RANK = 512  # directions the mixture lives in (the rest is a small isotropic floor)
+SHARD = 10_000
+GENRES = [f"genre{i}" for i in range(10)]
+
+
+# ------------------------------------------------------------------------------------------------ the data
+
+
+class MusicLike:
+    """Chunks of raw track vectors drawn from the mixture (the same seed gives the same library)."""
+
+    def __init__(self, n: int, dim: int = DIM, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.n, self.dim = n, dim
+        lam = (1 + np.arange(RANK)) ** -ALPHA
+        lam /= lam.sum()
+        self.sd_between = np.sqrt(lam * BETWEEN).astype(np.float32)
+        self.sd_within = np.sqrt(lam * (1 - BETWEEN)).astype(np.float32)
+        q, _ = np.linalg.qr(rng.standard_normal((dim, RANK)))
+        self.basis = q.T.astype(np.float32)  # [RANK, dim], orthonormal rows
+        self.mu = rng.normal(0, 2, dim).astype(np.float32)
+        self.scale = np.exp(rng.normal(0, 0.5, dim)).astype(np.float32)
+        self.seed = seed
+
+    def chunk(self, start: int, stop: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, start])
+        groups = np.arange(start, stop) // GROUP
+        centres = np.stack([np.random.default_rng([self.seed, 1, int(g)]).standard_normal(RANK) for g in np.unique(groups)])
+        c = centres[np.searchsorted(np.unique(groups), groups)].astype(np.float32) * self.sd_between
+        w = rng.standard_normal((stop - start, RANK)).astype(np.float32) * self.sd_within
+        x = (c + w) @ self.basis + rng.standard_normal((stop - start, self.dim)).astype(np.float32) * 1e-3
+        return (self.mu + self.scale * x * 30).astype(np.float32)
+
+
+def write_store(path: Path, n: int, seed: int = 0) -> None:
+    from soundalike.catalog.store import StoreWriter
+    from soundalike.catalog.track import Track
+
+    data = MusicLike(n, seed=seed)
+    enc = {"name": "bench", "fingerprint": "bench-1906", "dim": DIM, "labels": [], "transform": "standardize"}
+    with StoreWriter(path, encoder=enc) as w:
+        for start in range(0, n, SHARD):
+            vecs = data.chunk(start, min(n, start + SHARD))
+            for j, v in enumerate(vecs, start):
+                p = f"/music/{GENRES[j % 10]}/album{j // GROUP:06d}/track{j:07d}.flac"
+                w.put(Track(id=w.id_for(p), path=p, size=5_000_000, mtime=1.7e9, duration_s=240.0,
+                            title=f"Track {j}", artist=f"Artist {j // (GROUP * 5)}", album=f"Album {j // GROUP}",
+                            genre=GENRES[j % 10]), v)
+            w.checkpoint()  # a shard and a Parquet part: no index yet
+
+
+# ------------------------------------------------------------------------------------------------ steps
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def step_build(store: str) -> dict:
+    from soundalike.catalog.check import reindex
+
+    t = time.perf_counter()
+    res = reindex(store, refit=True)
+    return {"seconds": round(time.perf_counter() - t, 2), "peak_rss_mb": round(_rss_mb()), "index": res["index"]}
+
+
+def step_commit_one(store: str) -> dict:
+    from soundalike.catalog.store import StoreWriter, read_manifest
+    from soundalike.catalog.track import Track
+
+    m = read_manifest(store)
+    n = m["counts"]["tracks"]
+    vec = MusicLike(n + 1).chunk(n, n + 1)[0]
+    t0 = time.perf_counter()
+    with StoreWriter(store, encoder=m["encoder"]) as w:
+        t1 = time.perf_counter()
+        p = f"/music/new/track{n:07d}.flac"
+        w.put(Track(id=w.id_for(p), path=p, size=1, mtime=1.0, genre="genre0"), vec)
+        w.commit()
+    t2 = time.perf_counter()
+    m = read_manifest(store)
+    return {"seconds": round(t2 - t0, 2), "open_s": round(t1 - t0, 2), "commit_s": round(t2 - t1, 2),
+            "peak_rss_mb": round(_rss_mb()), "updated_in_place": m["index"]["updates"] > 0}
+
+
+def step_warm(store: str, queries: int) -> dict:
+    import faiss
+
+    from soundalike.catalog.indexes import standardize
+    from soundalike.search.searcher import Searcher
+
+    faiss.omp_set_num_threads(1)
+    rss0 = _rss_mb()
+    t = time.perf_counter()
+    s = Searcher(store)
+    open_s = time.perf_counter() - t
+    rss_open = _rss_mb()
+    index = s.index
+    ids, raw = s.store.vectors() if s.store.manifest["counts"]["tracks"] <= 200_000 else (None, None)
+    rng = np.random.default_rng(1)
+    all_ids = index.ids()
+    qids = rng.choice(all_ids, size=min(queries, len(all_ids)), replace=False)
+    genre = "genre3"
+
+    def timed(fn):
+        times, out = [], []
+        for q in qids:
+            t = time.perf_counter()
+            out.append(fn(int(q)))
+            times.append((time.perf_counter() - t) * 1000)
+        return np.percentile(times, 50), np.percentile(times, 99), out
+
+    p50, p99, hits = timed(lambda q: [h.id for h in s.search_id(q, k=10)])
+    fp50, fp99, fhits = timed(lambda q: [h.id for h in s.search_id(q, k=10, genres=[genre])])
+    res = {"open_s": round(open_s, 3), "searcher_rss_mb": round(rss_open - rss0),
+           "p50_ms": round(p50, 3), "p99_ms": round(p99, 3), "filtered_p50_ms": round(fp50, 3),
+           "filtered_p99_ms": round(fp99, 3)}
+    # recall against exact search over the full raw vectors, standardised with the store's own statistics
+    fitted = s.store.fitted()
+    if ids is None:  # 1M: stream the shards for the exact answers
+        from soundalike.catalog.store import iter_latest
+
+        live = np.sort(all_ids)
+        batches = lambda: iter_latest(s.store.path, s.store.manifest["shards"], live)  # noqa: E731
+    else:
+        batches = lambda: iter([(ids, raw)])  # noqa: E731
+    qraw = {}
+    for bid, braw in batches():
+        hit = np.isin(bid, qids)
+        qraw.update(zip(bid[hit].tolist(), braw[hit]))
+    qv = standardize(np.stack([qraw[int(q)] for q in qids]), fitted.mean, fitted.std)
+    genres = s._table.column("genre").to_numpy(zero_copy_only=False)
+    g_of = dict(zip(s._ids.tolist(), genres))
+    best = np.full((len(qids), 10), -np.inf)
+    best_i = np.full((len(qids), 10), -1)
+    fbest = best.copy()
+    fbest_i = best_i.copy()
+    brute_t = []
+    for bid, braw in batches():
+        u = standardize(braw, fitted.mean, fitted.std)
+        t = time.perf_counter()
+        sc = qv @ u.T
+        brute_t.append(time.perf_counter() - t)
+        sc[qids[:, None] == bid[None, :]] = -np.inf
+        for b, bi, mask in ((best, best_i, None), (fbest, fbest_i, np.asarray([g_of[int(i)] == genre for i in bid]))):
+            scc = sc if mask is None else np.where(mask[None, :], sc, -np.inf)
+            cat = np.concatenate([b, scc], axis=1)
+            cat_i = np.concatenate([bi, np.broadcast_to(bid, scc.shape)], axis=1)
+            top = np.argpartition(-cat, 9, axis=1)[:, :10]
+            b[:] = np.take_along_axis(cat, top, 1)
+            bi[:] = np.take_along_axis(cat_i, top, 1)
+    res["recall_at_10"] = round(float(np.mean([len(set(h) & set(t)) / 10 for h, t in zip(hits, best_i)])), 4)
+    res["filtered_recall_at_10"] = round(float(np.mean([len(set(h) & set(t)) / 10 for h, t in zip(fhits, fbest_i)])), 4)
+    # NumPy brute force, one query at a time, (a) over the index-space vectors decoded to float32, (b) over the
+    # full raw standardised vectors: what the store searched before the compact index
+    sample = all_ids[: min(len(all_ids), 100_000)]
+    if len(all_ids) <= 100_000:
+        dec = np.stack([index.reconstruct(int(i)) for i in all_ids])
+        q1 = dec[:1].copy()
+        t_np = []
+        for _ in range(30):
+            t = time.perf_counter()
+            sc = dec @ q1[0]
+            np.argpartition(-sc, 10)[:10]
+            t_np.append((time.perf_counter() - t) * 1000)
+        res["numpy_index_space_p50_ms"] = round(float(np.median(t_np)), 3)
+        if ids is not None:
+            u = standardize(raw, fitted.mean, fitted.std)
+            t_np = []
+            for _ in range(10):
+                t = time.perf_counter()
+                sc = u @ u[0]
+                np.argpartition(-sc, 10)[:10]
+                t_np.append((time.perf_counter() - t) * 1000)
+            res["numpy_full_raw_p50_ms"] = round(float(np.median(t_np)), 3)
+            del u
+    # exact FAISS scan of the same codes (no probing), for the IVF kinds: what exhaustive search costs
+    if index.is_ivf:
+        t_ex = []
+        for q in qids[:20]:
+            v = index.reconstruct(int(q))[None]
+            t = time.perf_counter()
+            index.search(v, 10, nprobe=index.exhaustive_nprobe())
+            t_ex.append((time.perf_counter() - t) * 1000)
+        res["exhaustive_p50_ms"] = round(float(np.median(t_ex)), 3)
+    # the memory bound: the code bytes a full scan reads, over the bandwidth of a plain read in this run
+    code_bytes = len(all_ids) * index.width * (1 if "SQ8" in index.describe() else 2)
+    buf = np.ones(max(code_bytes, 1 << 24) // 8, np.int64)
+    t_bw = []
+    for _ in range(5):
+        t = time.perf_counter()
+        buf.sum()
+        t_bw.append(time.perf_counter() - t)
+    bw = buf.nbytes / min(t_bw)
+    res["read_gb_per_s"] = round(bw / 1e9, 2)
+    res["full_scan_bound_ms"] = round(code_bytes / bw * 1000, 3)
+    res["peak_rss_mb"] = round(_rss_mb())
+    del sample
+    return res
+
+
+def cold_query(store: str, args: list[str], reps: int = 3) -> dict:
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        out = subprocess.run([sys.executable, "-m", "soundalike.cli", "search", *args, "--db", store, "--json", "-k", "10"],
+                             capture_output=True, text=True)
+        times.append(time.perf_counter() - t)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr.strip()[-400:])
+    return {"median_s": round(float(np.median(times)), 3), "min_s": round(min(times), 3)}
+
+
+def run_step(step: str, store: str, *extra: str) -> dict:
+    """One step in a fresh process: its answer and its own peak RSS."""
+    p = subprocess.Popen([sys.executable, __file__, "--step", step, "--store", store, *extra], stdout=subprocess.PIPE,
+                         text=True)
+    out = p.stdout.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        raise RuntimeError(f"step {step} failed (exit {p.returncode})")
+    res = json.loads(out.strip().splitlines()[-1])
+    res["process_peak_rss_mb"] = round(usage.ru_maxrss / 1024)
+    return res
+
+
+def disk_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def bench(n: int, queries: int, workdir: Path, keep: bool) -> dict:
+    store = workdir / f"bench-{n}.soundalike"
+    shutil.rmtree(store, ignore_errors=True)
+    t = time.perf_counter()
+    write_store(store, n)
+    row = {"tracks": n, "width": DIM, "write_s": round(time.perf_counter() - t, 1)}
+    print(f"[{n}] store written in {row['write_s']} s", file=sys.stderr)
+    row["build"] = run_step("build", str(store))
+    print(f"[{n}] build {row['build']['seconds']} s, {row['build']['process_peak_rss_mb']} MB", file=sys.stderr)
+    m = json.loads((store / "manifest.json").read_text())
+    row["disk_bytes_per_track"] = round(disk_bytes(store) / n)
+    row["index_bytes_per_track"] = round(m["index"]["bytes"] / n)
+    row["commit_one"] = [run_step("commit_one", str(store)) for _ in range(2)]
+    print(f"[{n}] commit one {[c['seconds'] for c in row['commit_one']]} s", file=sys.stderr)
+    some_id = 7
+    row["cold_by_id"] = cold_query(str(store), [str(some_id), "--id"])
+    path = f"/music/{GENRES[some_id % 10]}/album{some_id // GROUP:06d}/track{some_id:07d}.flac"
+    row["cold_by_path"] = cold_query(str(store), [path])
+    print(f"[{n}] cold {row['cold_by_id']} {row['cold_by_path']}", file=sys.stderr)
+    row["warm"] = run_step("warm", str(store), "--queries", str(queries))
+    print(f"[{n}] warm {row['warm']}", file=sys.stderr)
+    if not keep:
+        shutil.rmtree(store, ignore_errors=True)
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| tracks | index | build s / peak RSS | disk B/track | index B/track | commit one s / RSS | cold id / path s | "
+             "warm p50 / p99 ms | 10% filter p50 / p99 ms | recall@10 (filtered) | NumPy p50 ms (same vectors / full) | "
+             "scan bound ms |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        b, w, c = r["build"], r["warm"], r["commit_one"][-1]
+        lines.append(
+            f"| {r['tracks']:,} | {b['index']['kind']} | {b['seconds']} / {b['process_peak_rss_mb']} MB | "
+            f"{r['disk_bytes_per_track']} | {r['index_bytes_per_track']} | {c['seconds']} / {c['process_peak_rss_mb']} MB | "
+            f"{r['cold_by_id']['median_s']} / {r['cold_by_path']['median_s']} | {w['p50_ms']} / {w['p99_ms']} | "
+            f"{w['filtered_p50_ms']} / {w['filtered_p99_ms']} | {w['recall_at_10']} ({w['filtered_recall_at_10']}) | "
+            f"{w.get('numpy_index_space_p50_ms', '-')} / {w.get('numpy_full_raw_p50_ms', '-')} | {w['full_scan_bound_ms']} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--million", action="store_true", help="add 1,000,000 tracks (about 8 GB of shards, ~20 min)")
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--workdir", type=Path, default=None, help="where the stores go (default: a temporary folder)")
+    ap.add_argument("--keep", action="store_true", help="keep the stores")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--step", help=argparse.SUPPRESS)
+    ap.add_argument("--store", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.step:
+        fn = {"build": lambda: step_build(args.store), "commit_one": lambda: step_commit_one(args.store),
+              "warm": lambda: step_warm(args.store, args.queries)}[args.step]
+        print(json.dumps(fn()))
+        return
+    sizes = args.sizes + ([1_000_000] if args.million else [])
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="soundalike-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    try:
+        for n in sizes:
+            rows.append(bench(n, args.queries, work, args.keep))
+    finally:
+        if args.workdir is None and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, width {DIM}, one query thread")
+    print(table(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
