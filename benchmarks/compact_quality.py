@@ -27,7 +27,7 @@ from soundalike.catalog import indexes
 from soundalike.catalog.indexes import Policy, standardize
 
 FORMS = [("full width, float16", None, "fp16"), ("full width, 8-bit", None, "sq8"),
-         ("PCA 512, 8-bit", 512, "sq8"), ("PCA 256, 8-bit (default past 2000 tracks)", 256, "sq8"),
+         ("PCA 512, 8-bit", 512, "sq8"), ("PCA 256, 8-bit (default past 2000 tracks here)", 256, "sq8"),
          ("PCA 128, 8-bit", 128, "sq8"), ("PCA 256, IVF 8-bit (default past 200k)", 256, "ivf")]
 
 
@@ -53,9 +53,9 @@ def paired(delta: np.ndarray, rng, n_boot: int = 2000) -> tuple[float, float, fl
 
 def form_index(raw: np.ndarray, fit_rows: np.ndarray, width: int | None, code: str):
     """An index of every row of ``raw`` with its transform and quantiser fitted on ``fit_rows``."""
-    saved = indexes.PCA_DIM, indexes.PCA_MIN_FIT, indexes.SQ8_MIN_FIT
+    saved = indexes.PCA_WIDTHS, indexes.PCA_MIN_FIT, indexes.SQ8_MIN_FIT
     try:
-        indexes.PCA_DIM = width or raw.shape[1]
+        indexes.PCA_WIDTHS = (width or raw.shape[1],)
         indexes.PCA_MIN_FIT = 0 if width else 10**12
         indexes.SQ8_MIN_FIT = 10**12 if code == "fp16" else 0
         m = indexes.Moments(raw.shape[1])
@@ -64,7 +64,7 @@ def form_index(raw: np.ndarray, fit_rows: np.ndarray, width: int | None, code: s
         kind = "ivf" if code == "ivf" else "flat"
         index = indexes.empty(fitted, raw.shape[1], kind, raw[fit_rows], len(raw))
     finally:
-        indexes.PCA_DIM, indexes.PCA_MIN_FIT, indexes.SQ8_MIN_FIT = saved
+        indexes.PCA_WIDTHS, indexes.PCA_MIN_FIT, indexes.SQ8_MIN_FIT = saved
     index.add(np.arange(len(raw), dtype=np.int64), raw)
     if kind == "ivf":  # a corpus this small has a handful of lists: probe half of them, as nprobe would be chosen
         index.search_index.nprobe = max(1, index.search_index.nlist // 2)

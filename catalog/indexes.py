@@ -30,10 +30,11 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-PCA_DIM = 256  # dimensions kept by the PCA (d256 and d512 measured the same on the dev corpus)
+PCA_WIDTHS = (256, 384, 512)  # the PCA keeps the fewest of these that hold PCA_KEEP of the variance (the most if none)
+PCA_KEEP = 0.99  # (256 and 512 measured the same precision on the dev corpus, whose spectrum 256 holds)
 PCA_MIN_FIT = 2000  # fitted on fewer tracks, the transform keeps every dimension (the PCA would be rank-poor)
 SQ8_MIN_FIT = 1000  # 8-bit codes need each dimension's range learnt from this many tracks; below, float16
-FIT_SAMPLE = 100_000  # tracks the PCA and the quantisers are fitted on at most (the mean/std see every track)
+FIT_SAMPLE = 64_000  # tracks the PCA and the quantisers are fitted on at most (the mean/std see every track)
 FLAT_MAX = 200_000  # "auto": an exact scan of the codes up to this many tracks, inverted lists past it
 RECALL_QUERIES = 200  # tracks whose exact neighbours are computed at build time to measure recall@10
 RECALL_K = 10
@@ -105,6 +106,10 @@ def parse_memory(text: str | None) -> int | None:
     return int(value)
 
 
+def _pow2_floor(n: int) -> int:
+    return 1 << max(0, int(n).bit_length() - 1) if n >= 1 else 1
+
+
 def nlist_for(n: int) -> int:
     """Inverted lists for ``n`` vectors: about 2 sqrt(n), a power of two (1024 at 250k, 2048 at 1M)."""
     return int(2 ** np.clip(np.round(np.log2(2 * np.sqrt(max(n, 1)))), 4, 16))
@@ -165,18 +170,21 @@ def unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def principal_axes(y: np.ndarray, k: int, chunk: int = 8192) -> np.ndarray:
-    """The top ``k`` principal axes (columns, float32[d, k]) of the rows of ``y`` (covariance accumulated in
-    float64 over chunks of rows: no float64 copy of ``y``)."""
+def principal_axes(y: np.ndarray, k: int, chunk: int = 8192, prep=None) -> np.ndarray:
+    """The top ``k`` principal axes (columns, float32[d, k]) of the rows of ``y`` (or of ``prep(rows)``) and
+    the share of the variance along each; the covariance is accumulated over chunks of rows: no full-size copy
+    of ``y``."""
     d = y.shape[1]
     gram = np.zeros((d, d), np.float64)
     total = np.zeros(d, np.float64)
     for at in range(0, len(y), chunk):
-        part = np.asarray(y[at : at + chunk], np.float32)
+        part = np.asarray(y[at : at + chunk] if prep is None else prep(y[at : at + chunk]), np.float32)
         gram += (part.T @ part).astype(np.float64)
         total += part.sum(axis=0, dtype=np.float64)
     mean = total / max(len(y), 1)
-    return top_eigenvectors(gram - len(y) * np.outer(mean, mean), k)
+    cov = gram - len(y) * np.outer(mean, mean)
+    basis = top_eigenvectors(cov, k)
+    return basis, np.einsum("ij,ij->j", basis, cov @ basis) / max(np.trace(cov), 1e-30)
 
 
 def top_eigenvectors(c: np.ndarray, k: int, iters: int = 6, seed: int = 0) -> np.ndarray:
@@ -205,8 +213,12 @@ def fit(kind: str | None, moments: Moments | None, sample: np.ndarray, fitted_on
         raise IndexBuildError(f"unknown library transform {kind!r}")
     mean, std = moments.result()
     basis = None
-    if fitted_on >= PCA_MIN_FIT and PCA_DIM < sample.shape[1]:
-        basis = principal_axes(standardize(sample, mean, std), PCA_DIM)  # one float32 copy of the sample
+    widths = [w for w in PCA_WIDTHS if w < sample.shape[1]]
+    if fitted_on >= PCA_MIN_FIT and widths:
+        axes, share = principal_axes(sample, max(widths), prep=lambda rows: standardize(rows, mean, std))
+        kept = np.cumsum(share)
+        width = next((w for w in widths if kept[w - 1] >= PCA_KEEP), max(widths))
+        basis = np.ascontiguousarray(axes[:, :width])
     return Fitted(mean, std, basis, fitted_on)
 
 
@@ -423,12 +435,17 @@ def empty(fitted: Fitted, dim: int, kind: str, train: np.ndarray, n_expected: in
 
     chain = _chain(fitted, dim)
     width = fitted.width or dim
-    x = train
-    if len(x):
-        x = np.nan_to_num(x, nan=0.0) if fitted.mean is None else np.where(np.isnan(x), fitted.mean, x)
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        for t in chain:
-            x = t.apply(np.ascontiguousarray(x))
+    x = np.zeros((0, width), np.float32)
+    if len(train):  # through the chain in chunks: the raw sample is the big array, its image is small
+        parts = []
+        for at in range(0, len(train), ADD_BATCH):
+            part = train[at : at + ADD_BATCH]
+            part = np.nan_to_num(part, nan=0.0) if fitted.mean is None else np.where(np.isnan(part), fitted.mean, part)
+            part = np.ascontiguousarray(part, dtype=np.float32)
+            for t in chain:
+                part = t.apply(np.ascontiguousarray(part))
+            parts.append(part)
+        x = np.concatenate(parts)
     # a range learnt from a handful of tracks clips the next ones: float16 needs no range (measured the same
     # as float32 on the dev corpus) and costs little in a library that small
     qtype = faiss.ScalarQuantizer.QT_8bit if len(train) >= SQ8_MIN_FIT else faiss.ScalarQuantizer.QT_fp16
@@ -437,12 +454,12 @@ def empty(fitted: Fitted, dim: int, kind: str, train: np.ndarray, n_expected: in
         sub = faiss.IndexIDMap2(sq)
     elif kind == "ivf":
         nlist = nlist_for(n_expected)
-        nlist = max(1, min(nlist, len(x) // 39 or 1))  # FAISS wants >= 39 training points a list
+        nlist = min(nlist, _pow2_floor(len(x) // 39))  # FAISS wants >= 39 training points a list
         quantizer = faiss.IndexFlatIP(width)
         sub = faiss.IndexIVFScalarQuantizer(quantizer, width, nlist, qtype, faiss.METRIC_INNER_PRODUCT, False)
         sub.cp.niter = 10
     elif kind == "ivfpq":
-        nlist = max(1, min(nlist_for(n_expected), len(x) // 39 or 1))
+        nlist = min(nlist_for(n_expected), _pow2_floor(len(x) // 39))
         m = pq_m or 32
         sub = faiss.IndexIVFPQ(faiss.IndexFlatIP(width), width, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
         sub.cp.niter = 10
