@@ -315,7 +315,7 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    ap.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000])
     ap.add_argument("--million", action="store_true", help="add 1,000,000 tracks (about 8 GB of shards, ~20 min)")
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--workdir", type=Path, default=None, help="where the stores go (default: a temporary folder)")

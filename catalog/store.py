@@ -42,7 +42,7 @@ from . import indexes
 from .indexes import Fitted, Policy, TrackIndex, standardize, unit
 
 FORMAT = "soundalike-store"
-VERSION = 1
+VERSION = 2  # 2: the compact index (transform inside the FAISS file); 1 is read, and rewritten by its next commit
 MANIFEST = "manifest.json"
 PREVIOUS = "manifest.prev.json"  # the generation before, whose files are kept: what repair falls back to
 _REMEDY = "; 'soundalike verify' checks the store, 'soundalike repair' rebuilds what it can"
@@ -919,6 +919,7 @@ class StoreWriter:
             "vectors": int(m["index"]["count"]) if indexed else None,
         }
         m["files"] = files
+        m["version"] = VERSION  # what this code wrote: an older reader is told to upgrade, not that files are damaged
         m["generation"] = gen
         m["updated"] = time.time()
         text = json.dumps(m, indent=1, sort_keys=True).encode()

@@ -88,6 +88,7 @@ class Searcher:
         self._genre_columns = {src: _Codes(self._table.column(col)) for src, col in GENRE_SOURCES.items()}
         self._id_space = int(self._ids.max()) + 1 if len(self._ids) else 0
         self._encoder = None
+        self._filters: dict[tuple, tuple[np.ndarray, int]] = {}  # recent filters' bitmaps
 
     def refreshed(self) -> "Searcher":
         """This searcher if its generation is still the store's newest, else a new one of the newest (the
@@ -190,7 +191,8 @@ class Searcher:
         return m
 
     # -- queries -------------------------------------------------------------------------------------------
-    def search_vectors(self, queries: np.ndarray, *, k: int = 10, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search_vectors(self, queries: np.ndarray, *, k: int = 10, mask: np.ndarray | None = None,
+                       packed: tuple[np.ndarray, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Raw batched search: (scores float32[nq, k], ids int64[nq, k]); missing results have id -1.
 
         ``queries`` are L2-normalised here; ``mask`` (over searchable tracks) restricts the candidates
@@ -208,20 +210,18 @@ class Searcher:
         before = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1 if len(q) <= 4 else (os.cpu_count() or 1))
         try:
-            if mask is None or mask.all():
+            if packed is None and mask is not None and not mask.all():
+                packed = self._packed(mask)
+            if packed is None:
                 scores, ids = self.index.search(q, k_eff)
             else:
-                bits = np.zeros(self._id_space, dtype=bool)
-                bits[self._ids[mask]] = True
-                packed = np.packbits(bits, bitorder="little")
-                sel = faiss.IDSelectorBitmap(len(packed), faiss.swig_ptr(packed))  # n is in bytes
+                bits, selected = packed
+                sel = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))  # n is in bytes; bits outlive the search
                 scores, ids = self.index.search(q, k_eff, selector=sel)
                 # inverted lists probe only some of the library: when a narrow filter leaves fewer than k there,
                 # the same search over every list finds all k that exist
-                want = min(k_eff, int(mask.sum()))
-                if self.index.is_ivf and (ids >= 0).sum(axis=1).min() < want:
+                if self.index.is_ivf and (ids >= 0).sum(axis=1).min() < min(k_eff, selected):
                     scores, ids = self.index.search(q, k_eff, selector=sel, nprobe=self.index.exhaustive_nprobe())
-                del packed  # kept alive until the search returned
         finally:
             faiss.omp_set_num_threads(before)
         return scores, ids
@@ -235,10 +235,25 @@ class Searcher:
             scores, ids = self.search_vectors(vector, k=k + len(drop))
             keep = [(int(i), s) for s, i in zip(scores[0], ids[0]) if i >= 0 and int(i) not in drop][:k]
         else:
-            m = self.mask(genres=genres, genre_source=genre_source, exclude_ids=exclude_ids, exclude_artists=exclude_artists)
-            scores, ids = self.search_vectors(vector, k=k, mask=m)
-            keep = [(int(i), s) for s, i in zip(scores[0], ids[0]) if i >= 0]
+            # the filter's bitmap is kept for the next query with the same filter (building one over a million
+            # ids costs milliseconds); the few ids to leave out are dropped from k + that many results, exact
+            key = (tuple(sorted(genres or ())), genre_source, tuple(sorted({a.casefold() for a in exclude_artists if a})))
+            packed = self._filters.get(key)
+            if packed is None:
+                packed = self._packed(self.mask(genres=genres, genre_source=genre_source, exclude_artists=exclude_artists))
+                if len(self._filters) >= 16:
+                    self._filters.pop(next(iter(self._filters)))
+                self._filters[key] = packed
+            drop = {int(i) for i in exclude_ids}
+            scores, ids = self.search_vectors(vector, k=k + len(drop), packed=packed)
+            keep = [(int(i), s) for s, i in zip(scores[0], ids[0]) if i >= 0 and int(i) not in drop][:k]
         return self.hits([i for i, _ in keep], [s for _, s in keep])
+
+    def _packed(self, mask: np.ndarray) -> tuple[np.ndarray, int]:
+        """A mask over searchable tracks as an id bitmap for ``IDSelectorBitmap``, and how many it selects."""
+        bits = np.zeros(self._id_space, dtype=bool)
+        bits[self._ids[mask]] = True
+        return np.packbits(bits, bitorder="little"), int(mask.sum())
 
     def search_id(self, track_id: int, *, k: int = 10, genres=None, genre_source: str = "tags",
                   exclude_artist_of_query: bool = False) -> list[Hit]:

@@ -67,6 +67,7 @@ def test_golden_store_of_the_first_format_opens_and_answers_as_it_did(tmp_path):
     store = tmp_path / "old.soundalike"
     shutil.copytree(GOLDEN / "store_v1.soundalike", store)
     expected = json.loads((GOLDEN / "store_v1.json").read_text())
+    assert read_manifest(store)["version"] == 1
     s = Searcher(store)
     for q in ("0", "5", "33"):
         got = [[h.id, h.score] for h in s.search_id(int(q), k=5)]
@@ -79,6 +80,7 @@ def test_golden_store_of_the_first_format_opens_and_answers_as_it_did(tmp_path):
         w.commit()
     m = read_manifest(store)
     assert m["index"]["kind"].startswith("Center,LT24,L2norm") and m["transform"]["fitted_on"] == 30  # not refitted
+    assert m["version"] == 2
     assert verify(store)["ok"]
     s = Searcher(store)
     for q in ("0", "5", "33"):
