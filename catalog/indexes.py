@@ -67,7 +67,9 @@ class Policy:
         return {"kind": self.kind, "memory": self.memory}
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "Policy":
+    def from_dict(cls, d: "dict | Policy | None") -> "Policy":
+        if isinstance(d, Policy):
+            return d
         d = d or {}
         return cls(kind=d.get("kind", "auto"), memory=d.get("memory"))
 

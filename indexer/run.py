@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..catalog.indexes import Policy
 from ..catalog.scan import FileEntry, under
 from ..catalog.store import Store, StoreError, StoreWriter, is_store, read_manifest
 from ..catalog.tags import read_tags
@@ -254,6 +255,12 @@ def index_library(
         report.wall_s = time.perf_counter() - t_start
         return report
     if not todo and not plan.removed and not plan.missing and not plan.back:
+        if index_policy is not None and is_store(store_path) and Policy.from_dict(
+                read_manifest(store_path).get("index_policy")) != Policy.from_dict(index_policy):
+            from ..catalog.check import reindex  # nothing to embed, but another index kind asked for: no audio
+
+            with timed(report.stages, "write"):
+                reindex(store_path, index_policy=index_policy)
         report.wall_s = time.perf_counter() - t_start
         return report
 

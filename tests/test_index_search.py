@@ -232,3 +232,16 @@ def test_interrupted_run_keeps_finished_tracks_and_resumes(tmp_path, library, tr
     after = {r["path"]: r["id"] for r in Store(store).tracks.to_pylist()}
     assert {p: after[p] for p in saved} == saved and len(after) == len(library.files)
     assert Store(store).index().ntotal == len(library.files)
+
+
+def test_another_index_kind_asked_of_an_unchanged_library_is_built_without_audio(indexed):
+    from soundalike.catalog.indexes import Policy
+    from soundalike.catalog.store import read_manifest
+
+    library, store = indexed
+    before = {h.id for h in Searcher(store).search_id(0, k=5)}
+    report = quiet_index(library.root, store, index_policy=Policy(kind="ivf"))
+    m = read_manifest(store)
+    assert report.added == report.updated == 0 and report.windows == 0
+    assert m["index"]["type"] == "ivf" and m["index_policy"]["kind"] == "ivf"
+    assert {h.id for h in Searcher(store).search_id(0, k=5)} == before  # a dozen tracks: every list is probed
