@@ -172,7 +172,7 @@ def unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def principal_axes(y: np.ndarray, k: int, chunk: int = 8192, prep=None) -> np.ndarray:
+def principal_axes(y: np.ndarray, k: int, chunk: int = 8192, prep=None) -> tuple[np.ndarray, np.ndarray]:
     """The top ``k`` principal axes (columns, float32[d, k]) of the rows of ``y`` (or of ``prep(rows)``) and
     the share of the variance along each; the covariance is accumulated over chunks of rows: no full-size copy
     of ``y``."""
@@ -224,6 +224,12 @@ def fit(kind: str | None, moments: Moments | None, sample: np.ndarray, fitted_on
     return Fitted(mean, std, basis, fitted_on)
 
 
+def _downcast(index):
+    import faiss
+
+    return faiss.downcast_index(index)
+
+
 def _to_vector(values: np.ndarray, vec) -> None:
     import faiss
 
@@ -261,7 +267,8 @@ class TrackIndex:
         self._owner = owner  # the Python object that owns the C++ index (a downcast view does not)
         self._transforms = transforms
         self._legacy = legacy  # the first format's Transform (mean/std), or None
-        self.search_index = self._searchable()
+        # what is searched: the sub-index in the transform's output space (the first format's whole index)
+        self.search_index = index if transforms is None else _downcast(index.index)
 
     # -- loading -------------------------------------------------------------------------------------------
     @classmethod
@@ -280,14 +287,6 @@ class TrackIndex:
         import faiss
 
         return cls(faiss.downcast_index(index), None, legacy=transform, owner=index)
-
-    def _searchable(self):
-        import faiss
-
-        if self._transforms is None:
-            return self.index
-        sub = faiss.downcast_index(self.index.index)
-        return sub
 
     # -- what it is ----------------------------------------------------------------------------------------
     @property
@@ -658,10 +657,3 @@ def build(batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], n: int
         info.update(measure_index(index, q_ids, q_raw, truth))
     info["measured_on"] = int(n)
     return Built(index, fitted, info, new_template)
-
-
-def update(index: TrackIndex, drop: np.ndarray, add_ids: np.ndarray, add_raw: np.ndarray) -> None:
-    """Remove ``drop`` and add ``add_ids``/``add_raw`` with the index's frozen transform."""
-    index.remove(drop)
-    if len(add_ids):
-        index.add(add_ids, add_raw)
