@@ -377,8 +377,13 @@ def bring_up_to_date(index: TrackIndex, root: Path, m: dict, shards_indexed: int
     batches = list(iter_latest(root, _newer_shards(m, shards_indexed), live))
     new_ids = np.concatenate([b[0] for b in batches]) if batches else np.zeros(0, np.int64)
     have = index.ids()
-    drop = np.union1d(np.setdiff1d(have, live), np.intersect1d(have, new_ids))
-    index.remove(drop)
+    # which held vectors go: tracks no longer live, and tracks re-embedded since (one pass over an id bitmap;
+    # set operations on a million ids hashed for 1.8 s)
+    top = int(max(have.max(initial=-1), live.max(initial=-1), new_ids.max(initial=-1))) + 1
+    stays = np.zeros(top, bool)
+    stays[live] = True
+    stays[new_ids] = False
+    index.remove(have[~stays[have]])
     for ids, vecs in batches:
         index.add(ids, vecs)
 
