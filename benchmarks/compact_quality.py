@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from soundalike.catalog import indexes
-from soundalike.catalog.indexes import Policy, standardize
+from soundalike.catalog.indexes import standardize
 
 FORMS = [("full width, float16", None, "fp16"), ("full width, 8-bit", None, "sq8"),
          ("PCA 512, 8-bit", 512, "sq8"), ("PCA 256, 8-bit (default past 2000 tracks here)", 256, "sq8"),

@@ -24,20 +24,18 @@ exact one in memory from the shards.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import os
 import shutil
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..catalog.track import COLUMNS, SCHEMA, STATUS_OK, Track, bool_arrow, codes_np, index_arrow, ints_np
+from ..catalog.track import COLUMNS, SCHEMA, STATUS_OK, Track, bool_arrow, index_arrow, ints_np, ok_mask
 from . import indexes
 from .indexes import Fitted, Policy, TrackIndex, standardize, unit
 
@@ -226,8 +224,7 @@ def _read_tracks(root: Path, names: list[str], columns: list[str] | None = None)
 
 def live_ids(table: pa.Table) -> np.ndarray:
     """Ids of the tracks of ``table`` that have a vector (status ok)."""
-    codes, names = codes_np(table.column("status"))
-    return ints_np(table.column("id"))[codes == (names.index(STATUS_OK) if STATUS_OK in names else -2)]
+    return ints_np(table.column("id"))[ok_mask(table.column("status"))]
 
 
 def _read_parquet(p: Path, schema: pa.Schema) -> pa.Table:
@@ -525,10 +522,7 @@ class Store:
 
     def fitted(self) -> Fitted | None:
         """The library transform the writer keeps (None: none fitted yet)."""
-        info = self.manifest.get("transform")
-        if not info:
-            return None
-        return load_fitted(self.path / info["file"], self.dim, int(info.get("fitted_on") or 0))
+        return _frozen(self.manifest, self.path)
 
     def index(self) -> TrackIndex:
         """The track index of this generation: read from disk (memory-mapped), or, after a checkpoint that
@@ -707,11 +701,9 @@ class StoreWriter:
 
     def _statuses(self) -> tuple[int, int]:
         """(tracks, ok) of the store as it stands with this session's changes."""
-        codes, names = codes_np(self._base.column("status"))
         keep = ~self._overridden()
-        ok_code = names.index(STATUS_OK) if STATUS_OK in names else -2
         tracks = int(keep.sum()) + len(self._changed)
-        ok = int((codes[keep] == ok_code).sum()) + sum(r["status"] == STATUS_OK for r in self._changed.values())
+        ok = int(ok_mask(self._base.column("status"))[keep].sum()) + sum(r["status"] == STATUS_OK for r in self._changed.values())
         return tracks, ok
 
     def _merged(self) -> pa.Table:

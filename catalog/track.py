@@ -96,6 +96,12 @@ def codes_np(column) -> tuple[np.ndarray, list]:
     return ints_np(enc.indices), enc.dictionary.to_pylist()
 
 
+def ok_mask(column) -> np.ndarray:
+    """Which rows of a ``status`` column are indexed tracks (status ok)."""
+    codes, names = codes_np(column)
+    return codes == (names.index(STATUS_OK) if STATUS_OK in names else -2)
+
+
 def bool_arrow(mask: np.ndarray) -> pa.Array:
     mask = np.asarray(mask, dtype=bool)
     return pa.Array.from_buffers(pa.bool_(), len(mask), [None, pa.py_buffer(np.packbits(mask, bitorder="little"))])

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..catalog.store import Store, StoreError
 from ..catalog.tags import normalise_genre
-from ..catalog.track import STATUS_OK, bool_arrow, codes_np, index_arrow, ints_np, string_scalar
+from ..catalog.track import bool_arrow, codes_np, index_arrow, ints_np, ok_mask, string_scalar
 
 
 GENRE_SOURCES = {"tags": "genre", "predicted": "predicted_genre"}
@@ -78,8 +78,7 @@ class Searcher:
         self.store = (store.load() if isinstance(store, Store) else Store.open(store, columns=self.COLUMNS))
         t = self.store.tracks
         # the searchable tracks, kept as Arrow columns: rows become Python objects only for the hits returned
-        status = _Codes(t.column("status"))
-        ok = status.mask([STATUS_OK])
+        ok = ok_mask(t.column("status"))
         self._table = (t if ok.all() else t.filter(bool_arrow(ok))).select(self.COLUMNS)
         self._ids = ints_np(self._table.column("id"))
         self._order = np.argsort(self._ids, kind="stable")
