@@ -255,12 +255,20 @@ def index_library(
         report.wall_s = time.perf_counter() - t_start
         return report
     if not todo and not plan.removed and not plan.missing and not plan.back:
-        if index_policy is not None and is_store(store_path) and Policy.from_dict(
-                read_manifest(store_path).get("index_policy")) != Policy.from_dict(index_policy):
-            from ..catalog.check import reindex  # nothing to embed, but another index kind asked for: no audio
+        m = read_manifest(store_path) if is_store(store_path) else None
+        asked = index_policy is not None and m is not None and Policy.from_dict(
+            m.get("index_policy")) != Policy.from_dict(index_policy)
+        # a run killed after its last checkpoint but before its commit leaves the index unbuilt: finish it
+        unfinished = m is not None and (m.get("index") or {}).get("generation") != m["generation"]
+        if asked or unfinished:
+            from ..catalog.check import reindex  # nothing to embed: the index is built from the shards, no audio
 
             with timed(report.stages, "write"):
-                reindex(store_path, index_policy=index_policy)
+                if unfinished and not asked:
+                    with StoreWriter(store_path, encoder=m["encoder"]) as writer:
+                        writer.commit()
+                else:
+                    reindex(store_path, index_policy=index_policy)
         report.wall_s = time.perf_counter() - t_start
         return report
 

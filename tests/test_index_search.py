@@ -245,3 +245,21 @@ def test_another_index_kind_asked_of_an_unchanged_library_is_built_without_audio
     assert report.added == report.updated == 0 and report.windows == 0
     assert m["index"]["type"] == "ivf" and m["index_policy"]["kind"] == "ivf"
     assert {h.id for h in Searcher(store).search_id(0, k=5)} == before  # a dozen tracks: every list is probed
+
+
+def test_a_run_killed_between_checkpoint_and_commit_is_finished_by_the_next_run(indexed):
+    from soundalike.catalog.store import StoreWriter, read_manifest
+    from soundalike.catalog.track import from_row
+
+    library, store = indexed
+    m = read_manifest(store)
+    with StoreWriter(store, encoder=m["encoder"]) as w:  # what a run killed after its last checkpoint leaves
+        row = next(iter(w.known().values()))
+        w.put(from_row(row))
+        w.checkpoint()
+    m = read_manifest(store)
+    assert m["index"]["generation"] != m["generation"]
+    report = quiet_index(library.root, store)
+    m = read_manifest(store)
+    assert report.windows == 0 and m["index"]["generation"] == m["generation"]
+    assert len(m["tracks"]) == 1  # the checkpoint's part is merged
