@@ -5,9 +5,15 @@ numbers), ``soundalike.catalog`` (scanning, tags, the store), ``soundalike.index
 ``soundalike.search`` (query time) and ``soundalike.cli`` (the command line).
 """
 
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("soundalike")
-except PackageNotFoundError:  # pragma: no cover - running from an uninstalled copy
-    __version__ = "0+unknown"
+
+def __getattr__(name: str):
+    # the version is looked up on first use: importlib.metadata costs a cold query tens of milliseconds
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("soundalike")
+        except PackageNotFoundError:  # pragma: no cover - running from an uninstalled copy
+            return "0+unknown"
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

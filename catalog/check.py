@@ -126,7 +126,7 @@ def _repair_locked(path: Path, lock: StoreLock) -> dict:
                          f"index the library into a new store")
     good_parts = [n for n in parts if _file_ok(path, n, files.get(n))]
     for n in sorted(set(parts) - set(good_parts)):
-        actions.append(f"dropped damaged checkpoint part {n} (its tracks are indexed again by the next run)")
+        actions.append(f"dropped damaged track-table part {n} (its tracks are indexed again by the next run)")
     good_shards = []
     for n in m["shards"]:
         try:
@@ -138,8 +138,14 @@ def _repair_locked(path: Path, lock: StoreLock) -> dict:
             good_shards.append(n)
         else:
             actions.append(f"dropped damaged vector shard {n}")
+    removed = m.get("tracks_removed")
+    if removed and not _file_ok(path, removed, files.get(removed)):
+        actions.append(f"dropped damaged removal list {removed} (tracks removed since the last full commit are "
+                       f"listed again until the next index run finds their files gone)")
+        m["tracks_removed"] = removed = None
     m["tracks"], m["shards"] = base + good_parts, good_shards
-    m["files"] = {k: v for k, v in files.items() if k in set(m["tracks"]) | set(m["shards"]) or k.startswith("encoder/")}
+    kept = set(m["tracks"]) | set(m["shards"]) | ({removed} if removed else set())
+    m["files"] = {k: v for k, v in files.items() if k in kept or k.startswith("encoder/")}
     m["index"], m["transform"], m["index_template"] = None, None, None
     text = json.dumps(m, indent=1, sort_keys=True).encode()
     _atomic_write(path / MANIFEST, lambda f: f.write(text))

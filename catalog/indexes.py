@@ -429,6 +429,87 @@ class TrackIndex:
         faiss.write_index(self.index, faiss.PyCallbackIOWriter(f.write, 1 << 22))
 
 
+class LayeredIndex:
+    """A main index, a small delta index of the vectors written since the main one was built, and the ids of
+    the main index that no longer count (tracks removed, or re-embedded into the delta).
+
+    What a commit of a few tracks writes instead of rewriting a million-vector index (seconds of writing,
+    syncing and checksumming); the store folds the delta into a new main index once it holds DELTA_FRACTION
+    of the library. The delta is the main index's own trained template with the new vectors added, so both
+    hold the very codes one index would: searching both and merging the scores gives what the folded index
+    gives. Same interface as :class:`TrackIndex` for reading and searching."""
+
+    def __init__(self, main: TrackIndex, delta: TrackIndex, hidden: np.ndarray):
+        import faiss
+
+        self.main, self.delta = main, delta
+        self.hidden = np.unique(np.asarray(hidden, np.int64))
+        # the main index's ids that still count: every id the hidden list does not name (a FAISS selector does
+        # not own the selectors it combines: both are kept here)
+        self._hidden_sel = faiss.IDSelectorBatch(self.hidden) if len(self.hidden) else None
+        self._visible = faiss.IDSelectorNot(self._hidden_sel) if len(self.hidden) else None
+
+    # the main index's transform and kind are the delta's too
+    dim = property(lambda self: self.main.dim)
+    width = property(lambda self: self.main.width)
+    mean = property(lambda self: self.main.mean)
+    is_ivf = property(lambda self: self.main.is_ivf)
+
+    def embed(self, raw: np.ndarray) -> np.ndarray:
+        return self.main.embed(raw)
+
+    def impute(self, raw: np.ndarray) -> np.ndarray:
+        return self.main.impute(raw)
+
+    def exhaustive_nprobe(self) -> int | None:
+        return self.main.exhaustive_nprobe()
+
+    @property
+    def ntotal(self) -> int:
+        return self.main.ntotal - len(self.hidden) + self.delta.ntotal
+
+    def ids(self) -> np.ndarray:
+        main = self.main.ids()
+        return np.concatenate([main[~np.isin(main, self.hidden)], self.delta.ids()])
+
+    def describe(self) -> str:
+        return self.main.describe()
+
+    def reconstruct(self, track_id: int) -> np.ndarray:
+        try:
+            return self.delta.reconstruct(track_id)
+        except KeyError:
+            pass
+        i = int(np.searchsorted(self.hidden, int(track_id)))
+        if i < len(self.hidden) and self.hidden[i] == int(track_id):
+            raise KeyError(track_id)
+        return self.main.reconstruct(track_id)
+
+    def search(self, q: np.ndarray, k: int, selector=None, nprobe: int | None = None):
+        import faiss
+
+        both = None
+        if self._visible is None:
+            main_sel = selector
+        elif selector is None:
+            main_sel = self._visible
+        else:
+            main_sel = both = faiss.IDSelectorAnd(selector, self._visible)
+        s1, i1 = self.main.search(q, k, main_sel, nprobe)
+        del both
+        if self.delta.ntotal == 0:
+            return s1, i1
+        s2, i2 = self.delta.search(q, k, selector, nprobe)
+        return merge_results(np.hstack([s1, s2]), np.hstack([i1, i2]), k)
+
+
+def merge_results(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best of several result lists laid side by side (missing results have id -1)."""
+    s = np.where(ids >= 0, scores, -np.inf)
+    order = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(scores, order, 1), np.take_along_axis(ids, order, 1)
+
+
 def empty(fitted: Fitted, dim: int, kind: str, train: np.ndarray, n_expected: int, pq_m: int | None = None) -> TrackIndex:
     """An empty index of ``kind`` for ``fitted``, its quantisers trained on the raw ``train`` sample (rows may
     hold NaN)."""

@@ -35,9 +35,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..catalog.track import COLUMNS, SCHEMA, STATUS_OK, Track, bool_arrow, index_arrow, ints_np, ok_mask
+from ..catalog.track import (COLUMNS, SCHEMA, STATUS_OK, Track, bool_arrow, index_arrow, ints_np, ok_mask,
+                             string_scalar)
 from . import indexes
-from .indexes import Fitted, Policy, TrackIndex, standardize, unit
+from .indexes import Fitted, LayeredIndex, Policy, TrackIndex, standardize, unit
 
 FORMAT = "soundalike-store"
 VERSION = 2  # 2: the compact index (transform inside the FAISS file); 1 is read, and rewritten by its next commit
@@ -48,6 +49,8 @@ SUFFIX = ".soundalike"
 #: The library transform is refitted when the library has grown to this many times the tracks it was fitted on
 #: (or with ``soundalike reindex --refit``); in between, scores do not move unless the library near a track did.
 REFIT_GROWTH = 1.5
+PART = ".part.parquet"  # a track table of changed rows over the base one (a checkpoint's, or a small commit's)
+DELTA_FRACTION = 0.02  # a commit writes a delta (index and track table) until it changes this share of the library
 SHARD_ROWS = 50_000  # vectors a shard holds at most when shards are compacted
 
 
@@ -186,7 +189,12 @@ def check_manifest(m, mf: Path) -> dict:
         for c in counters:
             if (c in part or c == "generation") and not _is_int(part.get(c)):
                 raise bad(f"'{key}.{c}' must be a non-negative integer")
-    listed = [*m["tracks"], *m["shards"], *(m[k]["file"] for k in ("index", "transform", "index_template") if m.get(k))]
+    if m.get("tracks_removed") is not None and not _is_name(m["tracks_removed"]):
+        raise bad("'tracks_removed' must be null or a file inside the store")
+    delta = (m.get("index") or {}).get("delta")
+    if delta is not None and not (isinstance(delta, dict) and _is_name(delta.get("file")) and _is_name(delta.get("hidden"))):
+        raise bad("'index.delta' must be null or an object naming its file and its hidden list")
+    listed = _listed(m)
     unlisted = [n for n in listed if n not in files]
     if unlisted:
         raise bad(f"{unlisted[0]} has no size and checksum under 'files'")
@@ -195,14 +203,26 @@ def check_manifest(m, mf: Path) -> dict:
     return m
 
 
+def _listed(m: dict) -> list[str]:
+    """Every file a (checked) manifest's generation references, besides the encoder's."""
+    out = [*m["tracks"], *m["shards"], *(m[k]["file"] for k in ("index", "transform", "index_template") if m.get(k))]
+    if m.get("tracks_removed"):
+        out.append(m["tracks_removed"])
+    delta = (m.get("index") or {}).get("delta")
+    if delta:
+        out += [delta["file"], delta["hidden"]]
+    return out
+
+
 def _short_repr(v) -> str:
     text = repr(v)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _read_tracks(root: Path, names: list[str], columns: list[str] | None = None) -> pa.Table:
-    """Base table plus parts; for an id present more than once, the last row wins. ``columns`` (``id`` is
-    always read) limits what is read from disk."""
+def _read_tracks(root: Path, names: list[str], columns: list[str] | None = None,
+                 removed: np.ndarray | None = None) -> pa.Table:
+    """Base table plus parts; for an id present more than once, the last row wins; ids in ``removed`` are left
+    out. ``columns`` (``id`` is always read) limits what is read from disk."""
     schema = SCHEMA if columns is None else pa.schema([SCHEMA.field(c) for c in dict.fromkeys(["id", *columns])])
     tables = []
     for name in names:
@@ -212,14 +232,39 @@ def _read_tracks(root: Path, names: list[str], columns: list[str] | None = None)
             raise StoreError(f"{root / name}: unreadable track table ({_short(err)}){_REMEDY}") from None
     if not tables:
         return schema.empty_table()
-    table = pa.concat_tables(tables)
-    if len(tables) == 1:
-        return table
-    ids = ints_np(table.column("id"))
-    # keep the last occurrence of every id
-    _, last_rev = np.unique(ids[::-1], return_index=True)
-    keep = np.sort(len(ids) - 1 - last_rev)
-    return table.take(index_arrow(keep))
+    removed = np.zeros(0, np.int64) if removed is None else np.asarray(removed, np.int64)
+    if len(tables) == 1 and not len(removed) and not names[0].endswith(PART):
+        return tables[0]
+    # newest table first, each row kept unless a newer table (or the removal list) already named its id: one
+    # pass over an id bitmap (no sort of a million ids for the few rows a part changes)
+    all_ids = [ints_np(t.column("id")) for t in tables]
+    top = int(max([removed.max(initial=-1), *(i.max(initial=-1) for i in all_ids)])) + 1
+    seen = np.zeros(top, bool)
+    seen[removed] = True
+    keeps = [None] * len(tables)
+    for at in range(len(tables) - 1, -1, -1):
+        ids = all_ids[at]
+        keep = ~seen[ids]
+        if names[at].endswith(PART) and len(ids):  # a part may list an id twice: its last row wins (a base never does)
+            _, last_rev = np.unique(ids[::-1], return_index=True)
+            last = np.zeros(len(ids), bool)
+            last[len(ids) - 1 - last_rev] = True
+            keep &= last
+        seen[ids] = True
+        keeps[at] = keep
+    parts = [t if k.all() else t.filter(bool_arrow(k)) for t, k in zip(tables, keeps)]
+    return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+
+def read_removed(root: Path, m: dict) -> np.ndarray:
+    """Ids removed since the manifest's base track table was written (int64, sorted)."""
+    name = m.get("tracks_removed")
+    if not name:
+        return np.zeros(0, np.int64)
+    try:
+        return np.load(root / name).astype(np.int64)
+    except Exception as err:
+        raise StoreError(f"{root / name}: unreadable removal list ({_short(err)}){_REMEDY}") from None
 
 
 def live_ids(table: pa.Table) -> np.ndarray:
@@ -363,6 +408,22 @@ def read_index(root: Path, info: dict, dim: int, *, mmap: bool, fitted=None) -> 
         raise StoreError(f"{p}: {err}{_REMEDY}") from None
 
 
+def open_index(root: Path, info: dict, dim: int, *, mmap: bool, fitted=None) -> TrackIndex | LayeredIndex:
+    """The index a manifest's ``index`` describes: its main file, with the delta and the hidden ids a small
+    commit wrote beside it when there are some."""
+    main = read_index(root, info, dim, mmap=mmap, fitted=fitted)
+    delta = info.get("delta")
+    if not delta:
+        return main
+    index = read_index(root, {"file": delta["file"]}, dim, mmap=False)
+    p = root / delta["hidden"]
+    try:
+        hidden = np.load(p).astype(np.int64)
+    except Exception as err:
+        raise StoreError(f"{p}: unreadable list of replaced vectors ({_short(err)}){_REMEDY}") from None
+    return LayeredIndex(main, index, hidden)
+
+
 def _newer_shards(m: dict, shards_indexed: int) -> list[str]:
     return [n for n in m["shards"] if _shard_number(n) >= int(shards_indexed)]
 
@@ -417,7 +478,8 @@ def current_index(root: Path, m: dict, live: np.ndarray) -> TrackIndex:
 
 
 #: (header, trailer) bytes of the file kinds a store holds
-_MAGIC = {".parquet": ((b"PAR1",), b"PAR1"), ".npz": ((b"PK",), b""), ".faiss": ((b"IxM2", b"IxPT"), b"")}
+_MAGIC = {".parquet": ((b"PAR1",), b"PAR1"), ".npz": ((b"PK",), b""), ".faiss": ((b"IxM2", b"IxPT"), b""),
+          ".npy": ((b"\x93NUM",), b"")}
 
 
 class Store:
@@ -504,7 +566,8 @@ class Store:
     @property
     def tracks(self) -> pa.Table:
         if self._tracks is None:
-            self._tracks = _read_tracks(self.path, self.manifest["tracks"], self._columns)
+            self._tracks = _read_tracks(self.path, self.manifest["tracks"], self._columns,
+                                        read_removed(self.path, self.manifest))
         return self._tracks
 
     def vectors(self) -> tuple[np.ndarray, np.ndarray]:
@@ -530,7 +593,7 @@ class Store:
         if self._index is None:
             info = self.manifest.get("index")
             if info and info.get("generation") == self.generation:
-                self._index = read_index(self.path, info, self.dim, mmap=True, fitted=self.fitted)
+                self._index = open_index(self.path, info, self.dim, mmap=True, fitted=self.fitted)
             else:
                 self._index = current_index(self.path, self.manifest, live_ids(self.tracks))
         return self._index
@@ -626,17 +689,13 @@ class StoreWriter:
         runtimes = self.manifest["encoder"].setdefault("runtimes", [])
         if encoder.get("runtime") and encoder["runtime"] not in runtimes:
             runtimes.append(encoder["runtime"])
-        # the committed rows stay one Arrow table (a million Python dicts would cost seconds and gigabytes);
-        # this session's changes are dicts over it until a commit merges them
-        self._set_base(_read_tracks(self.path, self.manifest["tracks"]))
-        if len(self._base_ids):
-            self.manifest["next_id"] = max(self.manifest["next_id"], int(self._base_ids.max()) + 1)
-        self._by_path: dict[str, int] = dict(zip(self._base.column("path").to_pylist(), self._base_ids.tolist()))
+        self._load_base()
         self._changed: dict[int, dict] = {}  # rows put since the last commit, by id
-        self._pending_rows: list[dict] = []
+        self._pending_rows: list[dict] = []  # rows put since the last checkpoint or commit
         self._pending_ids: list[np.ndarray] = []
         self._pending_vecs: list[np.ndarray] = []
         self._removed: set[int] = set()
+        self._session_paths: dict[str, int | None] = {}  # paths given ids (or removed, None) since the last commit
 
     # -- lock ----------------------------------------------------------------------------------------------
     def close(self) -> None:
@@ -675,16 +734,51 @@ class StoreWriter:
         }
 
     # -- what the store holds ------------------------------------------------------------------------------
-    def _set_base(self, table: pa.Table) -> None:
-        self._base = table
-        self._base_ids = ints_np(table.column("id"))
+    def _load_base(self) -> None:
+        """The committed rows, as cheaply as a small commit needs them: ids, statuses and paths (Arrow and NumPy
+        columns; a million Python dicts would cost seconds and gigabytes). The whole table is read only when
+        asked for (:attr:`_base`)."""
+        m = self.manifest
+        self._stale = False
+        self._removed_before = read_removed(self.path, m)
+        self._base_names = list(m["tracks"])  # (a checkpoint adds parts to the manifest: not to the base)
+        light = _read_tracks(self.path, self._base_names, ["status", "path"], self._removed_before)
+        self._base_ids = ints_np(light.column("id"))
+        self._base_ok = ok_mask(light.column("status"))
+        self._base_paths = light.column("path")
         self._base_order = np.argsort(self._base_ids, kind="stable")
+        self._base_table: pa.Table | None = None
+        self._path_ids: dict[str, int] | None = None
+        self._path_lookups = 0
+        if len(self._base_ids):
+            m["next_id"] = max(m["next_id"], int(self._base_ids.max()) + 1)
+
+    @property
+    def _base(self) -> pa.Table:
+        """Every column of the committed rows (in the order of ``_base_ids``)."""
+        if self._base_table is None:
+            self._base_table = _read_tracks(self.path, self._base_names, None, self._removed_before)
+            assert len(self._base_table) == len(self._base_ids)
+        return self._base_table
 
     def _base_row(self, track_id: int) -> int | None:
         i = int(np.searchsorted(self._base_ids, track_id, sorter=self._base_order))
         if i < len(self._base_ids) and self._base_ids[self._base_order[i]] == track_id:
             return int(self._base_order[i])
         return None
+
+    def _committed_id(self, path: str) -> int | None:
+        """The id of a committed path: a scan of the path column for the first few lookups (a small commit
+        never builds a dict of a million paths), a dict once there are many."""
+        if self._path_ids is None:
+            self._path_lookups += 1
+            if self._path_lookups <= 16:
+                import pyarrow.compute as pc
+
+                row = pc.index(self._base_paths, string_scalar(path)).as_py()
+                return int(self._base_ids[row]) if row >= 0 else None
+            self._path_ids = dict(zip(self._base_paths.to_pylist(), self._base_ids.tolist()))
+        return self._path_ids.get(path)
 
     def _overridden(self) -> np.ndarray:
         """Mask over the committed rows: replaced or removed since the last commit."""
@@ -693,6 +787,7 @@ class StoreWriter:
 
     def known(self) -> dict[str, dict]:
         """Committed rows (plus this session's pending ones) by path."""
+        self._fresh()
         keep = ~self._overridden()
         base = self._base if keep.all() else self._base.filter(bool_arrow(keep))
         rows = {r["path"]: r for r in base.to_pylist()}
@@ -703,8 +798,14 @@ class StoreWriter:
         """(tracks, ok) of the store as it stands with this session's changes."""
         keep = ~self._overridden()
         tracks = int(keep.sum()) + len(self._changed)
-        ok = int(ok_mask(self._base.column("status"))[keep].sum()) + sum(r["status"] == STATUS_OK for r in self._changed.values())
+        ok = int(self._base_ok[keep].sum()) + sum(r["status"] == STATUS_OK for r in self._changed.values())
         return tracks, ok
+
+    def _live(self) -> np.ndarray:
+        """Ids of the tracks with a vector (status ok) as the store stands with this session's changes."""
+        keep = ~self._overridden() & self._base_ok
+        new = np.fromiter((i for i, r in self._changed.items() if r["status"] == STATUS_OK), dtype=np.int64)
+        return np.concatenate([self._base_ids[keep], new])
 
     def _merged(self) -> pa.Table:
         """One table of every track (committed rows, this session's changes applied), sorted by id."""
@@ -717,13 +818,19 @@ class StoreWriter:
         order = np.argsort(ids, kind="stable")
         return table if np.all(order == np.arange(len(ids))) else table.take(index_arrow(order))
 
+    def _fresh(self) -> None:
+        if self._stale:
+            self._load_base()
+
     def id_for(self, path: str) -> int:
         """The id of ``path``: its existing one, or a new one (ids are never reused)."""
-        if path in self._by_path:
-            return self._by_path[path]
+        self._fresh()
+        known = self._session_paths[path] if path in self._session_paths else self._committed_id(path)
+        if known is not None:
+            return known
         new = int(self.manifest["next_id"])
         self.manifest["next_id"] = new + 1
-        self._by_path[path] = new
+        self._session_paths[path] = new
         return new
 
     # -- changes -------------------------------------------------------------------------------------------
@@ -731,7 +838,7 @@ class StoreWriter:
         """Add or replace one track (and its raw vector when it has one)."""
         row = {name: getattr(track, name) for name in COLUMNS}
         self._changed[track.id] = row
-        self._by_path[track.path] = track.id
+        self._session_paths[track.path] = track.id
         self._removed.discard(track.id)
         self._pending_rows.append(row)
         if vector is not None:
@@ -739,13 +846,14 @@ class StoreWriter:
             self._pending_vecs.append(np.asarray(vector, np.float32).reshape(1, -1))
 
     def remove(self, track_id: int) -> None:
+        self._fresh()
         row = self._changed.pop(track_id, None)
         if row is None:
             at = self._base_row(track_id)
             if at is None or track_id in self._removed:
                 return
-            row = {"path": self._base.column("path")[at].as_py()}
-        self._by_path.pop(row["path"], None)
+            row = {"path": self._base_paths[at].as_py()}
+        self._session_paths[row["path"]] = None
         self._removed.add(track_id)
 
     @property
@@ -757,12 +865,13 @@ class StoreWriter:
         """Make pending additions durable cheaply: a shard and a Parquet part. No index is rebuilt."""
         if not self._pending_rows:
             return
+        self._fresh()
         gen = self.manifest["generation"] + 1
         new_files = []
         shard = self._write_shard()
         if shard:
             new_files.append(shard)
-        part = f"tracks.g{gen:06d}.part.parquet"
+        part = f"tracks.g{gen:06d}{PART}"
         _atomic_write(self.path / part, lambda f: pq.write_table(to_table_rows(self._pending_rows), f))
         new_files.append(part)
         self.manifest["tracks"] = self.manifest["tracks"] + [part]
@@ -770,29 +879,36 @@ class StoreWriter:
         self._publish(gen, new_files)
 
     def commit(self, *, refit: bool = False, rebuild: bool = False) -> None:
-        """Full commit: one merged track table, removals applied, and the track index brought up to date.
+        """Commit: the track table and the track index brought up to date, removals applied.
 
         The library transform is frozen between refits, so scores between tracks do not drift run to run: it
         is refitted when there is none, when the library has grown to REFIT_GROWTH times the tracks it was
-        fitted on, or when ``refit``. With the transform frozen, the index is updated in place: vectors of
-        tracks removed or re-embedded since it was built leave it (``remove_ids``) and the vectors of shards
-        written since go in (``add_with_ids``); no other vector is read. A refit, ``rebuild``, a compaction of
-        the shards, a change of index kind (asked for, or by size under ``auto``) or an index of the first
-        format rebuilds it from the shards, streaming them (see ``catalog.indexes.build``).
+        fitted on, or when ``refit``. With the transform frozen, nothing is rebuilt:
+
+        - a commit that changes less than DELTA_FRACTION of the library writes deltas: a Parquet part of the
+          changed rows and the list of removed ids beside the base table, and beside the main index a small
+          index of the vectors written since it was built (its own trained template, so the codes are the
+          ones the main index would hold) with the list of its ids that no longer count. Readers search both.
+          Its cost follows the size of the change, not of the library;
+        - past that, the deltas are folded: one merged track table, and the main index updated in place
+          (``remove_ids`` for vectors removed or re-embedded, ``add_with_ids`` for the shards written since
+          it was built; no other vector is read).
+
+        A refit, ``rebuild``, a compaction of the shards, a change of index kind (asked for, or by size under
+        ``auto``) or an index of the first format rebuilds the index from the shards, streaming them (see
+        ``catalog.indexes.build``).
         """
+        self._fresh()
         gen = self.manifest["generation"] + 1
+        m = self.manifest
         new_files = []
         shard = self._write_shard()
         if shard:
             new_files.append(shard)
-        table = self._merged()
-        name = f"tracks.g{gen:06d}.parquet"
-        _atomic_write(self.path / name, lambda f: pq.write_table(table, f))
-        new_files.append(name)
-        self.manifest["tracks"] = [name]
+        live = self._live()
+        statuses = self._statuses()
+        new_files += self._commit_tracks(gen, rebuild or refit)
 
-        m = self.manifest
-        live = live_ids(table)
         dim = int(m["encoder"]["dim"])
         kind = m["encoder"].get("transform")
         fitted_info = m.get("transform")
@@ -808,14 +924,17 @@ class StoreWriter:
         # the quantisers are frozen with the transform; for encoders without one, retrained by the same growth rule
         stale = bool(tinfo) and kind in (None, "none") and len(live) >= REFIT_GROWTH * max(int(tinfo.get("trained_on") or 0), 1)
         index = None
+        record = None
         if not (need_fit or rebuild or compact or stale) and prev.get("shards_indexed") is not None \
                 and prev.get("kind") != LEGACY_KIND and Policy.from_dict(prev.get("policy")) == policy:
-            index = self._updated_index(prev, live)
-            if index is not None and policy.choose(index.ntotal, index.width) != prev.get("type"):
-                index = None  # grown past what its kind is for: rebuilt as the kind its size calls for
+            record = self._delta_record(prev, live, gen, new_files, policy)
+            if record is None:
+                index = self._updated_index(prev, live)
+                if index is not None and policy.choose(index.ntotal, index.width) != prev.get("type"):
+                    index = None  # grown past what its kind is for: rebuilt as the kind its size calls for
         updated = index is not None
         info = {}
-        if index is None:
+        if record is None and index is None:
             if compact:
                 new_files += self._compact_shards(live)
             fitted = None if need_fit else _frozen(m, self.path)
@@ -836,23 +955,102 @@ class StoreWriter:
                 new_files.append(tname)
                 m["transform"] = {"kind": "standardize", "file": tname, "fitted_on": int(built.fitted.fitted_on),
                                   "generation": gen, "width": int(index.width)}
-        iname = f"tracks.g{gen:06d}.faiss"
-        # streamed to the file in blocks: no serialised copy of the whole index in memory
-        _atomic_write(self.path / iname, index.write)
-        new_files.append(iname)
-        # built: the generation whose commit last built it whole; updates: commits that changed it in place since
-        record = {k: v for k, v in prev.items() if k not in ("file", "count", "generation", "shards_indexed")} if updated else info
-        record.update({"file": iname, "kind": index.describe(), "metric": "inner_product", "count": int(index.ntotal),
-                       "generation": gen, "shards_indexed": int(m["next_shard"]),
-                       "built": int(prev.get("built", prev.get("generation", gen))) if updated else gen,
-                       "updates": int(prev.get("updates", 0)) + 1 if updated else 0,
-                       "bytes": int((self.path / iname).stat().st_size)})
+        if record is None:
+            iname = f"tracks.g{gen:06d}.faiss"
+            # streamed to the file in blocks: no serialised copy of the whole index in memory
+            _atomic_write(self.path / iname, index.write)
+            new_files.append(iname)
+            # built: the generation whose commit last built it whole; updates: commits that changed it since
+            keep = ("file", "count", "generation", "shards_indexed", "delta", "bytes")
+            record = {k: v for k, v in prev.items() if k not in keep} if updated else info
+            record.update({"file": iname, "kind": index.describe(), "metric": "inner_product", "count": int(index.ntotal),
+                           "generation": gen, "shards_indexed": int(m["next_shard"]),
+                           "built": int(prev.get("built", prev.get("generation", gen))) if updated else gen,
+                           "updates": int(prev.get("updates", 0)) + 1 if updated else 0,
+                           "bytes": int((self.path / iname).stat().st_size)})
         m["index"] = record
         self._pending_rows = []
         self._removed = set()
         self._changed = {}
-        self._set_base(table)
-        self._publish(gen, new_files)
+        self._session_paths = {}
+        self._publish(gen, new_files, statuses=statuses)
+        self._stale = True  # the committed rows are read again when next needed (a writer is mostly closed now)
+
+    def _commit_tracks(self, gen: int, merge: bool) -> list[str]:
+        """Write this commit's track table: a part of the rows changed since the last checkpoint and the list
+        of removed ids, or (``merge``, or the parts grown past DELTA_FRACTION of the base) one merged table.
+        Returns the files written."""
+        m = self.manifest
+        names = m["tracks"]
+        base = names[0] if names and not names[0].endswith(PART) else None
+        parts = names[1:] if base else names
+        # (an id put back after its removal is no longer removed)
+        removed = np.setdiff1d(np.union1d(self._removed_before, np.fromiter(self._removed, dtype=np.int64)),
+                               np.fromiter(self._changed, dtype=np.int64))
+        base_rows = pq.ParquetFile(self.path / base).metadata.num_rows if base else 0
+        part_rows = sum(pq.ParquetFile(self.path / n).metadata.num_rows for n in parts) + len(self._pending_rows)
+        if merge or base is None or part_rows + len(removed) > DELTA_FRACTION * base_rows or len(parts) >= 64:
+            table = self._merged()
+            name = f"tracks.g{gen:06d}.parquet"
+            _atomic_write(self.path / name, lambda f: pq.write_table(table, f))
+            m["tracks"], m["tracks_removed"] = [name], None
+            return [name]
+        written = []
+        if self._pending_rows:
+            part = f"tracks.g{gen:06d}{PART}"
+            rows = to_table_rows(self._pending_rows)
+            _atomic_write(self.path / part, lambda f: pq.write_table(rows, f))
+            m["tracks"] = names + [part]
+            written.append(part)
+        if not np.array_equal(removed, self._removed_before):
+            name = f"tracks.g{gen:06d}.removed.npy"
+            _atomic_write(self.path / name, lambda f: np.save(f, removed))
+            m["tracks_removed"] = name if len(removed) else None
+            written += [name] if len(removed) else []
+        return written
+
+    def _delta_record(self, prev: dict, live: np.ndarray, gen: int, new_files: list[str], policy: Policy) -> dict | None:
+        """The index record of a commit that leaves the main index as it is: the vectors written since it was
+        built go into a delta index, the ids it holds that no longer count into a hidden list. None when the
+        change is too big for a delta (the main index is then updated and rewritten)."""
+        m = self.manifest
+        tinfo = m.get("index_template")
+        if not tinfo or tinfo.get("type") != prev.get("type") or not (self.path / prev["file"]).is_file():
+            return None
+        dim = int(m["encoder"]["dim"])
+        try:
+            main = read_index(self.path, prev, dim, mmap=True)  # only its ids are read
+        except StoreError:
+            return None
+        main_ids = main.ids()
+        newer = _newer_shards(m, prev["shards_indexed"])
+        shard_ids = np.unique(np.concatenate([_read_shard_ids(self.path, n) for n in newer])) if newer else np.zeros(0, np.int64)
+        top = int(max(main_ids.max(initial=-1), live.max(initial=-1), shard_ids.max(initial=-1))) + 1
+        is_live = np.zeros(top, bool)
+        is_live[live] = True
+        new_ids = shard_ids[is_live[shard_ids]]
+        stays = is_live.copy()
+        stays[new_ids] = False
+        hidden = np.sort(main_ids[~stays[main_ids]])
+        total = len(main_ids) - len(hidden) + len(new_ids)
+        if len(hidden) + len(new_ids) > DELTA_FRACTION * len(main_ids) or policy.choose(total, main.width) != prev.get("type"):
+            return None
+        keep = ("delta", "count", "generation", "bytes")
+        record = {k: v for k, v in prev.items() if k not in keep}
+        record.update({"count": int(total), "generation": gen, "updates": int(prev.get("updates", 0)) + 1})
+        size = int((self.path / prev["file"]).stat().st_size)
+        if len(hidden) or len(new_ids):
+            delta = indexes.load_template((self.path / tinfo["file"]).read_bytes())
+            for ids, vecs in iter_latest(self.path, newer, new_ids):
+                delta.add(ids, vecs)
+            dname, hname = f"tracks.g{gen:06d}.delta.faiss", f"tracks.g{gen:06d}.hidden.npy"
+            _atomic_write(self.path / dname, delta.write)
+            _atomic_write(self.path / hname, lambda f: np.save(f, hidden))
+            new_files += [dname, hname]
+            record["delta"] = {"file": dname, "hidden": hname, "count": int(delta.ntotal), "hidden_count": len(hidden)}
+            size += (self.path / dname).stat().st_size + (self.path / hname).stat().st_size
+        record["bytes"] = size
+        return record
 
     def _updated_index(self, prev: dict, live: np.ndarray) -> TrackIndex | None:
         """The previous index with what changed since it was built: None when it cannot be read."""
@@ -896,8 +1094,9 @@ class StoreWriter:
         self._pending_ids, self._pending_vecs = [], []
         return name
 
-    def _publish(self, gen: int, new_files: list[str]) -> None:
-        """Checksum what this generation references and switch to it by replacing the manifest."""
+    def _publish(self, gen: int, new_files: list[str], statuses: tuple[int, int] | None = None) -> None:
+        """Checksum what this generation references and switch to it by replacing the manifest. ``statuses``:
+        (tracks, ok) of the generation (default: as the writer stands)."""
         m = self.manifest
         previous = set(m["files"])
         files = {}
@@ -907,7 +1106,7 @@ class StoreWriter:
             else:
                 p = self.path / name
                 files[name] = {"size": p.stat().st_size, "sha256": _sha256(p)}
-        tracks, ok = self._statuses()
+        tracks, ok = statuses or self._statuses()
         indexed = m.get("index") and m["index"].get("generation") == gen
         m["counts"] = {
             "tracks": tracks,
@@ -932,12 +1131,7 @@ class StoreWriter:
         self._collect_garbage(keep=set(files) | previous)
 
     def _referenced(self, m: dict) -> set[str]:
-        refs = set(m["tracks"]) | set(m["shards"])
-        if m.get("index"):
-            refs.add(m["index"]["file"])
-        for key in ("transform", "index_template"):
-            if m.get(key):
-                refs.add(m[key]["file"])
+        refs = set(_listed(m))
         if m["encoder"].get("model"):
             refs |= {f"encoder/{p.name}" for p in (self.path / "encoder").iterdir() if not p.name.startswith(".")}
         return refs

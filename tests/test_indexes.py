@@ -242,3 +242,78 @@ def test_streamed_rebuild_reads_each_live_vector_once_newest_first(tmp_path):
     vec = {int(i): v for g in got for i, v in zip(*g)}
     assert all(np.all(vec[i] == 7.0) for i in ids[:5])
     assert max(len(g[0]) for g in got) <= 64
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_a_small_commit_writes_deltas_that_answer_like_the_folded_index(tmp_path, kind):
+    """A commit that changes a few tracks of a big library writes a track part, a removal list, a delta index
+    and a hidden list, not a new main index or table; searching main + delta answers exactly what the folded
+    index answers; once the change passes DELTA_FRACTION everything is folded."""
+    from soundalike.catalog.store import DELTA_FRACTION
+
+    rng = np.random.default_rng(5)
+    raw, _ = clustered(2500, 64, rng)
+    store = tmp_path / f"{kind}.soundalike"
+    ids = make_store(store, raw[:2400], policy=Policy(kind=kind))
+    main_file = read_manifest(store)["index"]["file"]
+    m0 = read_manifest(store)
+    with StoreWriter(store, encoder=m0["encoder"]) as w:
+        new = []
+        for j in range(2400, 2410):  # ten new tracks
+            p = f"/new/{j}.flac"
+            t = Track(id=w.id_for(p), path=p, size=1, mtime=1.0, genre="jazz")
+            w.put(t, raw[j])
+            new.append(t.id)
+        for i in ids[:5]:  # five removed
+            w.remove(i)
+        # one re-embedded (its file changed): the same id, a new vector
+        p = "/m/000007.flac"
+        assert w.id_for(p) == ids[7]
+        w.put(Track(id=ids[7], path=p, size=2, mtime=2.0, genre="metal"), raw[2499])
+        w.commit()
+    m = read_manifest(store)
+    assert m["index"]["file"] == main_file and m["index"]["delta"]["count"] == 11
+    assert m["index"]["delta"]["hidden_count"] == 6 and m["index"]["count"] == 2400 - 5 + 10
+    assert len(m["tracks"]) == 2 and m["tracks_removed"] and verify(store)["ok"]
+    s = Searcher(store)
+    assert len(s) == 2405 and s.hit(ids[7]).genre == "metal"
+    with pytest.raises(Exception, match="no track"):
+        s.search_id(ids[0])
+    queries = [*ids[10:200:20], *new[:4], ids[7]]
+
+    def answers(searcher, **kw):
+        return [[(h.id, round(h.score, 5)) for h in searcher.search_id(i, k=10, **kw)] for i in queries]
+
+    before, before_jazz = answers(s), answers(s, genres=["jazz"])
+    assert all(ids[0] not in [i for i, _ in a] for a in before)
+    assert any(n in [i for i, _ in a] for a in before_jazz for n in new)  # the delta's tracks are found
+    # a reader of the new generation, and the same store folded into one index: the same answers
+    reindex(store)
+    folded = read_manifest(store)
+    assert "delta" not in folded["index"] and len(folded["tracks"]) == 1 and not folded.get("tracks_removed")
+    s2 = Searcher(store)
+    assert answers(s2) == before and answers(s2, genres=["jazz"]) == before_jazz
+
+    # a change past DELTA_FRACTION of the library folds at once
+    more = make_store_more(store, np.repeat(raw[:1], int(DELTA_FRACTION * 2405) + 2, axis=0))
+    m = read_manifest(store)
+    assert "delta" not in m["index"] and len(m["tracks"]) == 1 and m["index"]["count"] == 2405 + len(more)
+
+
+def test_rows_checkpointed_by_a_writer_are_committed_once(tmp_path):
+    """A writer that checkpoints, then commits, lists every track once (the checkpoint's part is not read back
+    as committed rows beside the writer's own)."""
+    rng = np.random.default_rng(6)
+    raw, _ = clustered(30, 16, rng)
+    store = tmp_path / "cp.soundalike"
+    make_store(store, raw[:20])
+    with StoreWriter(store, encoder=read_manifest(store)["encoder"]) as w:
+        for j in range(20, 30):
+            p = f"/m/{j:06d}.flac"
+            w.put(Track(id=w.id_for(p), path=p, size=1, mtime=1.0, genre="jazz"), raw[j])
+            if j == 24:
+                w.checkpoint()
+                assert len(w.known()) == 25
+        w.commit()
+    ids = Store(store).tracks.column("id").to_pylist()
+    assert sorted(ids) == list(range(30)) and Store(store).index().ntotal == 30 and verify(store)["ok"]
