@@ -385,8 +385,25 @@ class TrackIndex:
 
     def reconstruct(self, track_id: int) -> np.ndarray:
         """The vector held for ``track_id`` (in the index's space); KeyError when it holds none."""
+        import faiss
+
+        s = self.search_index
+        if isinstance(s, faiss.IndexIVF) and s.direct_map.type == faiss.DirectMap.NoMap:
+            # inverted lists without an id map: find the id in the lists' id arrays (memory-mapped; ~30 ms at
+            # a million tracks), then decode its code in place
+            inv = s.invlists
+            for lst in range(s.nlist):
+                n = inv.list_size(lst)
+                if not n:
+                    continue
+                at = np.flatnonzero(faiss.rev_swig_ptr(inv.get_ids(lst), n) == int(track_id))
+                if len(at):
+                    out = np.zeros(s.d, np.float32)
+                    s.reconstruct_from_offset(lst, int(at[0]), faiss.swig_ptr(out))
+                    return out
+            raise KeyError(track_id)
         try:
-            return self.search_index.reconstruct(int(track_id)).astype(np.float32)
+            return s.reconstruct(int(track_id)).astype(np.float32)
         except RuntimeError:
             raise KeyError(track_id) from None
 
@@ -551,8 +568,8 @@ def empty(fitted: Fitted, dim: int, kind: str, train: np.ndarray, n_expected: in
     if not len(x):  # nothing to learn the code range from: a unit vector's coordinates lie in [-1, 1]
         x = np.vstack([np.full((1, width), -1.0, np.float32), np.full((1, width), 1.0, np.float32)])
     sub.train(np.ascontiguousarray(x, dtype=np.float32))
-    if kind in ("ivf", "ivfpq"):
-        sub.set_direct_map_type(faiss.DirectMap.Hashtable)
+    # no id -> list map in inverted lists: a reader would rebuild its hash table of every id on each open (80 ms
+    # and tens of megabytes at a million tracks); a vector is found by scanning the lists' ids (see reconstruct)
     pre = faiss.IndexPreTransform(sub)
     for t in reversed(chain):
         pre.prepend_transform(t)

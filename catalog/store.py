@@ -35,8 +35,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..catalog.track import (COLUMNS, SCHEMA, STATUS_OK, Track, bool_arrow, index_arrow, ints_np, ok_mask,
-                             string_scalar)
+from ..catalog.track import (COLUMNS, SCHEMA, STATUS_OK, Track, bool_arrow, equals_np, index_arrow, ints_np, ok_mask,
+                             rows_table)
 from . import indexes
 from .indexes import Fitted, LayeredIndex, Policy, TrackIndex, standardize, unit
 
@@ -51,7 +51,8 @@ SUFFIX = ".soundalike"
 REFIT_GROWTH = 1.5
 PART = ".part.parquet"  # a track table of changed rows over the base one (a checkpoint's, or a small commit's)
 DELTA_FRACTION = 0.02  # a commit writes a delta (index and track table) until it changes this share of the library
-SHARD_ROWS = 50_000  # vectors a shard holds at most when shards are compacted
+SHARD_ROWS = 50_000
+ROW_GROUP = 16_384  # rows of a track table's row group: a query reads the text of its hits' groups only  # vectors a shard holds at most when shards are compacted
 
 
 class StoreError(Exception):
@@ -219,22 +220,24 @@ def _short_repr(v) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _read_tracks(root: Path, names: list[str], columns: list[str] | None = None,
-                 removed: np.ndarray | None = None) -> pa.Table:
-    """Base table plus parts; for an id present more than once, the last row wins; ids in ``removed`` are left
-    out. ``columns`` (``id`` is always read) limits what is read from disk."""
+def _read_track_rows(root: Path, names: list[str], columns: list[str] | None = None,
+                     removed: np.ndarray | None = None, dictionary: tuple[str, ...] = ()) -> tuple[pa.Table, np.ndarray | None]:
+    """Base table plus parts, concatenated, and which of their rows count (None: all): for an id present more
+    than once the last row wins, and ids in ``removed`` are left out. ``columns`` (``id`` is always read)
+    limits what is read from disk; ``dictionary``: see :func:`_read_parquet`."""
     schema = SCHEMA if columns is None else pa.schema([SCHEMA.field(c) for c in dict.fromkeys(["id", *columns])])
     tables = []
     for name in names:
         try:
-            tables.append(_read_parquet(root / name, schema))
+            tables.append(_read_parquet(root / name, schema, dictionary))
         except Exception as err:
             raise StoreError(f"{root / name}: unreadable track table ({_short(err)}){_REMEDY}") from None
     if not tables:
-        return schema.empty_table()
+        return _read_parquet_empty(schema, dictionary), None
+    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     removed = np.zeros(0, np.int64) if removed is None else np.asarray(removed, np.int64)
     if len(tables) == 1 and not len(removed) and not names[0].endswith(PART):
-        return tables[0]
+        return table, None
     # newest table first, each row kept unless a newer table (or the removal list) already named its id: one
     # pass over an id bitmap (no sort of a million ids for the few rows a part changes)
     all_ids = [ints_np(t.column("id")) for t in tables]
@@ -252,8 +255,20 @@ def _read_tracks(root: Path, names: list[str], columns: list[str] | None = None,
             keep &= last
         seen[ids] = True
         keeps[at] = keep
-    parts = [t if k.all() else t.filter(bool_arrow(k)) for t, k in zip(tables, keeps)]
-    return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+    keep = np.concatenate(keeps)
+    return table, None if keep.all() else keep
+
+
+def _read_parquet_empty(schema: pa.Schema, dictionary: tuple[str, ...]) -> pa.Table:
+    return pa.schema([pa.field(f.name, pa.dictionary(pa.int32(), f.type)) if f.name in dictionary else f
+                      for f in schema]).empty_table()
+
+
+def _read_tracks(root: Path, names: list[str], columns: list[str] | None = None,
+                 removed: np.ndarray | None = None) -> pa.Table:
+    """The rows that count of :func:`_read_track_rows` (one row per track)."""
+    table, keep = _read_track_rows(root, names, columns, removed)
+    return table if keep is None else table.filter(bool_arrow(keep))
 
 
 def read_removed(root: Path, m: dict) -> np.ndarray:
@@ -272,11 +287,15 @@ def live_ids(table: pa.Table) -> np.ndarray:
     return ints_np(table.column("id"))[ok_mask(table.column("status"))]
 
 
-def _read_parquet(p: Path, schema: pa.Schema) -> pa.Table:
-    """The ``schema`` columns of one Parquet file (a column an older store lacks comes back as nulls). Read with
-    ``ParquetFile``, not ``read_table``: the datasets layer behind the latter imports pandas, half a second of a
-    cold query."""
-    f = pq.ParquetFile(p)
+def _read_parquet(p: Path, schema: pa.Schema, dictionary: tuple[str, ...] = ()) -> pa.Table:
+    """The ``schema`` columns of one Parquet file (a column an older store lacks comes back as nulls); the text
+    columns named in ``dictionary`` stay dictionary-encoded as Parquet stores them (no decoding, and codes
+    without the compute module). Read with ``ParquetFile``, not ``read_table``: the datasets layer behind the
+    latter imports pandas, half a second of a cold query."""
+    if dictionary:
+        schema = pa.schema([pa.field(f.name, pa.dictionary(pa.int32(), f.type)) if f.name in dictionary else f
+                            for f in schema])
+    f = pq.ParquetFile(p, read_dictionary=[c for c in dictionary if c in schema.names] or None)
     have = set(f.schema_arrow.names)
     table = f.read(columns=[c for c in schema.names if c in have])
     cols = [table.column(c) if c in have else pa.nulls(len(table), schema.field(c).type) for c in schema.names]
@@ -485,17 +504,25 @@ _MAGIC = {".parquet": ((b"PAR1",), b"PAR1"), ".npz": ((b"PK",), b""), ".faiss": 
 class Store:
     """A read-only view of one committed generation of a store."""
 
-    def __init__(self, path: str | os.PathLike, *, columns: list[str] | None = None):
-        """``columns``: the track columns this view reads (default: all); ``id`` and ``status`` always."""
+    def __init__(self, path: str | os.PathLike, *, columns: list[str] | None = None, dictionary: tuple[str, ...] = ()):
+        """``columns``: the track columns this view reads (default: all); ``id`` and ``status`` always.
+        ``dictionary``: text columns kept dictionary-encoded (see :func:`_read_parquet`)."""
         self.path = Path(path)
         self.manifest = read_manifest(self.path)
         self._check_files()
         self._columns = None if columns is None else list(dict.fromkeys(["id", "status", *columns]))
+        self._dictionary = tuple(dictionary)
+        self._rows: tuple[pa.Table, np.ndarray | None] | None = None
+        self._extra: dict = {}  # columns read on demand
+        self._bounds = None  # first row of each track table
+        self._files: dict = {}
+        self._groups: dict = {}  # row groups read for cells
         self._tracks: pa.Table | None = None
         self._index = None
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, attempts: int = 5, columns: list[str] | None = None) -> "Store":
+    def open(cls, path: str | os.PathLike, *, attempts: int = 5, columns: list[str] | None = None,
+             dictionary: tuple[str, ...] = ()) -> "Store":
         """Open a store and load its tracks and index, consistently even while a writer commits: if the
         generation moves on under a reader (the writer deletes files two generations old), it starts again."""
         last_error = None
@@ -503,7 +530,7 @@ class Store:
             seen = None
             try:
                 seen = read_manifest(path)["generation"]
-                store = cls(path, columns=columns)
+                store = cls(path, columns=columns, dictionary=dictionary)
                 store.load()
                 return store
             except (StoreError, OSError) as err:
@@ -519,7 +546,7 @@ class Store:
     def load(self) -> "Store":
         """Read everything a reader uses (tracks, and the index with its transform) now: after this the view
         holds one consistent generation and keeps answering however many commits come after it."""
-        _ = self.tracks
+        self.track_rows()
         self.index()
         return self
 
@@ -563,11 +590,54 @@ class Store:
         model = self.manifest["encoder"].get("model")
         return self.path / model if model else None
 
+    def column(self, name: str):
+        """One track column, aligned with the table of :meth:`track_rows` (read on first use)."""
+        if name not in self._extra:
+            table, _ = _read_track_rows(self.path, self.manifest["tracks"], [name], read_removed(self.path, self.manifest))
+            self._extra[name] = table.column(name)
+        return self._extra[name]
+
+    def cells(self, rows, columns: list[str]) -> list[dict]:
+        """The values of ``columns`` at rows of :meth:`track_rows`' table, read from just the Parquet row groups
+        that hold them (a query's ten hits read ten groups, not a million rows of text)."""
+        bounds = np.cumsum([0, *(pq.ParquetFile(self.path / n).metadata.num_rows for n in self.manifest["tracks"])]) \
+            if self._bounds is None else self._bounds
+        self._bounds = bounds
+        out = []
+        for row in (int(r) for r in rows):
+            at = int(np.searchsorted(bounds, row, side="right")) - 1
+            name, local = self.manifest["tracks"][at], row - int(bounds[at])
+            f = self._files.get(name)
+            if f is None:
+                f = self._files[name] = pq.ParquetFile(self.path / name)
+            meta = f.metadata
+            starts = np.cumsum([0, *(meta.row_group(g).num_rows for g in range(meta.num_row_groups))])
+            g = int(np.searchsorted(starts, local, side="right")) - 1
+            key = (name, g)
+            if key not in self._groups:
+                if len(self._groups) >= 256:  # a long-lived reader keeps the groups of recent hits only
+                    self._groups.pop(next(iter(self._groups)))
+                have = set(f.schema_arrow.names)
+                self._groups[key] = f.read_row_group(g, columns=[c for c in columns if c in have])
+            group = self._groups[key]
+            names = set(group.column_names)
+            out.append({c: group.column(c)[local - int(starts[g])].as_py() if c in names else None for c in columns})
+        return out
+
+    def track_rows(self) -> tuple[pa.Table, np.ndarray | None]:
+        """The track tables as stored (base and parts concatenated) and which rows count (None: all); what a
+        searcher reads, without the filtering that :attr:`tracks` does."""
+        if self._rows is None:
+            self._rows = _read_track_rows(self.path, self.manifest["tracks"], self._columns,
+                                          read_removed(self.path, self.manifest), self._dictionary)
+        return self._rows
+
     @property
     def tracks(self) -> pa.Table:
+        """One row per track."""
         if self._tracks is None:
-            self._tracks = _read_tracks(self.path, self.manifest["tracks"], self._columns,
-                                        read_removed(self.path, self.manifest))
+            table, keep = self.track_rows()
+            self._tracks = table if keep is None else table.filter(bool_arrow(keep))
         return self._tracks
 
     def vectors(self) -> tuple[np.ndarray, np.ndarray]:
@@ -595,7 +665,9 @@ class Store:
             if info and info.get("generation") == self.generation:
                 self._index = open_index(self.path, info, self.dim, mmap=True, fitted=self.fitted)
             else:
-                self._index = current_index(self.path, self.manifest, live_ids(self.tracks))
+                table, keep = self.track_rows()
+                ok = ok_mask(table.column("status")) if keep is None else ok_mask(table.column("status")) & keep
+                self._index = current_index(self.path, self.manifest, ints_np(table.column("id"))[ok])
         return self._index
 
     def disk_bytes(self) -> int:
@@ -742,9 +814,11 @@ class StoreWriter:
         self._stale = False
         self._removed_before = read_removed(self.path, m)
         self._base_names = list(m["tracks"])  # (a checkpoint adds parts to the manifest: not to the base)
-        light = _read_tracks(self.path, self._base_names, ["status", "path"], self._removed_before)
-        self._base_ids = ints_np(light.column("id"))
-        self._base_ok = ok_mask(light.column("status"))
+        light, keep = _read_track_rows(self.path, self._base_names, ["status", "path"], self._removed_before, ("status",))
+        # position in the committed rows -> row of ``light`` (which also holds rows that no longer count)
+        self._base_rows = np.arange(len(light)) if keep is None else np.flatnonzero(keep)
+        self._base_ids = ints_np(light.column("id"))[self._base_rows]
+        self._base_ok = ok_mask(light.column("status"))[self._base_rows]
         self._base_paths = light.column("path")
         self._base_order = np.argsort(self._base_ids, kind="stable")
         self._base_table: pa.Table | None = None
@@ -773,11 +847,10 @@ class StoreWriter:
         if self._path_ids is None:
             self._path_lookups += 1
             if self._path_lookups <= 16:
-                import pyarrow.compute as pc
-
-                row = pc.index(self._base_paths, string_scalar(path)).as_py()
-                return int(self._base_ids[row]) if row >= 0 else None
-            self._path_ids = dict(zip(self._base_paths.to_pylist(), self._base_ids.tolist()))
+                at = np.flatnonzero(equals_np(self._base_paths, path)[self._base_rows])
+                return int(self._base_ids[at[-1]]) if len(at) else None
+            paths = self._base_paths.to_pylist()
+            self._path_ids = {paths[r]: i for r, i in zip(self._base_rows.tolist(), self._base_ids.tolist())}
         return self._path_ids.get(path)
 
     def _overridden(self) -> np.ndarray:
@@ -852,7 +925,7 @@ class StoreWriter:
             at = self._base_row(track_id)
             if at is None or track_id in self._removed:
                 return
-            row = {"path": self._base_paths[at].as_py()}
+            row = {"path": self._base_paths[int(self._base_rows[at])].as_py()}
         self._session_paths[row["path"]] = None
         self._removed.add(track_id)
 
@@ -917,7 +990,7 @@ class StoreWriter:
         else:
             need_fit = refit or not fitted_info or len(live) >= REFIT_GROWTH * max(int(fitted_info.get("fitted_on", 0)), 1)
         policy = Policy.from_dict(m.get("index_policy"))
-        shard_rows = sum(len(_read_shard_ids(self.path, n)) for n in m["shards"])
+        shard_rows = self._shard_rows()
         compact = shard_rows > 2 * max(len(live), 1) and len(m["shards"]) > 1  # mostly dead rows
         prev = m.get("index") or {}
         tinfo = m.get("index_template")
@@ -992,7 +1065,7 @@ class StoreWriter:
         if merge or base is None or part_rows + len(removed) > DELTA_FRACTION * base_rows or len(parts) >= 64:
             table = self._merged()
             name = f"tracks.g{gen:06d}.parquet"
-            _atomic_write(self.path / name, lambda f: pq.write_table(table, f))
+            _atomic_write(self.path / name, lambda f: pq.write_table(table, f, row_group_size=ROW_GROUP))
             m["tracks"], m["tracks_removed"] = [name], None
             return [name]
         written = []
@@ -1061,6 +1134,13 @@ class StoreWriter:
         bring_up_to_date(index, self.path, self.manifest, prev["shards_indexed"], live)
         return index
 
+    def _shard_rows(self) -> int:
+        """Rows the shards hold, live or dead (counted once a shard and kept in the manifest)."""
+        m = self.manifest
+        known = m.get("shard_rows") if isinstance(m.get("shard_rows"), dict) else {}
+        m["shard_rows"] = {n: known[n] if _is_int(known.get(n)) else len(_read_shard_ids(self.path, n)) for n in m["shards"]}
+        return sum(m["shard_rows"].values())
+
     def _compact_shards(self, live: np.ndarray) -> list[str]:
         """Rewrite the shards with only the live vectors (streaming, SHARD_ROWS a shard)."""
         old = self.manifest["shards"]
@@ -1091,6 +1171,7 @@ class StoreWriter:
         (self.path / "vectors").mkdir(exist_ok=True)
         _atomic_write(self.path / name, lambda f: np.savez(f, ids=ids, vectors=vecs))
         self.manifest["shards"] = self.manifest["shards"] + [name]
+        self.manifest.setdefault("shard_rows", {})[name] = len(ids)
         self._pending_ids, self._pending_vecs = [], []
         return name
 
@@ -1149,4 +1230,4 @@ class StoreWriter:
 
 
 def to_table_rows(rows: list[dict]) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=SCHEMA)
+    return rows_table(rows)

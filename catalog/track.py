@@ -61,8 +61,12 @@ COLUMNS = [f.name for f in SCHEMA]
 
 def to_table(tracks: list[Track]) -> pa.Table:
     """Tracks as an Arrow table with :data:`SCHEMA`."""
-    cols = {name: [getattr(t, name) for t in tracks] for name in COLUMNS}
-    return pa.Table.from_pydict(cols, schema=SCHEMA)
+    return rows_table([{name: getattr(t, name) for name in COLUMNS} for t in tracks])
+
+
+def rows_table(rows: list[dict]) -> pa.Table:
+    """Track rows (dicts of :data:`COLUMNS`) as an Arrow table with :data:`SCHEMA`, built without pandas."""
+    return pa.Table.from_arrays([arrow_array([r.get(f.name) for r in rows], f.type) for f in SCHEMA], schema=SCHEMA)
 
 
 def from_row(row: dict) -> Track:
@@ -87,19 +91,85 @@ def ints_np(column) -> np.ndarray:
     return out
 
 
+def _chunks(column) -> list:
+    return list(column.chunks) if isinstance(column, pa.ChunkedArray) else [column]
+
+
 def codes_np(column) -> tuple[np.ndarray, list]:
-    """A text column as (int64 codes, their values); a null has code -1."""
-    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if not len(arr):
+    """A text column as (int64 codes, their values); a null has code -1. A dictionary-encoded column (as
+    Parquet keeps low-cardinality text; see ``read_dictionary``) is read from its indices, without the compute
+    module (a tenth of a second to import)."""
+    chunks = _chunks(column)
+    if not sum(len(c) for c in chunks):
         return np.zeros(0, np.int64), []
-    enc = arr.dictionary_encode()
-    return ints_np(enc.indices), enc.dictionary.to_pylist()
+    if not all(pa.types.is_dictionary(c.type) for c in chunks):
+        arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+        enc = arr.dictionary_encode()
+        return ints_np(enc.indices), enc.dictionary.to_pylist()
+    values: dict = {}
+    out = []
+    for c in chunks:
+        # each chunk (Parquet row group) has a dictionary of its own: mapped onto one list of values
+        local = np.asarray([values.setdefault(v, len(values)) for v in c.dictionary.to_pylist()] + [-1], np.int64)
+        out.append(local[ints_np(c.indices)])  # a null index is -1: the appended -1
+    return np.concatenate(out), list(values)
+
+
+def equals_np(column, text: str) -> np.ndarray:
+    """Which rows of a text column equal ``text`` (nulls never), from the buffers."""
+    target = text.encode()
+    out = []
+    for c in _chunks(column):
+        if pa.types.is_dictionary(c.type):
+            names = c.dictionary.to_pylist()
+            out.append(ints_np(c.indices) == (names.index(text) if text in names else -2))
+            continue
+        validity, offs, data = c.buffers()
+        wide = pa.types.is_large_string(c.type)
+        offsets = np.frombuffer(offs, np.int64 if wide else np.int32, count=len(c) + 1, offset=c.offset * (8 if wide else 4))
+        raw = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+        rows = np.flatnonzero(np.diff(offsets) == len(target))
+        for j, byte in enumerate(target):
+            rows = rows[raw[offsets[rows] + j] == byte]
+        m = np.zeros(len(c), bool)
+        m[rows] = True
+        if c.null_count:
+            m &= np.unpackbits(np.frombuffer(validity, np.uint8), bitorder="little")[c.offset : c.offset + len(c)].astype(bool)
+        out.append(m)
+    return np.concatenate(out) if out else np.zeros(0, bool)
 
 
 def ok_mask(column) -> np.ndarray:
     """Which rows of a ``status`` column are indexed tracks (status ok)."""
-    codes, names = codes_np(column)
-    return codes == (names.index(STATUS_OK) if STATUS_OK in names else -2)
+    return equals_np(column, STATUS_OK)
+
+
+_NUMPY = {pa.int32(): np.int32, pa.int64(): np.int64, pa.float32(): np.float32, pa.float64(): np.float64}
+
+
+def arrow_array(values: list, type: pa.DataType) -> pa.Array:
+    """A list of Python values (None: null) as an Arrow array of ``type`` (an integer, a float, a string, or a
+    list of those), built from buffers: ``pa.array`` imports pandas, most of a small commit's time."""
+    n = len(values)
+    valid = np.fromiter((v is not None for v in values), dtype=bool, count=n)
+    nulls = n - int(valid.sum())
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
+    if type in _NUMPY:
+        data = np.fromiter((0 if v is None else v for v in values), dtype=_NUMPY[type], count=n)
+        return pa.Array.from_buffers(type, n, [bitmap, pa.py_buffer(data)], null_count=nulls)
+    if type == pa.string():
+        encoded = [b"" if v is None else str(v).encode() for v in values]
+        offsets = np.zeros(n + 1, np.int32)
+        np.cumsum([len(e) for e in encoded], out=offsets[1:])
+        return pa.Array.from_buffers(type, n, [bitmap, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))],
+                                     null_count=nulls)
+    if pa.types.is_list(type):
+        items = [list(v) if v is not None else [] for v in values]
+        offsets = np.zeros(n + 1, np.int32)
+        np.cumsum([len(i) for i in items], out=offsets[1:])
+        child = arrow_array([x for i in items for x in i], type.value_type)
+        return pa.Array.from_buffers(type, n, [bitmap, pa.py_buffer(offsets)], null_count=nulls, children=[child])
+    raise TypeError(f"no buffer conversion for {type}")
 
 
 def bool_arrow(mask: np.ndarray) -> pa.Array:

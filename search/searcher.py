@@ -16,7 +16,7 @@ import numpy as np
 
 from ..catalog.store import Store, StoreError
 from ..catalog.tags import normalise_genre
-from ..catalog.track import bool_arrow, codes_np, index_arrow, ints_np, ok_mask, string_scalar
+from ..catalog.track import codes_np, equals_np, ints_np, ok_mask
 
 
 GENRE_SOURCES = {"tags": "genre", "predicted": "predicted_genre"}
@@ -33,9 +33,10 @@ def _sources(source: str) -> list[str]:
 class _Codes:
     """A text column as integer codes: a mask for a set of values is one vectorised comparison."""
 
-    def __init__(self, column):
-        """``column``: an Arrow string column (nulls and empty strings have no code)."""
-        self.codes, names = codes_np(column)
+    def __init__(self, column, rows: np.ndarray):
+        """``column``: an Arrow string column (nulls and empty strings have no code), of which ``rows`` count."""
+        codes, names = codes_np(column)
+        self.codes = codes[rows]
         self.code = {n: i for i, n in enumerate(names) if n}
         counts = np.bincount(self.codes[self.codes >= 0], minlength=len(names)) if len(names) else []
         self.counts = {n: int(c) for n, c in zip(names, counts) if n}
@@ -72,22 +73,38 @@ class Searcher:
     many commits a writer makes later; :meth:`refreshed` gives a searcher of the newest generation."""
 
     #: the track columns a searcher reads (the others, e.g. predicted tags, stay on disk)
-    COLUMNS = ["id", "path", "title", "artist", "album", "genre", "predicted_genre", "duration_s", "missing_since"]
+    COLUMNS = ["id", "genre", "predicted_genre"]
+    DICTIONARY = ("status", "genre", "predicted_genre")  # read as codes, as Parquet keeps them
+    #: read for the hits only, from the row groups that hold them
+    HIT_COLUMNS = ["id", "path", "title", "artist", "album", "genre", "predicted_genre", "duration_s", "missing_since"]
 
     def __init__(self, store: Store | str | os.PathLike):
-        self.store = (store.load() if isinstance(store, Store) else Store.open(store, columns=self.COLUMNS))
-        t = self.store.tracks
-        # the searchable tracks, kept as Arrow columns: rows become Python objects only for the hits returned
+        self.store = (store.load() if isinstance(store, Store) else
+                      Store.open(store, columns=self.COLUMNS, dictionary=self.DICTIONARY))
+        # the searchable tracks stay Arrow columns as stored (rows become Python objects only for the hits
+        # returned; no filtering or taking, which would import Arrow's compute module into a cold query)
+        t, keep = self.store.track_rows()
         ok = ok_mask(t.column("status"))
-        self._table = (t if ok.all() else t.filter(bool_arrow(ok))).select(self.COLUMNS)
-        self._ids = ints_np(self._table.column("id"))
+        self._table = t
+        self._rows = np.flatnonzero(ok if keep is None else ok & keep)  # searchable position -> table row
+        self._ids = ints_np(t.column("id"))[self._rows]
         self._order = np.argsort(self._ids, kind="stable")
         self._sorted_ids = self._ids[self._order]
         # genres as integer codes, so a genre mask is one vectorised comparison
-        self._genre_columns = {src: _Codes(self._table.column(col)) for src, col in GENRE_SOURCES.items()}
+        self._genre_columns = {src: _Codes(t.column(col), self._rows) for src, col in GENRE_SOURCES.items()}
         self._id_space = int(self._ids.max()) + 1 if len(self._ids) else 0
         self._encoder = None
         self._filters: dict[tuple, tuple[np.ndarray, int]] = {}  # recent filters' bitmaps
+
+    def values(self, column: str) -> list:
+        """One column's values for the searchable tracks, in the order of :attr:`ids`."""
+        values = (self._table if column in self._table.column_names else self.store).column(column).to_pylist()
+        return [values[r] for r in self._rows.tolist()]
+
+    @property
+    def ids(self) -> np.ndarray:
+        """Ids of the searchable tracks."""
+        return self._ids
 
     def refreshed(self) -> "Searcher":
         """This searcher if its generation is still the store's newest, else a new one of the newest (the
@@ -123,7 +140,7 @@ class Searcher:
         return m
 
     def _position(self, track_id: int) -> int | None:
-        """Row of a searchable track in ``self._table``, or None."""
+        """Position of a searchable track in ``self._ids`` (and ``self._rows``), or None."""
         i = int(np.searchsorted(self._sorted_ids, int(track_id)))
         if i < len(self._sorted_ids) and self._sorted_ids[i] == int(track_id):
             return int(self._order[i])
@@ -131,22 +148,23 @@ class Searcher:
 
     def id_for_path(self, path: str | os.PathLike) -> int | None:
         """The id of a file in the store, matched by absolute path (then by resolved path)."""
-        import pyarrow.compute as pc
-
         p = os.path.abspath(os.fspath(path))
+        column = self.store.column("path")
+        searchable = np.zeros(len(self._table), bool)
+        searchable[self._rows] = True
         for candidate in dict.fromkeys((p, os.path.realpath(p))):
-            row = pc.index(self._table.column("path"), string_scalar(candidate)).as_py()
-            if row >= 0:
-                return int(self._ids[row])
+            rows = np.flatnonzero(equals_np(column, candidate) & searchable)
+            if len(rows):
+                return int(ints_np(self._table.column("id"))[rows[-1]])
         return None
 
     def hits(self, track_ids, scores) -> list[Hit]:
-        """Hits for searchable track ids (one Arrow ``take`` for all of them)."""
-        rows = [self._position(i) for i in track_ids]
-        if any(r is None for r in rows):
-            raise QueryError(f"no track with id {track_ids[rows.index(None)]} in {self.store.path}")
+        """Hits for searchable track ids (their rows read from the row groups that hold them)."""
+        positions = [self._position(i) for i in track_ids]
+        if any(p is None for p in positions):
+            raise QueryError(f"no track with id {track_ids[positions.index(None)]} in {self.store.path}")
         out = []
-        for r, score in zip(self._table.take(index_arrow(rows)).to_pylist(), scores):
+        for r, score in zip(self.store.cells(self._rows[positions], self.HIT_COLUMNS), scores):
             dur = r["duration_s"]
             out.append(Hit(id=int(r["id"]), score=float(score), path=r["path"], title=r["title"], artist=r["artist"],
                            album=r["album"], genre=r["genre"], duration_s=None if dur is None or dur != dur else float(dur),
@@ -185,8 +203,7 @@ class Searcher:
             m &= ~np.isin(self._ids, np.asarray(list(exclude_ids), dtype=np.int64))
         artists = {a.casefold() for a in exclude_artists if a}
         if artists:
-            m &= np.asarray([(a or "").casefold() not in artists for a in self._table.column("artist").to_pylist()],
-                            dtype=bool)
+            m &= np.asarray([(a or "").casefold() not in artists for a in self.values("artist")], dtype=bool)
         return m
 
     # -- queries -------------------------------------------------------------------------------------------
