@@ -291,9 +291,17 @@ def info(store, as_json):
         if idx.get("recall_at_10") is not None:
             lat, flt = idx.get("latency_ms") or {}, idx.get("latency_filtered_ms") or {}
             probe = f", nprobe {idx['nprobe']} of {idx['nlist']} lists" if idx.get("nprobe") else ""
+            filtered = (f"; {idx['recall_filtered_at_10']:.3f} with a 10% filter" if idx.get("recall_filtered_at_10") is not None
+                        else "") + (f" (nprobe {idx['nprobe_filtered']})" if idx.get("nprobe_filtered") else "")
             click.echo(f"recall    {idx['recall_at_10']:.3f} recall@10 against exact search over the full vectors "
-                       f"({idx.get('queries')} queries at {idx.get('measured_on')} tracks{probe}); query "
-                       f"{lat.get('p50', float('nan')):.2f} ms p50, {flt.get('p50', float('nan')):.2f} ms with a 10% filter")
+                       f"({idx.get('queries')} queries at {idx.get('measured_on')} tracks{probe}){filtered}")
+            click.echo(f"latency   {lat.get('p50', float('nan')):.2f} ms p50 a query, "
+                       f"{flt.get('p50', float('nan')):.2f} ms with a 10% filter (one thread)")
+            if idx.get("delta"):
+                from .catalog.store import DELTA_FRACTION
+
+                click.echo(f"delta     {idx['delta']['count']} vectors written since the index was built, "
+                           f"{idx['delta']['hidden_count']} of its vectors replaced or removed (folded in at {DELTA_FRACTION:.0%} of the library)")
     if tf:
         click.echo(f"transform {tf.get('kind')} fitted on {tf.get('fitted_on')} tracks; refitted when the library "
                    f"reaches {tf['refit_at']} tracks, or by 'soundalike reindex --refit'")

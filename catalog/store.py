@@ -600,28 +600,29 @@ class Store:
     def cells(self, rows, columns: list[str]) -> list[dict]:
         """The values of ``columns`` at rows of :meth:`track_rows`' table, read from just the Parquet row groups
         that hold them (a query's ten hits read ten groups, not a million rows of text)."""
-        bounds = np.cumsum([0, *(pq.ParquetFile(self.path / n).metadata.num_rows for n in self.manifest["tracks"])]) \
-            if self._bounds is None else self._bounds
-        self._bounds = bounds
+        names = self.manifest["tracks"]
+        if self._bounds is None:
+            self._bounds = np.cumsum([0, *(pq.ParquetFile(self.path / n).metadata.num_rows for n in names)])
         out = []
         for row in (int(r) for r in rows):
-            at = int(np.searchsorted(bounds, row, side="right")) - 1
-            name, local = self.manifest["tracks"][at], row - int(bounds[at])
-            f = self._files.get(name)
-            if f is None:
-                f = self._files[name] = pq.ParquetFile(self.path / name)
-            meta = f.metadata
-            starts = np.cumsum([0, *(meta.row_group(g).num_rows for g in range(meta.num_row_groups))])
+            at = int(np.searchsorted(self._bounds, row, side="right")) - 1
+            local = row - int(self._bounds[at])
+            if at not in self._files:
+                f = pq.ParquetFile(self.path / names[at])
+                meta = f.metadata
+                starts = np.cumsum([0, *(meta.row_group(g).num_rows for g in range(meta.num_row_groups))])
+                self._files[at] = (f, starts, set(f.schema_arrow.names))
+            f, starts, have = self._files[at]
             g = int(np.searchsorted(starts, local, side="right")) - 1
-            key = (name, g)
-            if key not in self._groups:
+            key = (at, g, tuple(columns))
+            group = self._groups.get(key)
+            if group is None:
                 if len(self._groups) >= 256:  # a long-lived reader keeps the groups of recent hits only
                     self._groups.pop(next(iter(self._groups)))
-                have = set(f.schema_arrow.names)
-                self._groups[key] = f.read_row_group(g, columns=[c for c in columns if c in have])
-            group = self._groups[key]
-            names = set(group.column_names)
-            out.append({c: group.column(c)[local - int(starts[g])].as_py() if c in names else None for c in columns})
+                table = f.read_row_group(g, columns=[c for c in columns if c in have])
+                group = self._groups[key] = [(c, table.column(c).combine_chunks() if c in have else None) for c in columns]
+            i = local - int(starts[g])
+            out.append({c: None if arr is None else arr[i].as_py() for c, arr in group})
         return out
 
     def track_rows(self) -> tuple[pa.Table, np.ndarray | None]:
