@@ -670,7 +670,7 @@ def measure_index(index: TrackIndex, query_ids: np.ndarray, query_raw: np.ndarra
 
     def found(nprobe=None, selector=None):
         _, ids = index.search(q, kk, selector=selector, nprobe=nprobe)
-        return np.asarray([[i for i in row if i != qi][:k] for row, qi in zip(ids, query_ids)])
+        return np.asarray([([i for i in row if i != qi] + [-1] * k)[:k] for row, qi in zip(ids, query_ids)])
 
     ids = index.ids()
     chosen = np.sort(ids[in_filter_sample(ids)])
