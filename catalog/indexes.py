@@ -7,12 +7,15 @@ reader can never pair an index with another library's statistics:
 
     CenteringTransform(library mean)           raw vector minus the mean (a NaN is imputed with the mean first)
     LinearTransform(d -> d')                   diag(1/std), times the top d' principal axes when fitted on
-                                               enough tracks (PCA_MIN_FIT): the standardisation and the PCA in
-                                               one matrix (a unit-normalisation between them would not change
-                                               any direction after the last one)
+                                               enough tracks (PCA_MIN_FIT) and a fixed random rotation of
+                                               them: the standardisation and the PCA in one matrix (a
+                                               unit-normalisation between them would not change any direction
+                                               after the last one; the rotation spreads the variance evenly
+                                               over the dimensions the 8-bit codes quantise)
     NormalizationTransform                     unit length: inner product = cosine
     IndexIDMap2(IndexScalarQuantizer 8 bit)    kind "flat": an exact scan of 1-byte codes
- or IndexIVFScalarQuantizer 8 bit             kind "ivf": inverted lists, nprobe measured at build time
+ or IndexIVFScalarQuantizer 8 bit             kind "ivf": inverted lists, nprobe measured at build time (one
+                                               for plain queries, one for a 10% filter)
 
 Encoders without a library transform (the seed CNN, trained heads) keep only the normalisation.
 

@@ -4,9 +4,14 @@
 
     mylib.soundalike/
       manifest.json                 the only file ever replaced; names every other file of the generation
-      tracks.g000007.parquet        one row per Track (base), plus parts written by checkpoints
+      tracks.g000007.parquet        one row per Track (base table; row groups of 16k rows)
+      tracks.g000009.part.parquet   rows changed since (a checkpoint's, or a small commit's); the last row wins
+      tracks.g000009.removed.npy    ids removed since the base table was written
       vectors/shard-000003.npz      ids (int64[n]) + raw track vectors (float32[n, d]); immutable
-      tracks.g000007.faiss          IndexIDMap2 over IndexFlatIP of the unit track vectors
+      tracks.g000007.faiss          the track index: the library transform and the codes (catalog.indexes)
+      tracks.g000009.delta.faiss    vectors written since the index was built, in its own quantisers
+      tracks.g000009.hidden.npy     ids of the index whose vectors no longer count (removed, re-embedded)
+      template.g000007.faiss        the trained empty index: frozen quantisers for deltas and rebuilds
       encoder/                      the encoder artefact the vectors came from (for outside queries)
       .lock                         held by the one writer
 
@@ -16,9 +21,11 @@ one, and a crash at any point leaves the last committed generation intact. Files
 the current one are kept (a reader may still be opening them); older ones are deleted.
 
 Checkpoints (during a long index run) append a vector shard and a Parquet part holding only the rows that
-changed; a full commit merges the parts into one base table, drops removed tracks, compacts shards that are
-mostly dead rows, and rebuilds the FAISS index. A reader whose manifest has no up-to-date index builds an
-exact one in memory from the shards.
+changed. A commit that changes less than DELTA_FRACTION of the library writes deltas (a part, a removal list,
+a delta index and a hidden list: its cost follows the change, not the library); a bigger one merges the parts
+into one base table and updates the index in place; a refit, a compaction of mostly dead shards or a change
+of index kind rebuilds the index from the shards. A reader whose manifest has no up-to-date index builds one
+in memory from the last index and the shards written since.
 """
 
 from __future__ import annotations
