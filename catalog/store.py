@@ -4,7 +4,7 @@
 
     mylib.soundalike/
       manifest.json                 the only file ever replaced; names every other file of the generation
-      tracks.g000007.parquet        one row per Track (base table; row groups of 16k rows)
+      tracks.g000007.parquet        one row per Track (base table; row groups of 8k rows)
       tracks.g000009.part.parquet   rows changed since (a checkpoint's, or a small commit's); the last row wins
       tracks.g000009.removed.npy    ids removed since the base table was written
       vectors/shard-000003.npz      ids (int64[n]) + raw track vectors (float32[n, d]); immutable
@@ -59,7 +59,7 @@ REFIT_GROWTH = 1.5
 PART = ".part.parquet"  # a track table of changed rows over the base one (a checkpoint's, or a small commit's)
 DELTA_FRACTION = 0.02  # a commit writes a delta (index and track table) until it changes this share of the library
 SHARD_ROWS = 50_000
-ROW_GROUP = 16_384  # rows of a track table's row group: a query reads the text of its hits' groups only  # vectors a shard holds at most when shards are compacted
+ROW_GROUP = 8_192  # rows of a track table's row group: a query reads the text of its hits' groups only  # vectors a shard holds at most when shards are compacted
 
 
 class StoreError(Exception):
@@ -600,7 +600,8 @@ class Store:
     def column(self, name: str):
         """One track column, aligned with the table of :meth:`track_rows` (read on first use)."""
         if name not in self._extra:
-            table, _ = _read_track_rows(self.path, self.manifest["tracks"], [name], read_removed(self.path, self.manifest))
+            table, _ = _read_track_rows(self.path, self.manifest["tracks"], [name], read_removed(self.path, self.manifest),
+                                        self._dictionary)
             self._extra[name] = table.column(name)
         return self._extra[name]
 

@@ -73,7 +73,7 @@ class Searcher:
     many commits a writer makes later; :meth:`refreshed` gives a searcher of the newest generation."""
 
     #: the track columns a searcher reads (the others, e.g. predicted tags, stay on disk)
-    COLUMNS = ["id", "genre", "predicted_genre"]
+    COLUMNS = ["id"]  # (and the status; genres are read on the first genre filter)
     DICTIONARY = ("status", "genre", "predicted_genre")  # read as codes, as Parquet keeps them
     #: read for the hits only, from the row groups that hold them
     HIT_COLUMNS = ["id", "path", "title", "artist", "album", "genre", "predicted_genre", "duration_s", "missing_since"]
@@ -88,10 +88,12 @@ class Searcher:
         self._table = t
         self._rows = np.flatnonzero(ok if keep is None else ok & keep)  # searchable position -> table row
         self._ids = ints_np(t.column("id"))[self._rows]
-        self._order = np.argsort(self._ids, kind="stable")
+        # (a base table is written in id order: no sort of a million ids when they already are)
+        self._order = (np.arange(len(self._ids)) if len(self._ids) < 2 or bool(np.all(self._ids[1:] > self._ids[:-1]))
+                       else np.argsort(self._ids, kind="stable"))
         self._sorted_ids = self._ids[self._order]
         # genres as integer codes, so a genre mask is one vectorised comparison
-        self._genre_columns = {src: _Codes(t.column(col), self._rows) for src, col in GENRE_SOURCES.items()}
+        self._genre_codes: dict[str, _Codes] = {}  # built on the first genre filter or listing
         self._id_space = int(self._ids.max()) + 1 if len(self._ids) else 0
         self._encoder = None
         self._filters: dict[tuple, tuple[np.ndarray, int]] = {}  # recent filters' bitmaps
@@ -130,14 +132,22 @@ class Searcher:
         """Genre -> number of searchable tracks, most common first, from tags, predictions or ``any``."""
         counts: dict[str, int] = {}
         for src in _sources(source):
-            for g in self._genre_columns[src].counts:
+            for g in self._genres_of(src).counts:
                 counts[g] = int(self._genre_mask([g], source).sum())
         return dict(sorted(counts.items(), key=lambda gc: (-gc[1], gc[0])))
+
+    def _genres_of(self, src: str) -> "_Codes":
+        """A genre source's codes over the searchable tracks (a query without a genre filter never needs them)."""
+        if src not in self._genre_codes:
+            col = GENRE_SOURCES[src]
+            column = self._table.column(col) if col in self._table.column_names else self.store.column(col)
+            self._genre_codes[src] = _Codes(column, self._rows)
+        return self._genre_codes[src]
 
     def _genre_mask(self, wanted, source: str) -> np.ndarray:
         m = np.zeros(len(self._ids), dtype=bool)
         for src in _sources(source):
-            m |= self._genre_columns[src].mask(wanted)
+            m |= self._genres_of(src).mask(wanted)
         return m
 
     def _position(self, track_id: int) -> int | None:
@@ -194,7 +204,7 @@ class Searcher:
         m = np.ones(len(self._ids), dtype=bool)
         if genres:
             wanted = {normalise_genre(g) for g in genres}
-            known = set().union(*(self._genre_columns[src].counts for src in _sources(genre_source)))
+            known = set().union(*(self._genres_of(src).counts for src in _sources(genre_source)))
             unknown = sorted(str(g) for g in wanted if g not in known)
             if unknown:
                 shown = ", ".join(list(self.genres(genre_source))[:12]) or "none"
