@@ -228,15 +228,17 @@ def _short_repr(v) -> str:
 
 
 def _read_track_rows(root: Path, names: list[str], columns: list[str] | None = None,
-                     removed: np.ndarray | None = None, dictionary: tuple[str, ...] = ()) -> tuple[pa.Table, np.ndarray | None]:
+                     removed: np.ndarray | None = None, dictionary: tuple[str, ...] = (),
+                     source=None) -> tuple[pa.Table, np.ndarray | None]:
     """Base table plus parts, concatenated, and which of their rows count (None: all): for an id present more
     than once the last row wins, and ids in ``removed`` are left out. ``columns`` (``id`` is always read)
-    limits what is read from disk; ``dictionary``: see :func:`_read_parquet`."""
+    limits what is read from disk; ``dictionary``: see :func:`_read_parquet`; ``source``: name -> what to
+    read (a path, or a file the caller holds open)."""
     schema = SCHEMA if columns is None else pa.schema([SCHEMA.field(c) for c in dict.fromkeys(["id", *columns])])
     tables = []
     for name in names:
         try:
-            tables.append(_read_parquet(root / name, schema, dictionary))
+            tables.append(_read_parquet(root / name if source is None else source(name), schema, dictionary))
         except Exception as err:
             raise StoreError(f"{root / name}: unreadable track table ({_short(err)}){_REMEDY}") from None
     if not tables:
@@ -294,7 +296,7 @@ def live_ids(table: pa.Table) -> np.ndarray:
     return ints_np(table.column("id"))[ok_mask(table.column("status"))]
 
 
-def _read_parquet(p: Path, schema: pa.Schema, dictionary: tuple[str, ...] = ()) -> pa.Table:
+def _read_parquet(p, schema: pa.Schema, dictionary: tuple[str, ...] = ()) -> pa.Table:
     """The ``schema`` columns of one Parquet file (a column an older store lacks comes back as nulls); the text
     columns named in ``dictionary`` stay dictionary-encoded as Parquet stores them (no decoding, and codes
     without the compute module). Read with ``ParquetFile``, not ``read_table``: the datasets layer behind the
@@ -521,6 +523,7 @@ class Store:
         self._dictionary = tuple(dictionary)
         self._rows: tuple[pa.Table, np.ndarray | None] | None = None
         self._extra: dict = {}  # columns read on demand
+        self._maps: dict = {}  # track tables kept open (memory-mapped)
         self._bounds = None  # first row of each track table
         self._files: dict = {}
         self._groups: dict = {}  # row groups read for cells
@@ -597,11 +600,21 @@ class Store:
         model = self.manifest["encoder"].get("model")
         return self.path / model if model else None
 
+    def _source(self, name: str):
+        """A track table of this generation, memory-mapped when first read and kept: what a reader reads later
+        (a column, a hit's row) still comes from this generation after a writer has deleted its files."""
+        if name not in self._maps:
+            try:
+                self._maps[name] = pa.memory_map(str(self.path / name))
+            except OSError as err:
+                raise StoreError(f"{self.path / name}: unreadable track table ({_short(err)}){_REMEDY}") from None
+        return self._maps[name]
+
     def column(self, name: str):
         """One track column, aligned with the table of :meth:`track_rows` (read on first use)."""
         if name not in self._extra:
             table, _ = _read_track_rows(self.path, self.manifest["tracks"], [name], read_removed(self.path, self.manifest),
-                                        self._dictionary)
+                                        self._dictionary, self._source)
             self._extra[name] = table.column(name)
         return self._extra[name]
 
@@ -610,13 +623,13 @@ class Store:
         that hold them (a query's ten hits read ten groups, not a million rows of text)."""
         names = self.manifest["tracks"]
         if self._bounds is None:
-            self._bounds = np.cumsum([0, *(pq.ParquetFile(self.path / n).metadata.num_rows for n in names)])
+            self._bounds = np.cumsum([0, *(pq.ParquetFile(self._source(n)).metadata.num_rows for n in names)])
         out = []
         for row in (int(r) for r in rows):
             at = int(np.searchsorted(self._bounds, row, side="right")) - 1
             local = row - int(self._bounds[at])
             if at not in self._files:
-                f = pq.ParquetFile(self.path / names[at])
+                f = pq.ParquetFile(self._source(names[at]))
                 meta = f.metadata
                 starts = np.cumsum([0, *(meta.row_group(g).num_rows for g in range(meta.num_row_groups))])
                 self._files[at] = (f, starts, set(f.schema_arrow.names))
@@ -638,7 +651,7 @@ class Store:
         searcher reads, without the filtering that :attr:`tracks` does."""
         if self._rows is None:
             self._rows = _read_track_rows(self.path, self.manifest["tracks"], self._columns,
-                                          read_removed(self.path, self.manifest), self._dictionary)
+                                          read_removed(self.path, self.manifest), self._dictionary, self._source)
         return self._rows
 
     @property

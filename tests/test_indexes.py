@@ -332,3 +332,21 @@ def test_rows_checkpointed_by_a_writer_are_committed_once(tmp_path):
         w.commit()
     ids = Store(store).tracks.column("id").to_pylist()
     assert sorted(ids) == list(range(30)) and Store(store).index().ntotal == 30 and verify(store)["ok"]
+
+
+def test_a_searcher_reads_its_own_generation_after_the_writer_collected_its_files(tmp_path):
+    """Hit rows, paths and genres are read lazily: from the files a searcher holds open, so a searcher kept
+    across several commits (a server) still answers, and from its own generation."""
+    rng = np.random.default_rng(8)
+    raw, _ = clustered(600, 16, rng)
+    store = tmp_path / "kept.soundalike"
+    make_store(store, raw[:200])
+    first_table = read_manifest(store)["tracks"][0]
+    s = Searcher(store)
+    before = [(h.id, h.path, h.genre) for h in s.search_id(5, k=5)]
+    for i in range(3):
+        make_store_more(store, raw[200 + 100 * i : 300 + 100 * i])
+    assert not (store / first_table).exists()  # collected by the writer
+    assert [(h.id, h.path, h.genre) for h in s.search_id(5, k=5)] == before
+    assert s.id_for_path(before[0][1]) == before[0][0] and len(s) == 200
+    assert sum(s.genres().values()) == 200 and len(Searcher(store)) == 500
