@@ -58,8 +58,8 @@ SUFFIX = ".soundalike"
 REFIT_GROWTH = 1.5
 PART = ".part.parquet"  # a track table of changed rows over the base one (a checkpoint's, or a small commit's)
 DELTA_FRACTION = 0.02  # a commit writes a delta (index and track table) until it changes this share of the library
-SHARD_ROWS = 50_000
-ROW_GROUP = 8_192  # rows of a track table's row group: a query reads the text of its hits' groups only  # vectors a shard holds at most when shards are compacted
+SHARD_ROWS = 50_000  # vectors a shard holds at most when shards are compacted
+ROW_GROUP = 8_192  # rows of a track table's row group: a query reads the text of its hits' groups only
 
 
 class StoreError(Exception):
@@ -456,20 +456,23 @@ def _newer_shards(m: dict, shards_indexed: int) -> list[str]:
     return [n for n in m["shards"] if _shard_number(n) >= int(shards_indexed)]
 
 
+def _no_longer_held(held: np.ndarray, live: np.ndarray, new_ids: np.ndarray) -> np.ndarray:
+    """Which of the ``held`` ids an index must drop: tracks no longer live, and tracks re-embedded since
+    (``new_ids``). One pass over an id bitmap: set operations on a million ids hashed for 1.8 s."""
+    top = int(max(held.max(initial=-1), live.max(initial=-1), new_ids.max(initial=-1))) + 1
+    stays = np.zeros(top, bool)
+    stays[live] = True
+    stays[new_ids] = False
+    return held[~stays[held]]
+
+
 def bring_up_to_date(index: TrackIndex, root: Path, m: dict, shards_indexed: int, live: np.ndarray) -> None:
     """Apply to ``index`` what changed since it was built: vectors of tracks removed or re-embedded leave it,
     the vectors of the shards written since go in. No other vector is read."""
     live = np.asarray(live, np.int64)
     batches = list(iter_latest(root, _newer_shards(m, shards_indexed), live))
     new_ids = np.concatenate([b[0] for b in batches]) if batches else np.zeros(0, np.int64)
-    have = index.ids()
-    # which held vectors go: tracks no longer live, and tracks re-embedded since (one pass over an id bitmap;
-    # set operations on a million ids hashed for 1.8 s)
-    top = int(max(have.max(initial=-1), live.max(initial=-1), new_ids.max(initial=-1))) + 1
-    stays = np.zeros(top, bool)
-    stays[live] = True
-    stays[new_ids] = False
-    index.remove(have[~stays[have]])
+    index.remove(_no_longer_held(index.ids(), live, new_ids))
     for ids, vecs in batches:
         index.add(ids, vecs)
 
@@ -654,6 +657,12 @@ class Store:
                                           read_removed(self.path, self.manifest), self._dictionary, self._source)
         return self._rows
 
+    def live_rows(self) -> np.ndarray:
+        """Rows of :meth:`track_rows`' table that are tracks with a vector (status ok, not superseded)."""
+        table, keep = self.track_rows()
+        ok = ok_mask(table.column("status"))
+        return np.flatnonzero(ok if keep is None else ok & keep)
+
     @property
     def tracks(self) -> pa.Table:
         """One row per track."""
@@ -687,9 +696,8 @@ class Store:
             if info and info.get("generation") == self.generation:
                 self._index = open_index(self.path, info, self.dim, mmap=True, fitted=self.fitted)
             else:
-                table, keep = self.track_rows()
-                ok = ok_mask(table.column("status")) if keep is None else ok_mask(table.column("status")) & keep
-                self._index = current_index(self.path, self.manifest, ints_np(table.column("id"))[ok])
+                table, _ = self.track_rows()
+                self._index = current_index(self.path, self.manifest, ints_np(table.column("id"))[self.live_rows()])
         return self._index
 
     def disk_bytes(self) -> int:
@@ -1056,8 +1064,8 @@ class StoreWriter:
             _atomic_write(self.path / iname, index.write)
             new_files.append(iname)
             # built: the generation whose commit last built it whole; updates: commits that changed it since
-            keep = ("file", "count", "generation", "shards_indexed", "delta", "bytes")
-            record = {k: v for k, v in prev.items() if k not in keep} if updated else info
+            drop = ("file", "count", "generation", "shards_indexed", "delta", "bytes")
+            record = {k: v for k, v in prev.items() if k not in drop} if updated else info
             record.update({"file": iname, "kind": index.describe(), "metric": "inner_product", "count": int(index.ntotal),
                            "generation": gen, "shards_indexed": int(m["next_shard"]),
                            "built": int(prev.get("built", prev.get("generation", gen))) if updated else gen,
@@ -1098,10 +1106,11 @@ class StoreWriter:
             m["tracks"] = names + [part]
             written.append(part)
         if not np.array_equal(removed, self._removed_before):
-            name = f"tracks.g{gen:06d}.removed.npy"
-            _atomic_write(self.path / name, lambda f: np.save(f, removed))
-            m["tracks_removed"] = name if len(removed) else None
-            written += [name] if len(removed) else []
+            m["tracks_removed"] = None
+            if len(removed):
+                name = m["tracks_removed"] = f"tracks.g{gen:06d}.removed.npy"
+                _atomic_write(self.path / name, lambda f: np.save(f, removed))
+                written.append(name)
         return written
 
     def _delta_record(self, prev: dict, live: np.ndarray, gen: int, new_files: list[str], policy: Policy) -> dict | None:
@@ -1120,18 +1129,13 @@ class StoreWriter:
         main_ids = main.ids()
         newer = _newer_shards(m, prev["shards_indexed"])
         shard_ids = np.unique(np.concatenate([_read_shard_ids(self.path, n) for n in newer])) if newer else np.zeros(0, np.int64)
-        top = int(max(main_ids.max(initial=-1), live.max(initial=-1), shard_ids.max(initial=-1))) + 1
-        is_live = np.zeros(top, bool)
-        is_live[live] = True
-        new_ids = shard_ids[is_live[shard_ids]]
-        stays = is_live.copy()
-        stays[new_ids] = False
-        hidden = np.sort(main_ids[~stays[main_ids]])
+        new_ids = np.intersect1d(shard_ids, live)
+        hidden = np.sort(_no_longer_held(main_ids, live, new_ids))
         total = len(main_ids) - len(hidden) + len(new_ids)
         if len(hidden) + len(new_ids) > DELTA_FRACTION * len(main_ids) or policy.choose(total, main.width) != prev.get("type"):
             return None
-        keep = ("delta", "count", "generation", "bytes")
-        record = {k: v for k, v in prev.items() if k not in keep}
+        drop = ("delta", "count", "generation", "bytes")
+        record = {k: v for k, v in prev.items() if k not in drop}
         record.update({"count": int(total), "generation": gen, "updates": int(prev.get("updates", 0)) + 1})
         size = int((self.path / prev["file"]).stat().st_size)
         if len(hidden) or len(new_ids):

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..catalog.store import Store, StoreError
 from ..catalog.tags import normalise_genre
-from ..catalog.track import codes_np, equals_np, ints_np, ok_mask
+from ..catalog.track import codes_np, equals_np, ints_np
 
 
 GENRE_SOURCES = {"tags": "genre", "predicted": "predicted_genre"}
@@ -83,10 +83,9 @@ class Searcher:
                       Store.open(store, columns=self.COLUMNS, dictionary=self.DICTIONARY))
         # the searchable tracks stay Arrow columns as stored (rows become Python objects only for the hits
         # returned; no filtering or taking, which would import Arrow's compute module into a cold query)
-        t, keep = self.store.track_rows()
-        ok = ok_mask(t.column("status"))
+        t, _ = self.store.track_rows()
         self._table = t
-        self._rows = np.flatnonzero(ok if keep is None else ok & keep)  # searchable position -> table row
+        self._rows = self.store.live_rows()  # searchable position -> table row
         self._ids = ints_np(t.column("id"))[self._rows]
         # (a base table is written in id order: no sort of a million ids when they already are)
         self._order = (np.arange(len(self._ids)) if len(self._ids) < 2 or bool(np.all(self._ids[1:] > self._ids[:-1]))
