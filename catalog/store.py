@@ -1129,7 +1129,7 @@ class StoreWriter:
         main_ids = main.ids()
         newer = _newer_shards(m, prev["shards_indexed"])
         shard_ids = np.unique(np.concatenate([_read_shard_ids(self.path, n) for n in newer])) if newer else np.zeros(0, np.int64)
-        new_ids = np.intersect1d(shard_ids, live)
+        new_ids = shard_ids[np.isin(shard_ids, live)]  # (intersect1d would hash a million live ids: 0.5 s)
         hidden = np.sort(_no_longer_held(main_ids, live, new_ids))
         total = len(main_ids) - len(hidden) + len(new_ids)
         if len(hidden) + len(new_ids) > DELTA_FRACTION * len(main_ids) or policy.choose(total, main.width) != prev.get("type"):
