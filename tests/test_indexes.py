@@ -118,6 +118,45 @@ def test_every_kind_filters_inside_faiss_within_its_recorded_recall(tmp_path, ki
         assert info["nprobe_filtered"] >= info["nprobe"]
 
 
+def test_inverted_lists_probe_deep_enough_for_the_target_recall_on_other_queries():
+    rng = np.random.default_rng(5)
+    # albums of 20 in a decaying spectrum, as on real music (cf. benchmarks/scale.py): 8-bit codes can reach
+    # the target, and the top ten are not a tie among a hundred equally near points
+    lam = (1 + np.arange(128)) ** -1.45
+    lam /= lam.sum()
+    centres = rng.standard_normal((200, 128)) * np.sqrt(lam * 0.18)
+    raw = (centres[np.arange(4000) // 20] + rng.standard_normal((4000, 128)) * np.sqrt(lam * 0.82)) * 30 + 5
+    raw = raw.astype(np.float32)
+    ids = np.arange(len(raw), dtype=np.int64)
+    built = indexes.build(lambda: iter([(ids, raw)]), len(raw), raw.shape[1], transform_kind="standardize",
+                          fitted=None, policy=Policy(kind="ivf"))
+    info = built.info
+    assert info["recall_exhaustive"] >= indexes.RECALL_TARGET + 0.02  # the codes can reach the target...
+    assert info["nprobe"] < info["nlist"]  # ... without probing every list,
+    assert info["recall_at_10"] >= indexes.RECALL_TARGET  # and the chosen depth reaches it with room to spare
+    # queries the build did not measure get the same recall at that depth
+    others = rng.choice(len(raw), 200, replace=False)
+    unit = indexes.standardize(raw, built.fitted.mean, built.fitted.std)  # exact: full float, standardised
+    _, got = built.index.search(built.index.embed(raw[others]), 11)
+    truth = np.argsort(-(unit[others] @ unit.T), axis=1)[:, 1:11]
+    found = np.asarray([[i for i in row if i != q][:10] for row, q in zip(got, others)])
+    assert indexes.recall(found, truth) >= indexes.RECALL_TARGET - 0.01
+
+
+def test_the_recall_bound_holds_back_for_the_spread_of_the_queries():
+    truth = np.arange(100 * 10).reshape(100, 10)
+    same = truth.copy()
+    same[:, 9] = -1  # every query finds 9 of 10
+    assert indexes.recall_bound(same, truth) == pytest.approx(0.9)
+    spread = truth.copy()
+    spread[::2, 8:] = -1  # half find 8, half find 10: the same mean, less certain
+    assert indexes.recall(spread, truth) == pytest.approx(0.9)
+    assert indexes.recall_bound(spread, truth) < 0.9 - 0.01
+    # more queries, a tighter bound
+    big_t, big_s = np.vstack([truth] * 4), np.vstack([spread] * 4)
+    assert indexes.recall_bound(spread, truth) < indexes.recall_bound(big_s, big_t) < 0.9
+
+
 def test_a_narrow_filter_on_inverted_lists_returns_k_when_k_exist(tmp_path):
     rng = np.random.default_rng(2)
     raw, labels = clustered(3000, 300, rng)
