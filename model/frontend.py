@@ -8,6 +8,7 @@ stores built with different front ends never share an index. It is plain data an
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 
@@ -68,7 +69,10 @@ class FrontEnd:
                             peak=self.peak)
 
     def features(self, windows: np.ndarray) -> np.ndarray:
-        """Log-mel spectrograms of a batch of windows.
+        """Log-mel spectrograms of a batch of windows: librosa's ``melspectrogram`` (centred STFT with zero
+        padding, periodic Hann window, power 2, Slaney mel filters) computed in NumPy, so that a query
+        process does not import librosa (2 s with SciPy and Numba); ``tests/test_audio.py`` holds the two
+        to each other.
 
         Parameters
         ----------
@@ -78,19 +82,52 @@ class FrontEnd:
         -------
         np.ndarray [shape=(n, n_mels, frames), dtype=float32]
         """
-        import librosa
-
         windows = np.ascontiguousarray(windows, dtype=np.float32)
         if windows.ndim != 2 or windows.shape[1] != self.window_samples:
             raise ValueError(f"windows must have shape (n, {self.window_samples}), got {windows.shape}")
-        mel = librosa.feature.melspectrogram(
-            y=windows,
-            sr=self.sample_rate,
-            n_fft=self.n_fft,
-            hop_length=self.hop_length,
-            n_mels=self.n_mels,
-            fmin=self.fmin,
-            fmax=self.fmax,
-            power=2.0,
-        )
+        mel = mel_spectrogram(windows, self.sample_rate, self.n_fft, self.hop_length, self.n_mels, self.fmin, self.fmax)
         return np.log10(1.0 + self.log_gain * mel).astype(np.float32)
+
+
+def _hz_to_mel(f):
+    """Slaney's mel scale (librosa's default, ``htk=False``): linear below 1 kHz, logarithmic above."""
+    f = np.asarray(f, dtype=np.float64)
+    step = np.log(6.4) / 27.0
+    return np.where(f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / step, f / (200.0 / 3))
+
+
+def _mel_to_hz(m):
+    m = np.asarray(m, dtype=np.float64)
+    step = np.log(6.4) / 27.0
+    return np.where(m >= 15.0, 1000.0 * np.exp(step * (m - 15.0)), m * (200.0 / 3))
+
+
+@functools.lru_cache(maxsize=8)
+def mel_filters(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
+    """Triangular mel filters ``[n_mels, 1 + n_fft // 2]`` with Slaney's area normalisation, as
+    ``librosa.filters.mel`` makes them."""
+    fft_freqs = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fft_freqs)
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper)) * (2.0 / (mel_f[2:] - mel_f[:-2]))[:, None]
+    return weights.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _hann(n: int) -> np.ndarray:
+    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)  # periodic, as for an FFT
+
+
+def mel_spectrogram(y: np.ndarray, sample_rate: int, n_fft: int, hop_length: int, n_mels: int, fmin: float,
+                    fmax: float) -> np.ndarray:
+    """Mel power spectrogram ``[n, n_mels, frames]`` of signals ``y`` ``[n, samples]``; frames are centred
+    (``n_fft // 2`` zeros on each side), ``frames = 1 + samples // hop_length``."""
+    y = np.pad(y, ((0, 0), (n_fft // 2, n_fft // 2)))
+    frames = 1 + (y.shape[1] - n_fft) // hop_length
+    view = np.lib.stride_tricks.sliding_window_view(y, n_fft, axis=1)[:, ::hop_length][:, :frames]
+    spec = np.fft.rfft(view * _hann(n_fft), axis=-1)  # in float64: NumPy's float32 FFT is the slower one here
+    power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)  # [n, frames, 1 + n_fft // 2]
+    return np.matmul(power, mel_filters(sample_rate, n_fft, n_mels, float(fmin), float(fmax)).T).transpose(0, 2, 1)

@@ -223,9 +223,29 @@ class MusicnnEncoder(EncoderBase):
         """Where inference runs, e.g. ``openvino 2026.4.1 bf16`` (compiles the model on first use)."""
         return self._model().description
 
+    @classmethod
+    def from_compiled(cls, meta: dict, compiled) -> "MusicnnEncoder":
+        """The encoder around a model compiled elsewhere (``model.compiled``'s cache, no TensorFlow): ``meta``
+        holds what ``__init__`` would have computed from the weights."""
+        enc = cls.__new__(cls)
+        enc.variant, enc.name, enc.fingerprint = meta["variant"], meta["name"], meta["fingerprint"]
+        enc.labels = list(LABELS[enc.variant])
+        from ..model.frontend import FrontEnd
+
+        enc.frontend = FrontEnd.from_dict(meta["frontend"])
+        enc.window_dim, enc.dim = int(meta["window_dim"]), int(meta["dim"])
+        enc.net, enc._route, enc._warn, enc._compiled = None, compiled.route, None, compiled
+        return enc
+
     def _model(self):
         if self._compiled is None:
             self._compiled = compile_model(self.net, (FRAMES, N_MELS), self._route, warn=self._warn)
+            if self._compiled.converted is not None:
+                # the next process that only queries loads this instead of TensorFlow (model.compiled)
+                from ..model import compiled
+
+                compiled.save(self, self._compiled.converted, self._compiled.order)
+                self._compiled.converted = None
         return self._compiled
 
     def spec(self) -> dict:

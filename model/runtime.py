@@ -69,6 +69,7 @@ class Compiled:
 
     def __init__(self, run: Callable[[np.ndarray], list[np.ndarray]], route: str, description: str):
         self.run, self.route, self.description = run, route, description
+        self.converted, self.order = None, None  # the OpenVINO model and its output order, when converted here
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         return self.run(x)
@@ -87,7 +88,8 @@ def _tensorflow(net, input_shape: tuple[int, ...]) -> Compiled:
     return Compiled(run, "tensorflow", f"tensorflow {tf.__version__} f32")
 
 
-def _openvino(net, input_shape: tuple[int, ...], precision: str) -> Compiled:
+def convert(net, input_shape: tuple[int, ...]):
+    """The Keras model ``net`` as an OpenVINO model, and where each Keras output is among its outputs."""
     ov = _import_openvino()
     from ..model._quiet import quiet_stderr
 
@@ -99,10 +101,19 @@ def _openvino(net, input_shape: tuple[int, ...], precision: str) -> Compiled:
     for i, out in enumerate(converted.outputs):
         for name in out.get_names():
             position[name] = i
-    order = [position[t.name] for t in net.outputs]
+    return converted, [position[t.name] for t in net.outputs]
+
+
+def compile_openvino(model, order: list[int], precision: str, cache_dir: str | None = None) -> Compiled:
+    """Compile an OpenVINO model (or the path of a saved one) for the CPU at ``precision`` (bf16 or f32);
+    outputs come back in ``order``. ``cache_dir``: where OpenVINO keeps compiled blobs for the next time."""
+    ov = _import_openvino()
+    core = ov.Core()
+    if cache_dir is not None:
+        core.set_property({"CACHE_DIR": str(cache_dir)})
     config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY",
               "CPU_DENORMALS_OPTIMIZATION": True}
-    compiled = ov.Core().compile_model(converted, "CPU", config)
+    compiled = core.compile_model(model, "CPU", config)
     request = compiled.create_infer_request()
     outputs = [compiled.outputs[i] for i in order]
 
@@ -111,6 +122,20 @@ def _openvino(net, input_shape: tuple[int, ...], precision: str) -> Compiled:
         return [np.array(result[o], dtype=np.float32) for o in outputs]  # copies: the request reuses its buffers
 
     return Compiled(run, f"openvino-{precision}", f"openvino {ov.__version__.split('-')[0]} {precision}")
+
+
+def _openvino(net, input_shape: tuple[int, ...], precision: str) -> Compiled:
+    converted, order = convert(net, input_shape)
+    out = compile_openvino(converted, order, precision)
+    out.converted, out.order = converted, order  # what a cache of the compiled encoder saves
+    return out
+
+
+def precision_for(route: str) -> str:
+    """The OpenVINO precision of an OpenVINO route, or of ``auto`` on this CPU."""
+    if route in ("openvino-bf16", "openvino-f32"):
+        return route.split("-")[1]
+    return "bf16" if cpu_has_bf16() else "f32"
 
 
 def compile_model(net, input_shape: tuple[int, ...], route: str | None = None, *, warn=None) -> Compiled:
@@ -132,7 +157,7 @@ def compile_model(net, input_shape: tuple[int, ...], route: str | None = None, *
         except ImportError:
             raise RuntimeChoiceError(f"{ENV}={route}: OpenVINO is not installed (pip install openvino)") from None
     try:
-        return _openvino(net, input_shape, "bf16" if cpu_has_bf16() else "f32")
+        return _openvino(net, input_shape, precision_for("auto"))
     except ImportError:
         return _tensorflow(net, input_shape)
     except Exception as err:  # a converter or plugin failure must not stop indexing: TensorFlow is exact

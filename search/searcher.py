@@ -20,6 +20,7 @@ from ..catalog.track import codes_np, equals_np, ints_np
 
 
 GENRE_SOURCES = {"tags": "genre", "predicted": "predicted_genre"}
+QUERY_BATCH = 4  # windows an outside query sends the model at once
 
 
 def _sources(source: str) -> list[str]:
@@ -316,6 +317,13 @@ class Searcher:
             ref = self.store.encoder_path or self.store.encoder_info.get("spec")
             if ref is None:
                 raise StoreError(f"{self.store.path}: the store does not record its encoder, outside files cannot be embedded")
+            if isinstance(ref, dict) and ref.get("kind") == "musicnn":
+                # the model the last indexing (or query) process compiled, without TensorFlow (model.compiled)
+                from ..model import compiled
+
+                self._encoder = compiled.load(self.store.encoder_info["fingerprint"])
+                if self._encoder is not None:
+                    return self._encoder
             try:
                 enc = load_encoder(ref)
             except (ModelError, WeightsMissing) as err:
@@ -341,5 +349,6 @@ class Searcher:
             windows, _ = enc.frontend.windows(path)
         except AudioError as err:
             raise QueryError(str(err)) from None
-        embs, _ = enc.encode(enc.features(windows))
+        # a few windows a call: the activations of 16 windows at once would take 350 MB more, at the same speed
+        embs, _ = enc.encode(enc.features(windows), batch_size=QUERY_BATCH)
         return self.store.transform()(enc.summarize(embs))[0]

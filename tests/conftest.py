@@ -7,9 +7,11 @@ soundfile from NumPy arrays; nothing is downloaded.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,10 @@ import pytest
 import soundfile as sf
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# the compiled-encoder cache of this test run, not the user's (removed at exit)
+if not os.environ.get("SOUNDALIKE_CACHE"):
+    os.environ["SOUNDALIKE_CACHE"] = tempfile.mkdtemp(prefix="soundalike-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["SOUNDALIKE_CACHE"], True)
 
 SR = 22050
 KINDS = ("tones", "noise", "beats")

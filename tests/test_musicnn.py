@@ -115,7 +115,7 @@ def test_openvino_route_sends_and_writes_nothing(tmp_path, golden):
         "print(json.dumps({'runtime': enc.runtime, 'connects': calls,\n"
         "                  'telemetry': sys.modules.get('openvino_telemetry') is not None}))\n"
     )
-    env = {k: v for k, v in __import__("os").environ.items() if k not in ("CI",)}
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("CI", "SOUNDALIKE_CACHE")}
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), XDG_CACHE_HOME=str(home / ".cache"))
     out = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parent.parent, env=env,
                          capture_output=True, text=True, timeout=300)
@@ -123,10 +123,12 @@ def test_openvino_route_sends_and_writes_nothing(tmp_path, golden):
     rec = json.loads(out.stdout.strip().splitlines()[-1])
     assert rec["runtime"].startswith("openvino")
     assert rec["connects"] == [] and rec["telemetry"] is False
-    # TensorFlow's Keras writes its config and matplotlib its font cache; nothing else may appear (OpenVINO's
-    # telemetry would keep a client id and consent file under ~/intel)
+    # TensorFlow's Keras writes its config and matplotlib its font cache, and the compiled encoder is kept in
+    # the cache folder for queries; nothing else may appear (OpenVINO's telemetry would keep a client id and
+    # consent file under ~/intel)
     written = {str(p.relative_to(home)) for p in home.rglob("*") if p.is_file()}
-    benign = ("/matplotlib/", ".keras/keras.json")
+    assert any(w.startswith(".cache/soundalike/encoders/") and w.endswith("model.xml") for w in written), written
+    benign = ("/matplotlib/", ".keras/keras.json", ".cache/soundalike/encoders/")
     assert {w for w in written if not any(b in w for b in benign)} == set(), written
 
 
@@ -197,6 +199,75 @@ def test_outside_query_through_the_library_transform(library, tmp_path):
     assert hits[0].path == src and hits[0].score > 0.999
     outside = write_audio(tmp_path / "other.wav", synth("beats", seed=4321, seconds=6.0))
     assert len(searcher.search_path(outside, k=3)) == 3
+
+
+def test_front_end_computes_librosas_log_mel_without_librosa():
+    import librosa
+
+    from soundalike.model.frontend import FrontEnd
+
+    rng = np.random.default_rng(3)
+    for fe in (musicnn.frontend(), FrontEnd()):
+        t = np.arange(fe.window_samples) / fe.sample_rate
+        w = np.stack([np.sin(2 * np.pi * 440 * t) * 0.5, rng.standard_normal(fe.window_samples) * 0.1,
+                      np.zeros(fe.window_samples)]).astype(np.float32)
+        mel = librosa.feature.melspectrogram(y=w, sr=fe.sample_rate, n_fft=fe.n_fft, hop_length=fe.hop_length,
+                                             n_mels=fe.n_mels, fmin=fe.fmin, fmax=fe.fmax, power=2.0)
+        np.testing.assert_allclose(fe.features(w), np.log10(1.0 + fe.log_gain * mel), atol=1e-5)
+
+
+def test_outside_queries_load_the_compiled_encoder_without_tensorflow(library, tmp_path, monkeypatch):
+    """Indexing keeps the converted model in the cache; a new query process embeds an outside file with it
+    alone (no TensorFlow, Keras or librosa imported) and finds the file's original; a damaged cache is
+    rebuilt from the package's weights."""
+    import shutil
+    import subprocess
+    import sys
+
+    from soundalike.catalog.store import Store
+    from soundalike.indexer.run import index_library
+    from soundalike.model import compiled
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SOUNDALIKE_CACHE", str(cache))
+    store = tmp_path / "default.soundalike"
+    index_library(library.root, store, workers=0, progress=False, log=lambda m: None)
+    fingerprint = Store(store).encoder_info["fingerprint"]
+    [folder] = list((cache / "encoders").iterdir())
+    assert (folder / "model.xml").is_file() and (folder / "meta.json").is_file()
+
+    src = sorted(library.files)[2]
+    copy = tmp_path / ("copy" + Path(src).suffix)
+    shutil.copy(src, copy)
+    script = (
+        "import json, sys\n"
+        "from soundalike.search.searcher import Searcher\n"
+        f"hits = Searcher({str(store)!r}).search_path({str(copy)!r}, k=1)\n"
+        "print(json.dumps({'path': hits[0].path, 'score': hits[0].score,\n"
+        "                  'imported': [m for m in ('tensorflow', 'keras', 'librosa') if m in sys.modules]}))\n"
+    )
+
+    def query() -> dict:
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    got = query()
+    assert got["imported"] == [] and got["path"] == src and got["score"] > 0.99
+    # the same vectors as the encoder built from the weights, on the same route
+    enc = compiled.load(fingerprint)
+    assert enc is not None and enc.fingerprint == fingerprint
+    from soundalike.model.musicnn import MusicnnEncoder
+
+    x = np.random.default_rng(0).random((3, musicnn.N_MELS, musicnn.FRAMES), dtype=np.float32) * 3
+    ref = MusicnnEncoder("MSD_musicnn", runtime_route=enc._compiled.route).encode(x)[0]
+    np.testing.assert_allclose(enc.encode(x)[0], ref, atol=1e-4 if enc._compiled.route.endswith("f32") else 0.1)
+    # damaged: the query falls back to the weights (TensorFlow), still answers, and the cache is made anew
+    (folder / "model.xml").write_text("not a model")
+    got = query()
+    assert "tensorflow" in got["imported"] and got["path"] == src
+    assert compiled.load(fingerprint) is not None
+    assert query()["imported"] == []
 
 
 def test_routes_can_share_a_store(library, tmp_path, monkeypatch):
