@@ -214,6 +214,33 @@ def search(query, store, by_id, k, genres, genre_source, exclude_artist_of_query
         _print_hits(hits)
 
 
+@main.command()
+@click.argument("text", nargs=-1, required=True)
+@STORE_OPTION
+@click.option("-n", "limit", type=click.IntRange(1, 100_000), default=20, show_default=True, help="At most this many tracks.")
+@JSON_OPTION
+def find(text, store, limit, as_json):
+    """Tracks whose title, artist, album or path hold every word of TEXT, with their ids (for search --id)."""
+    from .search.searcher import Searcher
+
+    s = _run(Searcher, store)
+    hits = _run(s.find, " ".join(text), limit=limit)
+    if as_json:
+        _echo_json([h.to_dict() for h in hits])
+        return
+    if not hits:
+        click.echo("no tracks match")
+        return
+    w = _width()
+    iw = max(2, *(len(str(h.id)) for h in hits))
+    rest = w - iw - 4
+    tw, aw, bw = rest * 3 // 10, rest * 2 // 10, rest * 2 // 10
+    pw = rest - tw - aw - bw
+    click.echo(f"{'id':>{iw}}  {_cut('title', tw)} {_cut('artist', aw)} {_cut('album', bw)} {_cut('path', pw)}")
+    for h in hits:
+        click.echo(f"{h.id:>{iw}}  {_cut(h.title, tw)} {_cut(h.artist, aw)} {_cut(h.album, bw)} {_cut(h.path, pw, left=True)}")
+
+
 def _print_hits(hits) -> None:
     if not hits:
         click.echo("no results")

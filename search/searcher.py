@@ -46,6 +46,20 @@ class _Codes:
         return np.isin(self.codes, [self.code[w] for w in wanted if w in self.code])
 
 
+def _same_bytes(a: str, b: str, chunk: int = 1 << 20) -> bool:
+    """Whether two files of the same size hold the same bytes (False when either cannot be read)."""
+    try:
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            while True:
+                x, y = fa.read(chunk), fb.read(chunk)
+                if x != y:
+                    return False
+                if not x:
+                    return True
+    except OSError:
+        return False
+
+
 class QueryError(Exception):
     """A query that cannot be answered (unknown id, not audio, unknown genre); the message says why."""
 
@@ -158,15 +172,35 @@ class Searcher:
         return None
 
     def id_for_path(self, path: str | os.PathLike) -> int | None:
-        """The id of a file in the store, matched by absolute path (then by resolved path)."""
-        p = os.path.abspath(os.fspath(path))
+        """The id of a file in the store: matched by its path as spelt (absolute, then resolved), else as the
+        same file (same device and inode: a symlink, a bind mount, another spelling of the folder), else as a
+        byte-identical copy (same size, same content)."""
+        p = os.path.abspath(os.path.expanduser(os.fspath(path)))
         column = self.store.column("path")
         searchable = np.zeros(len(self._table), bool)
         searchable[self._rows] = True
+        ids = ints_np(self._table.column("id"))
         for candidate in dict.fromkeys((p, os.path.realpath(p))):
             rows = np.flatnonzero(equals_np(column, candidate) & searchable)
             if len(rows):
-                return int(ints_np(self._table.column("id"))[rows[-1]])
+                return int(ids[rows[-1]])
+        try:
+            st = os.stat(p)
+        except OSError:
+            return None
+        # tracks of the very same size are few (usually the file itself, or none): stat them, then compare bytes
+        rows = np.flatnonzero((ints_np(self.store.column("size")) == st.st_size) & searchable)
+        paths = [self.store.column("path")[int(r)].as_py() for r in rows[:64]]
+        for r, other in zip(rows, paths):
+            try:
+                o = os.stat(other)
+            except OSError:
+                continue
+            if (o.st_dev, o.st_ino) == (st.st_dev, st.st_ino):
+                return int(ids[r])
+        for r, other in zip(rows, paths):
+            if _same_bytes(p, other):
+                return int(ids[r])
         return None
 
     def hits(self, track_ids, scores) -> list[Hit]:
@@ -194,6 +228,26 @@ class Searcher:
         except KeyError:  # listed as indexed, but its vector is not in the index: a damaged store
             raise StoreError(f"{self.store.path}: track {track_id} has no vector in the index; 'soundalike verify' "
                              f"checks the store, 'soundalike repair' rebuilds what it can") from None
+
+    def find(self, text: str, *, limit: int = 20) -> list[Hit]:
+        """Searchable tracks whose title, artist, album or path hold every word of ``text`` (case-insensitive),
+        those matched in the title first, then in the artist, then the album, then by path; ``score`` is 1
+        for a title match, 0.75 artist, 0.5 album, 0.25 path only."""
+        import pyarrow.compute as pc
+
+        words = text.casefold().split()
+        if not words:
+            raise QueryError("find: give some words of a title, artist, album or path")
+        fields = ("title", "artist", "album", "path")
+        # which searchable tracks hold each word in each field (from the column as stored, vectorised)
+        holds = {f: [np.asarray(pc.fill_null(pc.match_substring(self.store.column(f), w, ignore_case=True), False))[self._rows]
+                     for w in words] for f in fields}
+        where = {f: np.logical_and.reduce(holds[f]) for f in fields}  # every word in this one field
+        every = np.logical_and.reduce([np.logical_or.reduce([holds[f][i] for f in fields]) for i in range(len(words))])
+        rank = np.select([where["title"], where["artist"], where["album"]], [1.0, 0.75, 0.5], 0.25)
+        pos = np.flatnonzero(every)
+        order = pos[np.argsort(-rank[pos], kind="stable")][:limit]  # (within a rank, in the table's order)
+        return self.hits([int(self._ids[i]) for i in order], [float(rank[i]) for i in order])
 
     # -- filters -------------------------------------------------------------------------------------------
     def mask(self, *, genres=None, genre_source: str = "tags", exclude_ids=(), exclude_artists=()) -> np.ndarray:

@@ -61,6 +61,13 @@ def synth(kind: str, *, seed: int, seconds: float = 6.0, sr: int = SR) -> np.nda
     return y.astype(np.float32)
 
 
+def reencoded(src: str | Path, dst: Path) -> Path:
+    """``src`` decoded and written again in ``dst``'s format: the same music, other bytes (a byte-identical
+    copy of a library file is that track, not an outside file)."""
+    y, sr = sf.read(str(src), dtype="float32", always_2d=True)
+    return write_audio(dst, y.mean(axis=1), sr)
+
+
 def write_audio(path: Path, y: np.ndarray, sr: int = SR, *, tags: dict | None = None) -> Path:
     """Write ``y`` in the format of ``path``'s extension and tag it with mutagen."""
     fmt, subtype = FORMATS[path.suffix[1:].lower()]

@@ -146,3 +146,28 @@ def test_spectrogram_json(runner, tmp_path):
     assert data["file_duration_s"] == pytest.approx(8.0, abs=0.01) and data["sample_rate"] == 22050
     n_mels, frames = data["shape"]
     assert n_mels == data["n_mels"] and frames == pytest.approx(3.0 * 22050 / data["hop_length"], abs=2)
+
+
+def test_find_lists_tracks_by_title_artist_album_or_path_with_their_ids(runner, indexed):
+    library, store = indexed
+    # titles are "<kind> <j>", artists "<kind> artist <j % 2>", albums "<kind>"
+    res = runner.invoke(main, ["find", "BEATS", "artist", "1", "--db", str(store), "--json"])
+    assert res.exit_code == 0, res.output
+    found = json.loads(res.output)
+    expected = {p for p, kind in library.files.items() if kind == "beats"}
+    assert found and {h["path"] for h in found} <= expected
+    # every word in the artist ranks first (others may hold a word in their path)
+    assert [h["artist"] for h in found[:2]] == ["beats artist 1"] * 2 and found[0]["score"] == 0.75
+    assert all(h["score"] < 0.75 for h in found[2:])
+    # a word of the path only (a file name); the ids found are the ones search --id takes
+    name = Path(sorted(library.files)[0]).stem
+    hits = json.loads(runner.invoke(main, ["find", name, "--db", str(store), "--json"]).output)
+    assert [h["path"] for h in hits] == [sorted(library.files)[0]] and hits[0]["score"] == 0.25
+    by_id = runner.invoke(main, ["search", str(hits[0]["id"]), "--id", "--db", str(store), "-k", "2", "--json"])
+    assert by_id.exit_code == 0 and len(json.loads(by_id.output)) == 2
+    # title matches come first; a table fits the terminal; nothing found says so
+    first = json.loads(runner.invoke(main, ["find", "tones", "--db", str(store), "--json", "-n", "3"]).output)
+    assert len(first) == 3 and all(h["title"].startswith("tones") and h["score"] == 1.0 for h in first)
+    table = runner.invoke(main, ["find", "tones", "--db", str(store)])
+    assert table.exit_code == 0 and "id" in table.output.splitlines()[0]
+    assert runner.invoke(main, ["find", "zzzz-nothing", "--db", str(store)]).output.strip() == "no tracks match"

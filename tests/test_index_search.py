@@ -148,6 +148,37 @@ def test_outside_file_query_uses_the_stores_encoder(indexed, tmp_path):
     assert sum(library.files[h.path] == "beats" for h in hits) >= 2
 
 
+def test_a_library_file_is_one_track_whatever_path_reaches_it(indexed, tmp_path):
+    """Another spelling of a library file (a symlink to it, the library reached through a symlinked folder, a
+    byte-identical copy elsewhere) is that track: answered from its stored vector, never returned."""
+    import shutil
+
+    library, store = indexed
+    searcher = Searcher(store)
+    query = sorted(library.files)[1]
+    track = searcher.id_for_path(query)
+    expected = [(h.id, round(h.score, 5)) for h in searcher.search_path(query, k=5)]
+    link_dir = tmp_path / "via-link"
+    link_dir.symlink_to(library.root, target_is_directory=True)
+    link_file = tmp_path / ("link" + os.path.splitext(query)[1])
+    link_file.symlink_to(query)
+    copy = tmp_path / "elsewhere" / os.path.basename(query)
+    copy.parent.mkdir()
+    shutil.copy(query, copy)
+    spellings = [link_file, link_dir / os.path.relpath(query, library.root), copy,
+                 os.path.relpath(query, os.getcwd())]
+    for spelling in spellings:
+        assert searcher.id_for_path(spelling) == track, spelling
+        hits = searcher.search_path(spelling, k=5)
+        assert [(h.id, round(h.score, 5)) for h in hits] == expected and track not in [h.id for h in hits]
+    # the same size but other bytes is another file: embedded as an outside file
+    other = tmp_path / ("other" + os.path.splitext(query)[1])
+    data = bytearray(open(query, "rb").read())
+    data[-1] ^= 0xFF
+    other.write_bytes(bytes(data))
+    assert searcher.id_for_path(other) is None
+
+
 def test_exclude_artist_of_query(indexed):
     library, store = indexed
     searcher = Searcher(store)

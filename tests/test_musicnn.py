@@ -189,12 +189,11 @@ def test_outside_query_through_the_library_transform(library, tmp_path):
     store = tmp_path / "default.soundalike"
     index_library(library.root, store, workers=0, progress=False, log=lambda m: None)
     searcher = Searcher(store)
-    # a copy of a library file, outside the library, must land on that file with a cosine of ~1
-    src = sorted(library.files)[3]
-    import shutil
+    # the same music in another file outside the library must land on that file with a cosine of ~1
+    from conftest import reencoded
 
-    copy = tmp_path / ("copy" + Path(src).suffix)
-    shutil.copy(src, copy)
+    src = sorted(library.files)[3]
+    copy = reencoded(src, tmp_path / "copy.wav")
     hits = searcher.search_path(copy, k=1)
     assert hits[0].path == src and hits[0].score > 0.999
     outside = write_audio(tmp_path / "other.wav", synth("beats", seed=4321, seconds=6.0))
@@ -220,7 +219,6 @@ def test_outside_queries_load_the_compiled_encoder_without_tensorflow(library, t
     """Indexing keeps the converted model in the cache; a new query process embeds an outside file with it
     alone (no TensorFlow, Keras or librosa imported) and finds the file's original; a damaged cache is
     rebuilt from the package's weights."""
-    import shutil
     import subprocess
     import sys
 
@@ -236,9 +234,10 @@ def test_outside_queries_load_the_compiled_encoder_without_tensorflow(library, t
     [folder] = list((cache / "encoders").iterdir())
     assert (folder / "model.xml").is_file() and (folder / "meta.json").is_file()
 
+    from conftest import reencoded
+
     src = sorted(library.files)[2]
-    copy = tmp_path / ("copy" + Path(src).suffix)
-    shutil.copy(src, copy)
+    copy = reencoded(src, tmp_path / "copy.wav")
     script = (
         "import json, sys\n"
         "from soundalike.search.searcher import Searcher\n"
@@ -276,6 +275,8 @@ def test_routes_can_share_a_store(library, tmp_path, monkeypatch):
     lists both routes."""
     import shutil
 
+    from conftest import reencoded
+
     from soundalike.catalog.store import Store
     from soundalike.indexer.run import index_library
     from soundalike.search.searcher import Searcher
@@ -294,8 +295,7 @@ def test_routes_can_share_a_store(library, tmp_path, monkeypatch):
     assert Store(store).encoder_info["runtimes"] == [first.runtime, second.runtime]
     searcher = Searcher(store)
     for src in files[:4]:  # queries embedded by the second route, against vectors of both
-        copy = tmp_path / ("copy" + Path(src).suffix)
-        shutil.copy(src, copy)
+        copy = reencoded(src, tmp_path / "copy.wav")
         hits = searcher.search_path(copy, k=1)
         assert hits[0].path == src and hits[0].score > 0.99, (src, hits[0])
 
