@@ -176,9 +176,9 @@ def _print_index_report(r) -> None:
 
 
 @main.command()
-@click.argument("query")
+@click.argument("queries", metavar="QUERY...", nargs=-1, required=True)
 @STORE_OPTION
-@click.option("--id", "by_id", is_flag=True, help="QUERY is a track id of the store.")
+@click.option("--id", "by_id", is_flag=True, help="QUERY is a track id of the store (soundalike find shows ids).")
 @click.option("-k", "k", type=click.IntRange(1, 10_000), default=10, show_default=True, help="Number of results.")
 @click.option("--genre", "genres", multiple=True, help="Only tracks of this genre (repeatable).")
 @click.option("--genre-source", type=click.Choice(["tags", "predicted", "any"]), default="tags", show_default=True,
@@ -186,20 +186,26 @@ def _print_index_report(r) -> None:
 @click.option("--exclude-artist-of-query", is_flag=True, help="Leave out tracks by the query's artist.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as a JSON list.")
 @click.option("--m3u", type=click.Path(dir_okay=False, allow_dash=True), help="Write the results as an M3U playlist ('-' for stdout).")
-def search(query, store, by_id, k, genres, genre_source, exclude_artist_of_query, as_json, m3u):
-    """Tracks that sound like QUERY: a file in the store, an id (--id), or any audio file."""
+def search(queries, store, by_id, k, genres, genre_source, exclude_artist_of_query, as_json, m3u):
+    """Tracks that sound like QUERY: a file in the store, an id (--id), or any audio file. Several QUERYs:
+    tracks like all of them (near the centroid of their vectors), none of them returned."""
     from .search.searcher import Searcher
 
     s = _run(Searcher, store)
     if by_id:
-        try:
-            track_id = int(query)
-        except ValueError:
-            raise UserError(f"--id expects an integer track id, not {query!r}") from None
-        hits = _run(s.search_id, track_id, k=k, genres=genres, genre_source=genre_source,
+        for q in queries:
+            try:
+                int(q)
+            except ValueError:
+                raise UserError(f"--id expects an integer track id, not {q!r}") from None
+    if len(queries) > 1:
+        hits = _run(s.search_seeds, list(queries), by_id=by_id, k=k, genres=genres, genre_source=genre_source,
+                    exclude_artist_of_query=exclude_artist_of_query)
+    elif by_id:
+        hits = _run(s.search_id, int(queries[0]), k=k, genres=genres, genre_source=genre_source,
                     exclude_artist_of_query=exclude_artist_of_query)
     else:
-        hits = _run(s.search_path, query, k=k, genres=genres, genre_source=genre_source,
+        hits = _run(s.search_path, queries[0], k=k, genres=genres, genre_source=genre_source,
                     exclude_artist_of_query=exclude_artist_of_query)
     if m3u:
         text = _m3u(hits)

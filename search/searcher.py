@@ -360,6 +360,34 @@ class Searcher:
             artists = [read_tags(path).get("artist")]
         return self.search_vector(vec, k=k, genres=genres, genre_source=genre_source, exclude_artists=artists)
 
+    def search_seeds(self, seeds, *, by_id: bool = False, k: int = 10, genres=None, genre_source: str = "tags",
+                     exclude_artist_of_query: bool = False) -> list[Hit]:
+        """"More like these": tracks near the centroid of several seeds (track ids with ``by_id``, else files in
+        the store or outside it), none of the seeds returned. The centroid of the seeds' unit vectors, searched
+        as one query, was measured on the dev corpus (``benchmarks/seeds.py``: 3 seeds of one soundtrack find
+        its other tracks at precision@10 0.420 against 0.335 for one seed alone, +0.084 [+0.068, +0.100]); the
+        union of the seeds' neighbourhoods (each track's best similarity to a seed) and reciprocal-rank fusion
+        measured no better (0.414, 0.410)."""
+        vectors, ids, artists = [], [], []
+        for seed in seeds:
+            track = int(seed) if by_id else self.id_for_path(seed)
+            if track is not None:
+                vectors.append(self.vector(track))
+                ids.append(track)
+                if exclude_artist_of_query:
+                    artists.append(self.hit(track).artist)
+            else:
+                vectors.append(self.embed_file(seed))
+                if exclude_artist_of_query:
+                    from ..catalog.tags import read_tags
+
+                    artists.append(read_tags(seed).get("artist"))
+        if not vectors:
+            raise QueryError("no seeds given")
+        unit = np.stack([v / max(float(np.linalg.norm(v)), 1e-12) for v in vectors])
+        return self.search_vector(unit.mean(axis=0), k=k, genres=genres, genre_source=genre_source, exclude_ids=ids,
+                                  exclude_artists=[a for a in artists if a])
+
     # -- outside audio -------------------------------------------------------------------------------------
     def encoder(self):
         """The store's encoder, loaded on first use (this is where TensorFlow is imported)."""

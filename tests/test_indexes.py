@@ -389,3 +389,30 @@ def test_a_searcher_reads_its_own_generation_after_the_writer_collected_its_file
     assert [(h.id, h.path, h.genre) for h in s.search_id(5, k=5)] == before
     assert s.id_for_path(before[0][1]) == before[0][0] and len(s) == 200
     assert sum(s.genres().values()) == 200 and len(Searcher(store)) == 500
+
+
+def test_several_seeds_find_their_group_better_than_one_seed(tmp_path):
+    """``search A B C``: the centroid of the seeds. On groups whose members are far apart (one seed's
+    neighbours are half strangers), seeds of one group find the rest of it more often than one seed does, and
+    no seed is ever returned."""
+    rng = np.random.default_rng(11)
+    groups = np.repeat(np.arange(30), 20)
+    centres = rng.standard_normal((30, 64))
+    raw = (centres[groups] + rng.standard_normal((600, 64)) * 1.6).astype(np.float32)
+    store = tmp_path / "seeds.soundalike"
+    ids = np.asarray(make_store(store, raw))
+    s = Searcher(store)
+    one, many = [], []
+    for g in range(30):
+        seeds = ids[groups == g][:3]
+        rest = set(ids[groups == g][3:].tolist())
+        hits = s.search_seeds([str(i) for i in seeds], by_id=True, k=10)
+        assert len(hits) == 10 and not {h.id for h in hits} & set(seeds.tolist())
+        many.append(np.mean([h.id in rest for h in hits]))
+        one.append(np.mean([np.mean([h.id in rest for h in s.search_id(int(q), k=10)]) for q in seeds]))
+    assert np.mean(one) < 0.8  # single seeds are far from perfect here...
+    assert np.mean(many) > np.mean(one) + 0.1  # ...and three together do clearly better
+    # the CLI takes several queries the same way
+    res = CliRunner().invoke(main, ["search", *map(str, ids[:3]), "--id", "--db", str(store), "-k", "4", "--json"])
+    assert res.exit_code == 0, res.output
+    assert [h["id"] for h in json.loads(res.output)] == [h.id for h in s.search_seeds(list(ids[:3]), by_id=True, k=4)]
