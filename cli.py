@@ -184,14 +184,21 @@ def _print_index_report(r) -> None:
 @click.option("--genre-source", type=click.Choice(["tags", "predicted", "any"]), default="tags", show_default=True,
               help="Match --genre against the files' tags, the encoder's predicted genre, or either.")
 @click.option("--exclude-artist-of-query", is_flag=True, help="Leave out tracks by the query's artist.")
+@click.option("--max-per-artist", type=click.IntRange(1), default=None,
+              help="At most N results by one artist (the best of each kept). Off by default: search ranks by sound, "
+                   "and an artist's own tracks often sound most alike.")
+@click.option("--max-per-album", type=click.IntRange(1), default=None,
+              help="At most N results from one album (album tag within one folder). Off by default.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as a JSON list.")
 @click.option("--m3u", type=click.Path(dir_okay=False, allow_dash=True), help="Write the results as an M3U playlist ('-' for stdout).")
-def search(queries, store, by_id, k, genres, genre_source, exclude_artist_of_query, as_json, m3u):
+def search(queries, store, by_id, k, genres, genre_source, exclude_artist_of_query, max_per_artist, max_per_album,
+           as_json, m3u):
     """Tracks that sound like QUERY: a file in the store, an id (--id), or any audio file. Several QUERYs:
     tracks like all of them (near the centroid of their vectors), none of them returned."""
     from .search.searcher import Searcher
 
     s = _run(Searcher, store)
+    diversity = {"max_per_artist": max_per_artist, "max_per_album": max_per_album}
     if by_id:
         for q in queries:
             try:
@@ -200,13 +207,13 @@ def search(queries, store, by_id, k, genres, genre_source, exclude_artist_of_que
                 raise UserError(f"--id expects an integer track id, not {q!r}") from None
     if len(queries) > 1:
         hits = _run(s.search_seeds, list(queries), by_id=by_id, k=k, genres=genres, genre_source=genre_source,
-                    exclude_artist_of_query=exclude_artist_of_query)
+                    exclude_artist_of_query=exclude_artist_of_query, **diversity)
     elif by_id:
         hits = _run(s.search_id, int(queries[0]), k=k, genres=genres, genre_source=genre_source,
-                    exclude_artist_of_query=exclude_artist_of_query)
+                    exclude_artist_of_query=exclude_artist_of_query, **diversity)
     else:
         hits = _run(s.search_path, queries[0], k=k, genres=genres, genre_source=genre_source,
-                    exclude_artist_of_query=exclude_artist_of_query)
+                    exclude_artist_of_query=exclude_artist_of_query, **diversity)
     if m3u:
         text = _m3u(hits)
         if m3u == "-":

@@ -309,8 +309,34 @@ class Searcher:
         return scores, ids
 
     def search_vector(self, vector: np.ndarray, *, k: int = 10, genres=None, genre_source: str = "tags",
-                      exclude_ids=(), exclude_artists=()) -> list[Hit]:
-        """The ``k`` best tracks for one vector, best first, under the filters."""
+                      exclude_ids=(), exclude_artists=(), max_per_artist: int | None = None,
+                      max_per_album: int | None = None) -> list[Hit]:
+        """The ``k`` best tracks for one vector, best first, under the filters; with ``max_per_artist`` /
+        ``max_per_album``, no artist (album: album name in one folder) more than that many times, the best of
+        each kept (tracks without the tag are not limited)."""
+        if not (max_per_artist or max_per_album):
+            return self.hits(*self._ranked(vector, k, genres, genre_source, exclude_ids, exclude_artists))
+        fetch = 4 * k
+        while True:
+            ids, scores = self._ranked(vector, fetch, genres, genre_source, exclude_ids, exclude_artists)
+            out, per_artist, per_album = [], {}, {}
+            for h in self.hits(ids, scores):
+                a = (h.artist or "").casefold() or None
+                b = ((h.album or "").casefold(), os.path.dirname(h.path)) if h.album else None
+                if (max_per_artist and a is not None and per_artist.get(a, 0) >= max_per_artist) or (
+                        max_per_album and b is not None and per_album.get(b, 0) >= max_per_album):
+                    continue
+                per_artist[a] = per_artist.get(a, 0) + 1
+                per_album[b] = per_album.get(b, 0) + 1
+                out.append(h)
+                if len(out) == k:
+                    return out
+            if len(ids) < fetch:  # every candidate seen
+                return out
+            fetch *= 4
+
+    def _ranked(self, vector, k, genres, genre_source, exclude_ids, exclude_artists) -> tuple[list[int], list[float]]:
+        """Ids and scores of the ``k`` best tracks for one vector under the filters, best first."""
         if not genres and not any(exclude_artists):
             # only a few ids to leave out (the query itself): ask for that many more and drop them, exact
             drop = {int(i) for i in exclude_ids}
@@ -329,7 +355,7 @@ class Searcher:
             drop = {int(i) for i in exclude_ids}
             scores, ids = self.search_vectors(vector, k=k + len(drop), packed=packed)
             keep = [(int(i), s) for s, i in zip(scores[0], ids[0]) if i >= 0 and int(i) not in drop][:k]
-        return self.hits([i for i, _ in keep], [s for _, s in keep])
+        return [i for i, _ in keep], [s for _, s in keep]
 
     def _packed(self, mask: np.ndarray) -> tuple[np.ndarray, int]:
         """A mask over searchable tracks as an id bitmap for ``IDSelectorBitmap``, and how many it selects."""
@@ -338,30 +364,32 @@ class Searcher:
         return np.packbits(bits, bitorder="little"), int(mask.sum())
 
     def search_id(self, track_id: int, *, k: int = 10, genres=None, genre_source: str = "tags",
-                  exclude_artist_of_query: bool = False) -> list[Hit]:
-        """Neighbours of a track in the store (never the track itself)."""
+                  exclude_artist_of_query: bool = False, **diversity) -> list[Hit]:
+        """Neighbours of a track in the store (never the track itself); ``diversity``: ``max_per_artist``,
+        ``max_per_album`` (see :meth:`search_vector`)."""
         vec = self.vector(track_id)
         artists = [self.hit(track_id).artist] if exclude_artist_of_query else []
         return self.search_vector(vec, k=k, genres=genres, genre_source=genre_source, exclude_ids=[track_id],
-                                  exclude_artists=artists)
+                                  exclude_artists=artists, **diversity)
 
     def search_path(self, path: str | os.PathLike, *, k: int = 10, genres=None, genre_source: str = "tags",
-                    exclude_artist_of_query: bool = False) -> list[Hit]:
+                    exclude_artist_of_query: bool = False, **diversity) -> list[Hit]:
         """Neighbours of a file: its stored vector when it is in the store, else embedded on the fly."""
         track_id = self.id_for_path(path)
         if track_id is not None:
             return self.search_id(track_id, k=k, genres=genres, genre_source=genre_source,
-                                  exclude_artist_of_query=exclude_artist_of_query)
+                                  exclude_artist_of_query=exclude_artist_of_query, **diversity)
         vec = self.embed_file(path)
         artists = []
         if exclude_artist_of_query:
             from ..catalog.tags import read_tags
 
             artists = [read_tags(path).get("artist")]
-        return self.search_vector(vec, k=k, genres=genres, genre_source=genre_source, exclude_artists=artists)
+        return self.search_vector(vec, k=k, genres=genres, genre_source=genre_source,
+                                  exclude_artists=artists, **diversity)
 
     def search_seeds(self, seeds, *, by_id: bool = False, k: int = 10, genres=None, genre_source: str = "tags",
-                     exclude_artist_of_query: bool = False) -> list[Hit]:
+                     exclude_artist_of_query: bool = False, **diversity) -> list[Hit]:
         """"More like these": tracks near the centroid of several seeds (track ids with ``by_id``, else files in
         the store or outside it), none of the seeds returned. The centroid of the seeds' unit vectors, searched
         as one query, was measured on the dev corpus (``benchmarks/seeds.py``: 3 seeds of one soundtrack find
@@ -386,7 +414,7 @@ class Searcher:
             raise QueryError("no seeds given")
         unit = np.stack([v / max(float(np.linalg.norm(v)), 1e-12) for v in vectors])
         return self.search_vector(unit.mean(axis=0), k=k, genres=genres, genre_source=genre_source, exclude_ids=ids,
-                                  exclude_artists=[a for a in artists if a])
+                                  exclude_artists=[a for a in artists if a], **diversity)
 
     # -- outside audio -------------------------------------------------------------------------------------
     def encoder(self):

@@ -179,6 +179,24 @@ def test_a_library_file_is_one_track_whatever_path_reaches_it(indexed, tmp_path)
     assert searcher.id_for_path(other) is None
 
 
+def test_at_most_n_per_artist_or_album_keeps_the_best_of_each(indexed):
+    library, store = indexed
+    searcher = Searcher(store)
+    query = sorted(library.files)[0]
+    plain = searcher.search_path(query, k=11)
+    by_artist = searcher.search_path(query, k=5, max_per_artist=1)
+    artists = [h.artist for h in by_artist]
+    assert len(by_artist) == 5 and len(set(artists)) == 5  # six artists of two tracks in the library
+    # the best of each artist, in the plain order
+    firsts = list(dict.fromkeys(h.artist for h in plain))[:5]
+    assert artists == firsts and by_artist[0].id == plain[0].id
+    by_album = searcher.search_path(query, k=3, max_per_album=1)  # three albums (one a kind), one folder each
+    assert sorted(h.album for h in by_album) == ["beats", "noise", "tones"]
+    # fewer exist than asked: every one there is
+    assert len(searcher.search_path(query, k=10, max_per_album=1)) == 3
+    assert len(searcher.search_path(query, k=10, max_per_album=2)) == 6
+
+
 def test_exclude_artist_of_query(indexed):
     library, store = indexed
     searcher = Searcher(store)
