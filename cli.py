@@ -189,16 +189,21 @@ def _print_index_report(r) -> None:
                    "and an artist's own tracks often sound most alike.")
 @click.option("--max-per-album", type=click.IntRange(1), default=None,
               help="At most N results from one album (album tag within one folder). Off by default.")
+@click.option("--keep-copies", is_flag=True,
+              help="Show near-duplicate recordings (re-encodings, other mixes) as results of their own; by default "
+                   "they are listed under the result they copy, and copies of the query are left out.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as a JSON list.")
 @click.option("--m3u", type=click.Path(dir_okay=False, allow_dash=True), help="Write the results as an M3U playlist ('-' for stdout).")
 def search(queries, store, by_id, k, genres, genre_source, exclude_artist_of_query, max_per_artist, max_per_album,
-           as_json, m3u):
+           keep_copies, as_json, m3u):
     """Tracks that sound like QUERY: a file in the store, an id (--id), or any audio file. Several QUERYs:
     tracks like all of them (near the centroid of their vectors), none of them returned."""
     from .search.searcher import Searcher
 
     s = _run(Searcher, store)
     diversity = {"max_per_artist": max_per_artist, "max_per_album": max_per_album}
+    if keep_copies:
+        diversity["collapse"] = False
     if by_id:
         for q in queries:
             try:
@@ -225,6 +230,59 @@ def search(queries, store, by_id, k, genres, genre_source, exclude_artist_of_que
         _echo_json([h.to_dict() for h in hits])
     elif m3u != "-":
         _print_hits(hits)
+    copies = getattr(s, "last_copies_of_query", [])
+    if copies and not as_json:
+        shown = ", ".join(f"{c.path} ({c.score:.3f})" for c in copies[:3]) + (" ..." if len(copies) > 3 else "")
+        click.echo(f"left out {len(copies)} cop{'y' if len(copies) == 1 else 'ies'} of the query: {shown}", err=True)
+
+
+@main.command()
+@STORE_OPTION
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Cosine from which two tracks are copies [default: the one measured for the store's encoder].")
+@click.option("--m3u", type=click.Path(dir_okay=False, allow_dash=True), help="Write the groups as an M3U playlist ('-' for stdout).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@JSON_OPTION
+def dupes(store, threshold, m3u, quiet, as_json):
+    """Groups of likely copies: the same recording in several files (re-encoded, resampled, another mix)."""
+    from .search.dupes import groups, threshold_for
+    from .search.searcher import Searcher
+
+    s = _run(Searcher, store)
+    if threshold is None:
+        threshold = threshold_for(s.store.encoder_info.get("name"))
+        if threshold is None:
+            raise UserError(f"no copy threshold is measured for encoder {s.store.encoder_info.get('name')!r}: "
+                            f"give one with --threshold")
+    found = _run(groups, s, threshold=threshold, progress=not quiet and not as_json)
+    rows = [{"weakest": g.weakest, "tracks": [h.to_dict() for h in s.hits(g.ids, [1.0] * len(g.ids))]} for g in found]
+    for r in rows:
+        for t in r["tracks"]:
+            t.pop("score")
+            t.pop("copies")
+    if m3u:
+        lines = ["#EXTM3U"]
+        for r in rows:
+            for t in r["tracks"]:
+                name = " - ".join(x for x in (t["artist"], t["title"]) if x) or os.path.basename(t["path"])
+                lines += [f"#EXTINF:{int(round(t['duration_s'] or -1))},{name}", t["path"]]
+        text = "\n".join(lines) + "\n"
+        if m3u == "-":
+            click.echo(text, nl=False)
+        else:
+            with open(m3u, "w", encoding="utf-8") as f:
+                f.write(text)
+    if as_json:
+        _echo_json(rows)
+    elif m3u != "-":
+        if not rows:
+            click.echo(f"no copies found (cosine >= {threshold:.2f} and durations within 10%)")
+        w = _width()
+        for n, r in enumerate(rows, 1):
+            click.echo(f"group {n}: {len(r['tracks'])} tracks, cosine >= {r['weakest']:.3f}")
+            for t in r["tracks"]:
+                dur = f"{t['duration_s']:.0f}s" if t["duration_s"] else "?"
+                click.echo(f"  {t['id']:>7} {dur:>6}  {_cut(t['path'], w - 18, left=True)}")
 
 
 @main.command()
@@ -266,6 +324,8 @@ def _print_hits(hits) -> None:
     click.echo(f"{'#':>3} {'score':>6}  {_cut('title', tw)} {_cut('artist', aw)} {_cut('genre', gw)} {_cut('path', pw)}")
     for i, h in enumerate(hits, 1):
         mark = "(missing) " if h.missing else ""  # out of reach at the last index run
+        if h.copies:
+            mark += f"(+{len(h.copies)} cop{'y' if len(h.copies) == 1 else 'ies'}) "
         click.echo(f"{i:>3} {h.score:6.3f}  {_cut(h.title, tw)} {_cut(h.artist, aw)} {_cut(h.genre, gw)} "
                    f"{mark}{_cut(h.path, pw - len(mark), left=True)}")
 

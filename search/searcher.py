@@ -76,6 +76,7 @@ class Hit:
     duration_s: float | None
     predicted_genre: str | None = None
     missing: bool = False  # the file was out of reach at the last index run (its vector is still searchable)
+    copies: list = dataclasses.field(default_factory=list)  # near-duplicates collapsed into this result
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -112,6 +113,7 @@ class Searcher:
         self._encoder = None
         self._filters: dict[tuple, tuple[np.ndarray, int]] = {}  # recent filters' bitmaps
         self._nprobe_filtered = (self.store.manifest.get("index") or {}).get("nprobe_filtered")
+        self.last_copies_of_query: list[Hit] = []  # what the last single query left out as copies of itself
 
     def values(self, column: str) -> list:
         """One column's values for the searchable tracks, in the order of :attr:`ids`."""
@@ -310,17 +312,39 @@ class Searcher:
 
     def search_vector(self, vector: np.ndarray, *, k: int = 10, genres=None, genre_source: str = "tags",
                       exclude_ids=(), exclude_artists=(), max_per_artist: int | None = None,
-                      max_per_album: int | None = None) -> list[Hit]:
-        """The ``k`` best tracks for one vector, best first, under the filters; with ``max_per_artist`` /
-        ``max_per_album``, no artist (album: album name in one folder) more than that many times, the best of
+                      max_per_album: int | None = None, collapse: bool | None = None,
+                      query_duration: float | None = None) -> list[Hit]:
+        """The ``k`` best tracks for one vector, best first, under the filters.
+
+        ``collapse`` (default: where the store's encoder has a measured copy threshold, ``search.dupes``):
+        near-duplicates of a result (re-encodings, other mixes) are listed in its ``copies`` instead of
+        taking places of their own, and with ``query_duration`` (a single query's) copies of the query are
+        left out and listed in :attr:`last_copies_of_query`. ``max_per_artist`` /
+        ``max_per_album``: no artist (album: album name in one folder) more than that many times, the best of
         each kept (tracks without the tag are not limited)."""
-        if not (max_per_artist or max_per_album):
+        from .dupes import COPY_COSINE, is_copy, threshold_for
+
+        self.last_copies_of_query = []
+        threshold = threshold_for(self.store.encoder_info.get("name"))
+        collapse = threshold is not None if collapse is None else collapse
+        threshold = threshold or COPY_COSINE  # (asked for on an encoder not measured: the default encoder's)
+        if not (collapse or max_per_artist or max_per_album):
             return self.hits(*self._ranked(vector, k, genres, genre_source, exclude_ids, exclude_artists))
-        fetch = 4 * k
+        fetch = 4 * k if (max_per_artist or max_per_album) else k + 5
         while True:
             ids, scores = self._ranked(vector, fetch, genres, genre_source, exclude_ids, exclude_artists)
-            out, per_artist, per_album = [], {}, {}
+            out, per_artist, per_album, held = [], {}, {}, []
+            self.last_copies_of_query = []
             for h in self.hits(ids, scores):
+                if collapse:
+                    if query_duration is not None and is_copy(h.score, query_duration, h.duration_s, threshold):
+                        self.last_copies_of_query.append(h)
+                        continue
+                    v = self.index.reconstruct(h.id)
+                    twin = next((o for o, u in zip(out, held) if is_copy(float(v @ u), o.duration_s, h.duration_s, threshold)), None)
+                    if twin is not None:
+                        twin.copies.append({"id": h.id, "path": h.path, "score": round(float(v @ held[out.index(twin)]), 4)})
+                        continue
                 a = (h.artist or "").casefold() or None
                 b = ((h.album or "").casefold(), os.path.dirname(h.path)) if h.album else None
                 if (max_per_artist and a is not None and per_artist.get(a, 0) >= max_per_artist) or (
@@ -329,6 +353,8 @@ class Searcher:
                 per_artist[a] = per_artist.get(a, 0) + 1
                 per_album[b] = per_album.get(b, 0) + 1
                 out.append(h)
+                if collapse:
+                    held.append(v)
                 if len(out) == k:
                     return out
             if len(ids) < fetch:  # every candidate seen
@@ -368,9 +394,10 @@ class Searcher:
         """Neighbours of a track in the store (never the track itself); ``diversity``: ``max_per_artist``,
         ``max_per_album`` (see :meth:`search_vector`)."""
         vec = self.vector(track_id)
-        artists = [self.hit(track_id).artist] if exclude_artist_of_query else []
+        me = self.hit(track_id)
+        artists = [me.artist] if exclude_artist_of_query else []
         return self.search_vector(vec, k=k, genres=genres, genre_source=genre_source, exclude_ids=[track_id],
-                                  exclude_artists=artists, **diversity)
+                                  exclude_artists=artists, query_duration=me.duration_s, **diversity)
 
     def search_path(self, path: str | os.PathLike, *, k: int = 10, genres=None, genre_source: str = "tags",
                     exclude_artist_of_query: bool = False, **diversity) -> list[Hit]:
@@ -385,8 +412,10 @@ class Searcher:
             from ..catalog.tags import read_tags
 
             artists = [read_tags(path).get("artist")]
-        return self.search_vector(vec, k=k, genres=genres, genre_source=genre_source,
-                                  exclude_artists=artists, **diversity)
+        from ..model.audio import probe
+
+        return self.search_vector(vec, k=k, genres=genres, genre_source=genre_source, exclude_artists=artists,
+                                  query_duration=probe(path).duration_s, **diversity)
 
     def search_seeds(self, seeds, *, by_id: bool = False, k: int = 10, genres=None, genre_source: str = "tags",
                      exclude_artist_of_query: bool = False, **diversity) -> list[Hit]:

@@ -176,7 +176,8 @@ def test_default_encoder_indexes_a_library_without_training(library, tmp_path):
     # filtering on the predicted genre works on a library whose genre tags could be absent
     genre = rows[0]["predicted_genre"]
     members = {r["path"] for r in rows if r["predicted_genre"] == genre}
-    hits = searcher.search_path(query, k=50, genres=[genre], genre_source="predicted")
+    # (every member listed: the synthetic noise tracks are near-copies to this encoder, so none is collapsed)
+    hits = searcher.search_path(query, k=50, genres=[genre], genre_source="predicted", collapse=False)
     assert {h.path for h in hits} == members - {query}
 
 
@@ -194,7 +195,7 @@ def test_outside_query_through_the_library_transform(library, tmp_path):
 
     src = sorted(library.files)[3]
     copy = reencoded(src, tmp_path / "copy.wav")
-    hits = searcher.search_path(copy, k=1)
+    hits = searcher.search_path(copy, k=1, collapse=False)  # (by default its original is left out as its copy)
     assert hits[0].path == src and hits[0].score > 0.999
     outside = write_audio(tmp_path / "other.wav", synth("beats", seed=4321, seconds=6.0))
     assert len(searcher.search_path(outside, k=3)) == 3
@@ -241,7 +242,7 @@ def test_outside_queries_load_the_compiled_encoder_without_tensorflow(library, t
     script = (
         "import json, sys\n"
         "from soundalike.search.searcher import Searcher\n"
-        f"hits = Searcher({str(store)!r}).search_path({str(copy)!r}, k=1)\n"
+        f"hits = Searcher({str(store)!r}).search_path({str(copy)!r}, k=1, collapse=False)\n"
         "print(json.dumps({'path': hits[0].path, 'score': hits[0].score,\n"
         "                  'imported': [m for m in ('tensorflow', 'keras', 'librosa') if m in sys.modules]}))\n"
     )
@@ -296,7 +297,7 @@ def test_routes_can_share_a_store(library, tmp_path, monkeypatch):
     searcher = Searcher(store)
     for src in files[:4]:  # queries embedded by the second route, against vectors of both
         copy = reencoded(src, tmp_path / "copy.wav")
-        hits = searcher.search_path(copy, k=1)
+        hits = searcher.search_path(copy, k=1, collapse=False)
         assert hits[0].path == src and hits[0].score > 0.99, (src, hits[0])
 
 
@@ -357,3 +358,50 @@ def test_short_tracks_find_their_own_kind_not_each_other(tmp_path):
         other_short = [h for h in hits if "/short-" in h.path and kind_of(h.path) != kind_of(p)]
         same_kind = [h for h in hits if kind_of(h.path) == kind_of(p)]
         assert not other_short and len(same_kind) == 4, (p, [(h.path, round(h.score, 3)) for h in hits])
+
+
+def test_copies_collapse_and_dupes_lists_them_but_not_different_tracks(tmp_path):
+    """Re-encoded copies of library tracks (WAV, MP3), indexed with them: ``dupes`` groups each with its
+    original and nothing else (different tracks of one style are not copies); search leaves a copy of the
+    query out (and names it), lists a result's copies under it, and shows them as results with
+    --keep-copies."""
+    from click.testing import CliRunner
+    from conftest import reencoded, write_audio
+
+    from soundalike.cli import main
+    from soundalike.demo.synth import STYLES, render
+    from soundalike.indexer.run import index_library
+    from soundalike.search.searcher import Searcher
+
+    root = tmp_path / "music"
+    files = []
+    # the demo's six synthesised styles: tracks of one style differ (cosine < 0.7). (The library standardises
+    # each dimension over its tracks: a library of a handful of synthetic tracks has dimensions of almost no
+    # spread, which magnify a lossy codec's changes; two dozen make it a library.)
+    for style in STYLES:
+        for j in range(4):
+            files.append(str(write_audio(root / style / f"{style}-{j}.flac", render(style, seed=50 + j, duration_s=15.0))))
+    a, b = files[4], files[9]
+    a_copy = str(reencoded(a, root / "copies" / "a-copy.wav"))
+    b_trim = str(reencoded(b, root / "copies" / "b-copy.ogg"))  # lossy (Vorbis)
+    store = tmp_path / "copies.soundalike"
+    index_library(root, store, workers=0, progress=False, log=lambda m: None)
+    runner = CliRunner()
+    res = runner.invoke(main, ["dupes", "--db", str(store), "--json"])
+    assert res.exit_code == 0, res.output
+    groups = [sorted(t["path"] for t in g["tracks"]) for g in json.loads(res.output)]
+    assert sorted(groups) == sorted([sorted([a, a_copy]), sorted([b, b_trim])])
+
+    s = Searcher(store)
+    hits = s.search_path(a, k=5)
+    assert a_copy not in [h.path for h in hits] and [c.path for c in s.last_copies_of_query] == [a_copy]
+    assert s.search_path(a, k=5, collapse=False)[0].path == a_copy
+    # from another track, the pair is one result with the other listed under it
+    near = s.search_path(files[10], k=len(files))
+    paths = [h.path for h in near]
+    assert (b in paths) != (b_trim in paths)
+    pair = near[paths.index(b if b in paths else b_trim)]
+    assert [c["path"] for c in pair.copies] == [b_trim if pair.path == b else b]
+    table = runner.invoke(main, ["search", a, "--db", str(store), "-k", "3"])
+    assert table.exit_code == 0 and "left out 1 copy of the query" in table.output
+    assert "a-copy.wav" in runner.invoke(main, ["search", a, "--db", str(store), "-k", "1", "--keep-copies"]).output
