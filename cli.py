@@ -151,7 +151,8 @@ def _print_index_report(r) -> None:
     from .indexer.run import PRUNE_SHARE
 
     what = "would add" if r.dry_run else "added"
-    click.echo(f"{r.root}: {r.scanned} audio files; {what} {r.added}, updated {r.updated}, removed {r.removed}, "
+    click.echo(f"{r.root}: {r.scanned} audio files; {what} {r.added}, updated {r.updated}, "
+               + (f"moved {r.moved}, " if r.moved else "") + f"removed {r.removed}, "
                f"unchanged {r.unchanged}, failed {r.failed}" + (f", missing {r.missing}" if r.missing else ""))
     if r.held:
         click.echo(f"  kept {r.held} tracks whose files are gone: more than {PRUNE_SHARE:.0%} of the library at once "

@@ -940,6 +940,13 @@ class StoreWriter:
     def put(self, track: Track, vector: np.ndarray | None = None) -> None:
         """Add or replace one track (and its raw vector when it has one)."""
         row = {name: getattr(track, name) for name in COLUMNS}
+        before = self._changed.get(track.id)
+        if before is None:
+            self._fresh()
+            at = self._base_row(track.id) if len(self._base_ids) else None
+            before = None if at is None else {"path": self._base_paths[int(self._base_rows[at])].as_py()}
+        if before is not None and before["path"] != track.path:  # moved: its old path names no track now
+            self._session_paths[before["path"]] = None
         self._changed[track.id] = row
         self._session_paths[track.path] = track.id
         self._removed.discard(track.id)

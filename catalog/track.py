@@ -32,6 +32,7 @@ class Track:
     predicted_tags: list[str] | None = None  # the encoder's top tags, best first
     predicted_tag_scores: list[float] | None = None
     missing_since: float | None = None  # when a scan could not reach the file (unmounted drive, unreadable folder)
+    content_hash: str | None = None  # catalog.scan.content_hash: a moved or renamed file is known by it
 
 
 SCHEMA = pa.schema(
@@ -53,6 +54,7 @@ SCHEMA = pa.schema(
         pa.field("predicted_tags", pa.list_(pa.string())),
         pa.field("predicted_tag_scores", pa.list_(pa.float32())),
         pa.field("missing_since", pa.float64()),
+        pa.field("content_hash", pa.string()),
     ]
 )
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..catalog.indexes import Policy
-from ..catalog.scan import FileEntry, under
+from ..catalog.scan import FileEntry, content_hash, under
 from ..catalog.store import Store, StoreError, StoreWriter, is_store, read_manifest
 from ..catalog.tags import read_tags
 from ..catalog.track import STATUS_OK
@@ -46,6 +46,7 @@ class Plan:
     missing: list[int] = dataclasses.field(default_factory=list)  # ids to mark missing (kept, with their vectors)
     back: list[int] = dataclasses.field(default_factory=list)  # ids marked missing whose files are there again
     held: int = 0  # tracks gone but not removed: more than the prune limit, and no --prune
+    moved: list[tuple[int, FileEntry]] = dataclasses.field(default_factory=list)  # (id, where its file is now)
 
 
 #: The timed stages, in the order they run (``IndexReport.stages``; decode and features are summed over workers)
@@ -60,6 +61,7 @@ class IndexReport:
     added: int = 0
     updated: int = 0
     removed: int = 0
+    moved: int = 0  # files moved or renamed under the folder: same id and vector, nothing decoded
     unchanged: int = 0
     missing: int = 0  # tracks under the folder that the scan could not reach (kept; see Plan)
     held: int = 0  # tracks gone but not removed (more than the prune limit without --prune)
@@ -106,11 +108,36 @@ def make_plan(known: dict[str, dict], entries: list[FileEntry], root: str, *, un
     absent = [row for row in mine if row["path"] not in seen]
     out_of_reach = [row for row in absent if under(row["path"], unreachable)]
     gone = [row for row in absent if not under(row["path"], unreachable)]
+    new, gone, moved = _moves(new, gone)
     held = 0
     if gone and not prune and len(gone) > max(PRUNE_FLOOR, PRUNE_SHARE * len(mine)):
         held, out_of_reach, gone = len(gone), out_of_reach + gone, []
     missing = [row["id"] for row in out_of_reach if row.get("missing_since") is None]
-    return Plan(new, changed, unchanged, sorted(row["id"] for row in gone), sorted(missing), sorted(back), held)
+    return Plan(new, changed, unchanged, sorted(row["id"] for row in gone), sorted(missing), sorted(back), held,
+                moved)
+
+
+def _moves(new: list[FileEntry], gone: list[dict]) -> tuple[list[FileEntry], list[dict], list[tuple[int, FileEntry]]]:
+    """New files that are gone tracks moved or renamed: the same size and content hash (only files whose size
+    a gone track has are read, 128 KiB each). Returns the new files left, the gone tracks left, and the moves."""
+    by_size: dict[int, list[dict]] = {}
+    for row in gone:
+        if row.get("content_hash") and row["status"] == STATUS_OK:
+            by_size.setdefault(row["size"], []).append(row)
+    if not by_size:
+        return new, gone, []
+    left, moved = [], []
+    for e in new:
+        rows = by_size.get(e.size)
+        h = content_hash(e.path) if rows else None
+        match = next((r for r in rows or () if h is not None and r["content_hash"] == h), None)
+        if match is None:
+            left.append(e)
+        else:
+            rows.remove(match)
+            moved.append((match["id"], e))
+    taken = {i for i, _ in moved}
+    return left, [row for row in gone if row["id"] not in taken], moved
 
 
 def _known_tracks(store_path: Path) -> dict[str, dict]:
@@ -146,6 +173,7 @@ class Runner:
         report, write, engine = self.report, self.write, self.engine
         todo = [e.path for e in plan.new + plan.changed]
         write.mark(known, plan.missing, plan.back)
+        write.move(known, plan.moved)
         write.order_ids([e.path for e in plan.new])
         last_checkpoint = time.perf_counter()
         bar = tqdm(total=len(todo), desc="index", unit="file", disable=not self.progress, dynamic_ncols=True)
@@ -248,13 +276,13 @@ def index_library(
         known = _known_tracks(store_path)
         plan, report.missing = plan_stage(known, entries, root, unreachable=[p.path for p in problems], force=force,
                                           retry_failed=retry_failed, prune=prune)
-    report.unchanged, report.held = plan.unchanged, plan.held
+    report.unchanged, report.held, report.moved = plan.unchanged, plan.held, len(plan.moved)
     todo = plan.new + plan.changed
     if dry_run:
         report.added, report.updated, report.removed = len(plan.new), len(plan.changed), len(plan.removed)
         report.wall_s = time.perf_counter() - t_start
         return report
-    if not todo and not plan.removed and not plan.missing and not plan.back:
+    if not todo and not plan.removed and not plan.missing and not plan.back and not plan.moved:
         m = read_manifest(store_path) if is_store(store_path) else None
         asked = index_policy is not None and m is not None and Policy.from_dict(
             m.get("index_policy")) != Policy.from_dict(index_policy)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..catalog.scan import FileEntry, ScanProblem, scan
+from ..catalog.scan import FileEntry, ScanProblem, content_hash, scan
 from ..catalog.store import StoreWriter, is_store, read_manifest
 from ..catalog.tags import normalise_genre
 from ..catalog.track import STATUS_ERROR, STATUS_OK, Track, from_row
@@ -213,13 +213,25 @@ class WriteStage:
                 track.missing_since = now if track_id in missing else None
                 self.writer.put(track)
 
+    def move(self, known: dict[str, dict], moved: list[tuple[int, FileEntry]]) -> None:
+        """Files moved or renamed: their tracks take the new path (same id, same vector, nothing decoded)."""
+        with timed(self.report.stages, "write"):
+            by_id = {row["id"]: row for row in known.values()} if moved else {}
+            for track_id, entry in moved:
+                track = from_row(by_id[track_id])
+                track.path, track.size, track.mtime, track.missing_since = entry.path, entry.size, entry.mtime, None
+                if self.genre_from == "folder":
+                    track.genre = _genre_from_folder(entry.path, self.root) or track.genre
+                self.writer.put(track)
+
     def track(self, e: Embedded) -> Track:
         entry = self.entries[e.path]
         genre = e.tags.get("genre")
         if self.genre_from == "folder":
             genre = _genre_from_folder(e.path, self.root) or genre
         return Track(id=self._id(e.path), path=e.path, size=entry.size, mtime=entry.mtime, duration_s=e.duration_s,
-                     title=e.tags.get("title"), artist=e.tags.get("artist"), album=e.tags.get("album"), genre=genre)
+                     title=e.tags.get("title"), artist=e.tags.get("artist"), album=e.tags.get("album"), genre=genre,
+                     content_hash=content_hash(e.path))
 
     def put(self, e: Embedded) -> None:
         r = self.report

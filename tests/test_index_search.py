@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -195,6 +196,38 @@ def test_at_most_n_per_artist_or_album_keeps_the_best_of_each(indexed):
     # fewer exist than asked: every one there is
     assert len(searcher.search_path(query, k=10, max_per_album=1)) == 3
     assert len(searcher.search_path(query, k=10, max_per_album=2)) == 6
+
+
+def test_moved_and_renamed_files_keep_their_ids_and_vectors_without_decoding(indexed):
+    import shutil
+
+    library, store = indexed
+    before = Searcher(store)
+    files = sorted(library.files)
+    renamed, moved, edited = files[0], files[5], files[9]
+    ids = {p: before.id_for_path(p) for p in (renamed, moved, edited)}
+    vectors = {p: before.vector(ids[p]) for p in ids}
+    new_name = os.path.join(os.path.dirname(renamed), "renamed" + os.path.splitext(renamed)[1])
+    os.rename(renamed, new_name)
+    new_place = os.path.join(library.root, "elsewhere", "deeper", os.path.basename(moved))
+    os.makedirs(os.path.dirname(new_place))
+    shutil.move(moved, new_place)
+    # moved AND changed: other bytes, so another file (decoded anew under a new id, the old one removed)
+    edited_place = os.path.join(library.root, "elsewhere", os.path.basename(edited))
+    write_audio(Path(edited_place), synth("tones", seed=999, seconds=6.0))
+    os.remove(edited)
+    report = quiet_index(library.root, store)
+    assert (report.moved, report.added, report.removed) == (2, 1, 1)
+    after = Searcher(store)
+    for old, new in ((renamed, new_name), (moved, new_place)):
+        assert after.id_for_path(new) == ids[old] and after.id_for_path(old) is None
+        np.testing.assert_array_equal(after.vector(ids[old]), vectors[old])
+    assert after.id_for_path(edited_place) not in (None, ids[edited])
+    assert len(after) == len(library.files)
+    # a new file at a moved file's old path is a new track, not the moved one
+    shutil.copy(new_place, moved)
+    report = quiet_index(library.root, store)
+    assert report.added == 1 and Searcher(store).id_for_path(moved) != ids[moved]
 
 
 def test_exclude_artist_of_query(indexed):
