@@ -221,12 +221,7 @@ def search(queries, store, by_id, k, genres, genre_source, exclude_artist_of_que
         hits = _run(s.search_path, queries[0], k=k, genres=genres, genre_source=genre_source,
                     exclude_artist_of_query=exclude_artist_of_query, **diversity)
     if m3u:
-        text = _m3u(hits)
-        if m3u == "-":
-            click.echo(text, nl=False)
-        else:
-            with open(m3u, "w", encoding="utf-8") as f:
-                f.write(text)
+        _write_m3u(m3u, hits)
     if as_json:
         _echo_json([h.to_dict() for h in hits])
     elif m3u != "-":
@@ -256,23 +251,11 @@ def dupes(store, threshold, m3u, quiet, as_json):
             raise UserError(f"no copy threshold is measured for encoder {s.store.encoder_info.get('name')!r}: "
                             f"give one with --threshold")
     found = _run(groups, s, threshold=threshold, progress=not quiet and not as_json)
-    rows = [{"weakest": g.weakest, "tracks": [h.to_dict() for h in s.hits(g.ids, [1.0] * len(g.ids))]} for g in found]
-    for r in rows:
-        for t in r["tracks"]:
-            t.pop("score")
-            t.pop("copies")
+    members = [s.hits(g.ids, [1.0] * len(g.ids)) for g in found]
+    rows = [{"weakest": g.weakest, "tracks": [{k: v for k, v in h.to_dict().items() if k not in ("score", "copies")}
+                                              for h in hits]} for g, hits in zip(found, members)]
     if m3u:
-        lines = ["#EXTM3U"]
-        for r in rows:
-            for t in r["tracks"]:
-                name = " - ".join(x for x in (t["artist"], t["title"]) if x) or os.path.basename(t["path"])
-                lines += [f"#EXTINF:{int(round(t['duration_s'] or -1))},{name}", t["path"]]
-        text = "\n".join(lines) + "\n"
-        if m3u == "-":
-            click.echo(text, nl=False)
-        else:
-            with open(m3u, "w", encoding="utf-8") as f:
-                f.write(text)
+        _write_m3u(m3u, [h for hits in members for h in hits])
     if as_json:
         _echo_json(rows)
     elif m3u != "-":
@@ -329,6 +312,16 @@ def _print_hits(hits) -> None:
             mark += f"(+{len(h.copies)} cop{'y' if len(h.copies) == 1 else 'ies'}) "
         click.echo(f"{i:>3} {h.score:6.3f}  {_cut(h.title, tw)} {_cut(h.artist, aw)} {_cut(h.genre, gw)} "
                    f"{mark}{_cut(h.path, pw - len(mark), left=True)}")
+
+
+def _write_m3u(target: str, hits) -> None:
+    """An M3U of ``hits`` to the file ``target`` ('-': standard output)."""
+    text = _m3u(hits)
+    if target == "-":
+        click.echo(text, nl=False)
+    else:
+        with open(target, "w", encoding="utf-8") as f:
+            f.write(text)
 
 
 def _m3u(hits) -> str:

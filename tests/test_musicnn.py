@@ -391,6 +391,8 @@ def test_copies_collapse_and_dupes_lists_them_but_not_different_tracks(tmp_path)
     assert res.exit_code == 0, res.output
     groups = [sorted(t["path"] for t in g["tracks"]) for g in json.loads(res.output)]
     assert sorted(groups) == sorted([sorted([a, a_copy]), sorted([b, b_trim])])
+    listed = runner.invoke(main, ["dupes", "--db", str(store), "--m3u", "-"]).output.splitlines()
+    assert listed[0] == "#EXTM3U" and sorted(l for l in listed if not l.startswith("#")) == sorted([a, a_copy, b, b_trim])
 
     s = Searcher(store)
     hits = s.search_path(a, k=5)
