@@ -250,7 +250,7 @@ def dupes(store, threshold, m3u, quiet, as_json):
         if threshold is None:
             raise UserError(f"no copy threshold is measured for encoder {s.store.encoder_info.get('name')!r}: "
                             f"give one with --threshold")
-    found = _run(groups, s, threshold=threshold, progress=not quiet and not as_json)
+    found = _run(groups, s, threshold=threshold, progress=not (quiet or as_json or m3u == "-"))
     members = [s.hits(g.ids, [1.0] * len(g.ids)) for g in found]
     rows = [{"weakest": g.weakest, "tracks": [{k: v for k, v in h.to_dict().items() if k not in ("score", "copies")}
                                               for h in hits]} for g, hits in zip(found, members)]
