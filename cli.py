@@ -177,7 +177,7 @@ def _print_index_report(r) -> None:
 
 
 @main.command()
-@click.argument("queries", metavar="QUERY...", nargs=-1, required=True)
+@click.argument("queries", metavar="[QUERY]...", nargs=-1)
 @STORE_OPTION
 @click.option("--id", "by_id", is_flag=True, help="QUERY is a track id of the store (soundalike find shows ids).")
 @click.option("-k", "k", type=click.IntRange(1, 10_000), default=10, show_default=True, help="Number of results.")
@@ -190,17 +190,23 @@ def _print_index_report(r) -> None:
                    "and an artist's own tracks often sound most alike.")
 @click.option("--max-per-album", type=click.IntRange(1), default=None,
               help="At most N results from one album (album tag within one folder). Off by default.")
+@click.option("--tag", "tags", multiple=True,
+              help="Rank by the encoder's predicted tag (repeatable: their mean), e.g. --tag piano; with QUERYs, "
+                   "tracks like them among the 10% of the library highest on the tags.")
 @click.option("--keep-copies", is_flag=True,
               help="Show near-duplicate recordings (re-encodings, other mixes) as results of their own; by default "
                    "they are listed under the result they copy, and copies of the query are left out.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as a JSON list.")
 @click.option("--m3u", type=click.Path(dir_okay=False, allow_dash=True), help="Write the results as an M3U playlist ('-' for stdout).")
 def search(queries, store, by_id, k, genres, genre_source, exclude_artist_of_query, max_per_artist, max_per_album,
-           keep_copies, as_json, m3u):
+           tags, keep_copies, as_json, m3u):
     """Tracks that sound like QUERY: a file in the store, an id (--id), or any audio file. Several QUERYs:
-    tracks like all of them (near the centroid of their vectors), none of them returned."""
+    tracks like all of them (near the centroid of their vectors), none of them returned. --tag ranks by the
+    encoder's predicted tags instead, or narrows the QUERYs' neighbours to the tracks high on them."""
     from .search.searcher import Searcher
 
+    if not queries and not tags:
+        raise UserError("search needs a QUERY (a file, or an id with --id) or a --tag")
     s = _run(Searcher, store)
     diversity = {"max_per_artist": max_per_artist, "max_per_album": max_per_album}
     if keep_copies:
@@ -211,7 +217,10 @@ def search(queries, store, by_id, k, genres, genre_source, exclude_artist_of_que
                 int(q)
             except ValueError:
                 raise UserError(f"--id expects an integer track id, not {q!r}") from None
-    if len(queries) > 1:
+    if tags:
+        hits = _run(s.search_tags, list(tags), k=k, seeds=list(queries), by_id=by_id, genres=genres,
+                    genre_source=genre_source)
+    elif len(queries) > 1:
         hits = _run(s.search_seeds, list(queries), by_id=by_id, k=k, genres=genres, genre_source=genre_source,
                     exclude_artist_of_query=exclude_artist_of_query, **diversity)
     elif by_id:

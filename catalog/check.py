@@ -79,7 +79,7 @@ def _verify_once(path: Path) -> dict:
             problems.append({"file": name, "problem": f"unreadable ({err.strerror or err})"})
     if not problems:
         try:
-            store = Store(path)
+            store = Store(path, columns=["id", "status"])
             if store.generation != m["generation"]:
                 raise StoreError(f"{path}: the generation moved on while it was checked")
             index = store.index()

@@ -897,6 +897,17 @@ class StoreWriter:
         rows.update((r["path"], r) for r in self._changed.values())
         return rows
 
+    def row(self, track_id: int) -> dict | None:
+        """One track's row, every column, as the store stands with this session's changes (None: no such
+        track)."""
+        if track_id in self._changed:
+            return dict(self._changed[track_id])
+        self._fresh()
+        at = self._base_row(track_id)
+        if at is None or track_id in self._removed:
+            return None
+        return self._base.slice(at, 1).to_pylist()[0]
+
     def _statuses(self) -> tuple[int, int]:
         """(tracks, ok) of the store as it stands with this session's changes."""
         keep = ~self._overridden()

@@ -33,6 +33,7 @@ class Track:
     predicted_tag_scores: list[float] | None = None
     missing_since: float | None = None  # when a scan could not reach the file (unmounted drive, unreadable folder)
     content_hash: str | None = None  # catalog.scan.content_hash: a moved or renamed file is known by it
+    tag_scores: list[float] | None = None  # the encoder's mean score of each of its labels (the store's order)
 
 
 SCHEMA = pa.schema(
@@ -55,6 +56,7 @@ SCHEMA = pa.schema(
         pa.field("predicted_tag_scores", pa.list_(pa.float32())),
         pa.field("missing_since", pa.float64()),
         pa.field("content_hash", pa.string()),
+        pa.field("tag_scores", pa.list_(pa.float16())),
     ]
 )
 
@@ -146,7 +148,8 @@ def ok_mask(column) -> np.ndarray:
     return equals_np(column, STATUS_OK)
 
 
-_NUMPY = {pa.int32(): np.int32, pa.int64(): np.int64, pa.float32(): np.float32, pa.float64(): np.float64}
+_NUMPY = {pa.int32(): np.int32, pa.int64(): np.int64, pa.float16(): np.float16, pa.float32(): np.float32,
+          pa.float64(): np.float64}
 
 
 def arrow_array(values: list, type: pa.DataType) -> pa.Array:
@@ -172,6 +175,24 @@ def arrow_array(values: list, type: pa.DataType) -> pa.Array:
         child = arrow_array([x for i in items for x in i], type.value_type)
         return pa.Array.from_buffers(type, n, [bitmap, pa.py_buffer(offsets)], null_count=nulls, children=[child])
     raise TypeError(f"no buffer conversion for {type}")
+
+
+def vectors_np(column, width: int) -> np.ndarray:
+    """A column of float lists as a float32 matrix ``[rows, width]``; a null, or a list of another length, is
+    a row of NaN."""
+    out = []
+    for c in _chunks(column):
+        offs = np.frombuffer(c.buffers()[1], np.int32, count=len(c) + 1, offset=c.offset * 4)
+        child = c.values
+        dtype = _NUMPY[child.type]
+        values = np.frombuffer(child.buffers()[1], dtype, count=len(child) + child.offset)
+        m = np.full((len(c), width), np.nan, np.float32)
+        full = np.diff(offs) == width
+        if c.null_count:
+            full &= np.unpackbits(np.frombuffer(c.buffers()[0], np.uint8), bitorder="little")[c.offset : c.offset + len(c)].astype(bool)
+        m[full] = values[child.offset + offs[:-1][full, None] + np.arange(width)]
+        out.append(m)
+    return np.concatenate(out) if out else np.zeros((0, width), np.float32)
 
 
 def bool_arrow(mask: np.ndarray) -> pa.Array:

@@ -21,7 +21,7 @@ from ..catalog.indexes import Policy
 from ..catalog.scan import FileEntry, content_hash, under
 from ..catalog.store import Store, StoreError, StoreWriter, is_store, read_manifest
 from ..catalog.tags import read_tags
-from ..catalog.track import STATUS_OK
+from ..catalog.track import COLUMNS, STATUS_OK
 from ..model.encoder import BUILTIN, DEFAULT_ENCODER, ModelError, is_builtin, read_sidecar
 from ..model.musicnn import ENCODER_NAMES
 from ..model.pipeline import DECODE_TIMEOUT_S
@@ -140,10 +140,14 @@ def _moves(new: list[FileEntry], gone: list[dict]) -> tuple[list[FileEntry], lis
     return left, [row for row in gone if row["id"] not in taken], moved
 
 
+#: what the plan reads of every track (a million rows become Python dicts: not the tag scores' 50 floats each)
+PLAN_COLUMNS = [c for c in COLUMNS if c != "tag_scores"]
+
+
 def _known_tracks(store_path: Path) -> dict[str, dict]:
     if not is_store(store_path):
         return {}
-    return {r["path"]: r for r in Store(store_path).tracks.to_pylist()}
+    return {r["path"]: r for r in Store(store_path, columns=PLAN_COLUMNS).tracks.to_pylist()}
 
 
 def plan_stage(known: dict[str, dict], entries: list[FileEntry], root: str, *, unreachable, force: bool,
@@ -167,13 +171,13 @@ class Runner:
         self.engine, self.write, self.report = engine, write, report
         self.checkpoint_s, self.progress, self.log = checkpoint_s, progress, log
 
-    def run(self, plan: Plan, known: dict[str, dict]) -> None:
+    def run(self, plan: Plan) -> None:
         from tqdm import tqdm
 
         report, write, engine = self.report, self.write, self.engine
         todo = [e.path for e in plan.new + plan.changed]
-        write.mark(known, plan.missing, plan.back)
-        write.move(known, plan.moved)
+        write.mark(plan.missing, plan.back)
+        write.move(plan.moved)
         write.order_ids([e.path for e in plan.new])
         last_checkpoint = time.perf_counter()
         bar = tqdm(total=len(todo), desc="index", unit="file", disable=not self.progress, dynamic_ncols=True)
@@ -317,7 +321,7 @@ def index_library(
         with StoreWriter(store_path, encoder=enc_meta, encoder_files=files, index_policy=index_policy) as writer:
             write = WriteStage(writer, report, entries={e.path: e for e in todo},
                                changed={e.path for e in plan.changed}, root=root, genre_from=genre_from)
-            Runner(runner_engine, write, report, checkpoint_s=checkpoint_s, progress=progress, log=log).run(plan, known)
+            Runner(runner_engine, write, report, checkpoint_s=checkpoint_s, progress=progress, log=log).run(plan)
     finally:
         if runner_engine is not None:
             runner_engine.close()  # a Ray instance started for this run ends with it

@@ -92,6 +92,7 @@ class Embedded:
     tags: dict = dataclasses.field(default_factory=dict)  # what read_tags found (title, artist, genre, ...)
     duration_s: float | None = None
     predicted: tuple | None = None  # (genre, score, top tags, their scores) from a classifier head
+    scores: np.ndarray | None = None  # mean score of every label over the windows
     error: str | None = None  # one line, without the path
     decode_s: float = 0.0
     features_s: float = 0.0
@@ -122,11 +123,12 @@ def embed_batch(encoder, batch: list[Extracted]) -> list[Embedded]:
             out.append(Embedded.of(r))
             continue
         n = len(r.features)
-        predicted = None
+        predicted = scores = None
         if encoder.labels:
-            predicted = encoder.predicted(probs[at : at + n].mean(axis=0))
+            scores = probs[at : at + n].mean(axis=0)
+            predicted = encoder.predicted(scores)
         out.append(Embedded.of(r, vector=encoder.summarize(embs[at : at + n]), windows=n, predicted=predicted,
-                               encode_s=spent * n / total))
+                               scores=scores, encode_s=spent * n / total))
         at += n
     return out
 
@@ -203,22 +205,20 @@ class WriteStage:
             self._given += 1
         return self.writer.id_for(path)  # a changed file keeps its id
 
-    def mark(self, known: dict[str, dict], missing: list[int], back: list[int]) -> None:
+    def mark(self, missing: list[int], back: list[int]) -> None:
         """Reachability first: tracks out of reach keep their vectors and are marked missing; found again, not."""
         with timed(self.report.stages, "write"):
             now = time.time()
-            by_id = {row["id"]: row for row in known.values()}
             for track_id in missing + back:
-                track = from_row(by_id[track_id])
+                track = from_row(self.writer.row(track_id))  # every column (the plan's rows lack some)
                 track.missing_since = now if track_id in missing else None
                 self.writer.put(track)
 
-    def move(self, known: dict[str, dict], moved: list[tuple[int, FileEntry]]) -> None:
+    def move(self, moved: list[tuple[int, FileEntry]]) -> None:
         """Files moved or renamed: their tracks take the new path (same id, same vector, nothing decoded)."""
         with timed(self.report.stages, "write"):
-            by_id = {row["id"]: row for row in known.values()} if moved else {}
             for track_id, entry in moved:
-                track = from_row(by_id[track_id])
+                track = from_row(self.writer.row(track_id))
                 track.path, track.size, track.mtime, track.missing_since = entry.path, entry.size, entry.mtime, None
                 if self.genre_from == "folder":
                     track.genre = _genre_from_folder(entry.path, self.root) or track.genre
@@ -249,6 +249,8 @@ class WriteStage:
                     genre, score, tags, tag_scores = e.predicted
                     track.predicted_genre, track.predicted_score = normalise_genre(genre), score
                     track.predicted_tags, track.predicted_tag_scores = tags, tag_scores
+                if e.scores is not None:
+                    track.tag_scores = [float(x) for x in e.scores]
                 self.writer.put(track, e.vector)
                 r.windows += e.windows
         if track.status != STATUS_OK:

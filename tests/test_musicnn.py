@@ -407,3 +407,41 @@ def test_copies_collapse_and_dupes_lists_them_but_not_different_tracks(tmp_path)
     table = runner.invoke(main, ["search", a, "--db", str(store), "-k", "3"])
     assert table.exit_code == 0 and "left out 1 copy of the query" in table.output
     assert "a-copy.wav" in runner.invoke(main, ["search", a, "--db", str(store), "-k", "1", "--keep-copies"]).output
+
+
+def test_tags_rank_the_library_alone_or_narrow_a_seeds_neighbours(library, tmp_path):
+    from click.testing import CliRunner
+
+    from soundalike.catalog.store import Store
+    from soundalike.catalog.track import vectors_np
+    from soundalike.cli import main
+    from soundalike.indexer.run import index_library
+
+    store = tmp_path / "tags.soundalike"
+    index_library(library.root, store, workers=0, progress=False, log=lambda m: None)
+    s = Store(store)
+    labels = s.encoder_info["labels"]
+    table = s.tracks
+    scores = vectors_np(table.column("tag_scores"), len(labels))
+    assert scores.shape == (len(library.files), 50) and np.isfinite(scores).all() and (scores >= 0).all()
+    # the stored scores agree with the top tags each track records
+    first = table.slice(0, 1).to_pylist()[0]
+    assert first["predicted_tags"][0] == labels[int(np.argmax(scores[0]))]
+    paths = table.column("path").to_pylist()
+    runner = CliRunner()
+    res = runner.invoke(main, ["search", "--tag", "Jazz", "--tag", "chillout", "--db", str(store), "-k", "4", "--json"])
+    assert res.exit_code == 0, res.output
+    want = (scores[:, labels.index("jazz")] + scores[:, labels.index("chillout")]) / 2
+    got = json.loads(res.output)
+    assert [h["path"] for h in got] == [paths[i] for i in np.argsort(-want, kind="stable")[:4]]
+    np.testing.assert_allclose([h["score"] for h in got], np.sort(want)[::-1][:4], atol=1e-6)
+    # with a seed: its neighbours among the tenth of the library highest on the tag, the seed left out
+    seed = paths[0]
+    res = runner.invoke(main, ["search", seed, "--tag", "jazz", "--db", str(store), "-k", "5", "--json"])
+    assert res.exit_code == 0, res.output
+    high = {paths[i] for i in np.flatnonzero(scores[:, labels.index("jazz")] >= np.quantile(scores[:, labels.index("jazz")], 0.9))}
+    found = [h["path"] for h in json.loads(res.output)]
+    assert found and set(found) <= high - {seed}
+    bad = runner.invoke(main, ["search", "--tag", "polka", "--db", str(store)])
+    assert bad.exit_code != 0 and "unknown tag polka" in bad.output and "jazz" in bad.output
+    assert "needs a QUERY" in runner.invoke(main, ["search", "--db", str(store)]).output
