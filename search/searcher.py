@@ -343,9 +343,10 @@ class Searcher:
                         self.last_copies_of_query.append(h)
                         continue
                     v = self.index.reconstruct(h.id)
-                    twin = next((o for o, u in zip(out, held) if is_copy(float(v @ u), o.duration_s, h.duration_s, threshold)), None)
-                    if twin is not None:
-                        twin.copies.append({"id": h.id, "path": h.path, "score": round(float(v @ held[out.index(twin)]), 4)})
+                    twin = next((j for j, u in enumerate(held)
+                                 if is_copy(float(v @ u), out[j].duration_s, h.duration_s, threshold)), None)
+                    if twin is not None:  # a copy of a result already in: listed under it
+                        out[twin].copies.append({"id": h.id, "path": h.path, "score": round(float(v @ held[twin]), 4)})
                         continue
                 a = (h.artist or "").casefold() or None
                 b = ((h.album or "").casefold(), os.path.dirname(h.path)) if h.album else None
