@@ -344,7 +344,7 @@ def _resolve_model(store_path: Path, model):
             if ENCODER_NAMES[BUILTIN[str(model)]] != have["name"]:
                 raise IndexingError(f"{store_path}: built with encoder {have['name']} ({have['fingerprint']}), "
                                     f"not {model}; use the store's encoder or a new store")
-            return str(model)
+            return have.get("spec") or str(model)  # (its front end as the store recorded it)
         try:
             fp = read_sidecar(model).get("fingerprint")
         except ModelError as err:

@@ -235,7 +235,8 @@ def load_encoder(ref: str | os.PathLike | dict):
         if ref.get("kind") == "musicnn":
             from ..model.musicnn import MusicnnEncoder
 
-            return MusicnnEncoder(ref["variant"], n_windows=int(ref.get("n_windows", 16)))
+            # a spec without "peak" was written before the level was normalised: the recorded level, as then
+            return MusicnnEncoder(ref["variant"], n_windows=int(ref.get("n_windows", 16)), peak=float(ref.get("peak", 0.0)))
         raise ModelError(f"unknown encoder kind {ref.get('kind')!r}")
     if is_builtin(ref):
         from ..model.musicnn import MusicnnEncoder

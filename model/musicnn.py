@@ -177,14 +177,25 @@ def load(model: str = "MSD_musicnn"):
     return net
 
 
-def frontend(n_windows: int = 16):
-    """musicnn's own front end: 16 kHz mono at the recorded level, n_fft 512, hop 256, 96 mel bands
-    (librosa's Slaney mel, 0-8 kHz), ``log10(1 + 10000 * power)``, windows of 187 frames."""
+#: The level the analysed windows are brought to: each track's peak over its windows. musicnn's own front end
+#: works at the recorded level (``peak=0``), so the same music 6 dB quieter got another vector (cosine 0.71-0.97
+#: with its original on the dev corpus) and a quiet excerpt missed its song. Measured on the dev corpus
+#: (``benchmarks/level.py``, 248 tracks, paired bootstrap over queries): group precision@10 0.390 against 0.392
+#: at the recorded level, -0.002 [-0.014, +0.011]; a track's RMS or each window's RMS to -20 dBFS measured no
+#: better (-0.009, -0.006); quieter copies then score 1.000 with their originals. Stores made before record no
+#: ``peak`` in their encoder spec and keep the recorded level (and their fingerprint).
+LEVEL_PEAK = 0.95
+
+
+def frontend(n_windows: int = 16, peak: float = LEVEL_PEAK):
+    """musicnn's front end: 16 kHz mono, each track's analysed windows scaled so that their peak is ``peak``
+    (0: the recorded level, as the original), n_fft 512, hop 256, 96 mel bands (librosa's Slaney mel,
+    0-8 kHz), ``log10(1 + 10000 * power)``, windows of 187 frames."""
     from ..model.frontend import FrontEnd
 
     return FrontEnd(sample_rate=SAMPLE_RATE, window_s=WINDOW_SAMPLES / SAMPLE_RATE, n_windows=n_windows,
                     n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS, fmin=0.0, fmax=SAMPLE_RATE / 2,
-                    log_gain=10000.0, peak=0.0)
+                    log_gain=10000.0, peak=peak)
 
 
 class MusicnnEncoder(EncoderBase):
@@ -199,8 +210,8 @@ class MusicnnEncoder(EncoderBase):
 
     library_transform = "standardize"
 
-    def __init__(self, model: str = "MSD_musicnn", *, n_windows: int = 16, runtime_route: str | None = None,
-                 warn=None):
+    def __init__(self, model: str = "MSD_musicnn", *, n_windows: int = 16, peak: float = LEVEL_PEAK,
+                 runtime_route: str | None = None, warn=None):
         from ..model.encoder import fingerprint
 
         requested(runtime_route)  # an unknown route fails here, before the weights load
@@ -208,7 +219,7 @@ class MusicnnEncoder(EncoderBase):
         self.variant = model
         self.name = ENCODER_NAMES[model]
         self.labels = list(LABELS[model])
-        self.frontend = frontend(n_windows)
+        self.frontend = frontend(n_windows, peak)
         self.net = load(model)
         self.window_dim = int(self.net.outputs[3].shape[-1] + self.net.outputs[2].shape[-1])
         self.dim = 2 * self.window_dim
@@ -250,7 +261,8 @@ class MusicnnEncoder(EncoderBase):
 
     def spec(self) -> dict:
         """What a store records to load this encoder again (no files: the weights come from the package)."""
-        return {"kind": "musicnn", "variant": self.variant, "n_windows": self.frontend.n_windows}
+        return {"kind": "musicnn", "variant": self.variant, "n_windows": self.frontend.n_windows,
+                "peak": self.frontend.peak}
 
     def encode(self, features: np.ndarray, *, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
         """Window features ``[n, 953]`` (mean pool, penultimate) and tag scores ``[n, 50]`` for log-mel windows

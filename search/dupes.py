@@ -7,7 +7,8 @@ re-encodings scored 0.964-0.999 with their originals, 22 kHz copies 0.974-1.000,
 each end 0.880-0.991 (median 0.956); the nearest *different* track of a track's own soundtrack scored 0.789 at
 the 95th percentile, and the two pairs of different files above 0.93 were versions of one piece (the same
 146.6 s in two mixes, 0.978; one theme in 182 and 178 s takes, 0.936). Copies 6 dB quieter scored only
-0.71-0.97: the default front end works at the recorded level, so a quieter copy is not found as a copy.
+0.71-0.97 at the recorded level; the default front end now normalises the level (``model.musicnn.LEVEL_PEAK``)
+and they score 1.000 (stores made before keep the recorded level).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def test_port_matches_the_original_graph(golden, variant):
 
 
 def test_front_end_reproduces_the_reference_inputs(golden):
-    fe = musicnn.frontend()
+    fe = musicnn.frontend(peak=0.0)  # the original's: at the recorded level
     feats = fe.features(golden["audio"])  # [n, mels, frames]
     np.testing.assert_allclose(np.transpose(feats, (0, 2, 1)), golden["inputs"], atol=1e-4)
 
@@ -445,3 +445,30 @@ def test_tags_rank_the_library_alone_or_narrow_a_seeds_neighbours(library, tmp_p
     bad = runner.invoke(main, ["search", "--tag", "polka", "--db", str(store)])
     assert bad.exit_code != 0 and "unknown tag polka" in bad.output and "jazz" in bad.output
     assert "needs a QUERY" in runner.invoke(main, ["search", "--db", str(store)]).output
+
+
+def test_level_is_normalised_and_stores_made_before_keep_the_recorded_level(library, tmp_path):
+    """The same music 6 dB quieter is the same vector; a store whose encoder spec predates the level
+    normalisation (no "peak") loads the recorded-level front end it was built with, same fingerprint."""
+    import soundfile as sf
+
+    from conftest import write_audio
+
+    from soundalike.indexer.run import index_library
+    from soundalike.model.encoder import load_encoder
+    from soundalike.search.searcher import Searcher
+
+    store = tmp_path / "level.soundalike"
+    index_library(library.root, store, workers=0, progress=False, log=lambda m: None)
+    s = Searcher(store)
+    src = sorted(library.files)[1]
+    y, sr = sf.read(src, dtype="float32", always_2d=True)
+    quiet = write_audio(tmp_path / "quiet.wav", y.mean(axis=1) * 0.5, sr)
+    original = s.vector(s.id_for_path(src))
+    assert float(s.embed_file(quiet) @ original) > 0.999
+    new = load_encoder("musicnn")
+    old = load_encoder({"kind": "musicnn", "variant": "MSD_musicnn", "n_windows": 16})
+    assert new.frontend.peak == musicnn.LEVEL_PEAK and old.frontend.peak == 0.0
+    assert old.fingerprint != new.fingerprint
+    assert old.fingerprint == musicnn.MusicnnEncoder("MSD_musicnn", peak=0.0).fingerprint
+    assert load_encoder(new.spec()).fingerprint == new.fingerprint
