@@ -315,8 +315,9 @@ class Searcher:
     def search_vector(self, vector: np.ndarray, *, k: int = 10, genres=None, genre_source: str = "tags",
                       exclude_ids=(), exclude_artists=(), max_per_artist: int | None = None,
                       max_per_album: int | None = None, collapse: bool | None = None,
-                      query_duration: float | None = None) -> list[Hit]:
-        """The ``k`` best tracks for one vector, best first, under the filters.
+                      query_duration: float | None = None, mask: np.ndarray | None = None) -> list[Hit]:
+        """The ``k`` best tracks for one vector, best first, under the filters (``mask``: any further one,
+        over the searchable tracks).
 
         ``collapse`` (default: where the store's encoder has a measured copy threshold, ``search.dupes``):
         near-duplicates of a result (re-encodings, other mixes) are listed in its ``copies`` instead of
@@ -331,10 +332,10 @@ class Searcher:
         collapse = threshold is not None if collapse is None else collapse
         threshold = threshold or COPY_COSINE  # (asked for on an encoder not measured: the default encoder's)
         if not (collapse or max_per_artist or max_per_album):
-            return self.hits(*self._ranked(vector, k, genres, genre_source, exclude_ids, exclude_artists))
+            return self.hits(*self._ranked(vector, k, genres, genre_source, exclude_ids, exclude_artists, mask))
         fetch = 4 * k if (max_per_artist or max_per_album) else k + 5
         while True:
-            ids, scores = self._ranked(vector, fetch, genres, genre_source, exclude_ids, exclude_artists)
+            ids, scores = self._ranked(vector, fetch, genres, genre_source, exclude_ids, exclude_artists, mask)
             out, per_artist, per_album, held = [], {}, {}, []
             self.last_copies_of_query = []
             for h in self.hits(ids, scores):
@@ -364,16 +365,17 @@ class Searcher:
                 return out
             fetch *= 4
 
-    def _ranked(self, vector, k, genres, genre_source, exclude_ids, exclude_artists) -> tuple[list[int], list[float]]:
-        """Ids and scores of the ``k`` best tracks for one vector under the filters, best first."""
-        if not genres and not any(exclude_artists):
-            # only a few ids to leave out (the query itself): ask for that many more and drop them, exact
-            drop = {int(i) for i in exclude_ids}
-            scores, ids = self.search_vectors(vector, k=k + len(drop))
-            keep = [(int(i), s) for s, i in zip(scores[0], ids[0]) if i >= 0 and int(i) not in drop][:k]
-        else:
+    def _ranked(self, vector, k, genres, genre_source, exclude_ids, exclude_artists,
+                mask: np.ndarray | None = None) -> tuple[list[int], list[float]]:
+        """Ids and scores of the ``k`` best tracks for one vector under the filters (and ``mask``, over the
+        searchable tracks), best first. The few ids to leave out (the query itself) are dropped from k + that
+        many results, exact."""
+        packed = None
+        if mask is not None:
+            packed = self._packed(mask & self.mask(genres=genres, genre_source=genre_source, exclude_artists=exclude_artists))
+        elif genres or any(exclude_artists):
             # the filter's bitmap is kept for the next query with the same filter (building one over a million
-            # ids costs milliseconds); the few ids to leave out are dropped from k + that many results, exact
+            # ids costs milliseconds)
             key = (tuple(sorted(genres or ())), genre_source, tuple(sorted({a.casefold() for a in exclude_artists if a})))
             packed = self._filters.get(key)
             if packed is None:
@@ -381,9 +383,9 @@ class Searcher:
                 if len(self._filters) >= 16:
                     self._filters.pop(next(iter(self._filters)))
                 self._filters[key] = packed
-            drop = {int(i) for i in exclude_ids}
-            scores, ids = self.search_vectors(vector, k=k + len(drop), packed=packed)
-            keep = [(int(i), s) for s, i in zip(scores[0], ids[0]) if i >= 0 and int(i) not in drop][:k]
+        drop = {int(i) for i in exclude_ids}
+        scores, ids = self.search_vectors(vector, k=k + len(drop), packed=packed)
+        keep = [(int(i), s) for s, i in zip(scores[0], ids[0]) if i >= 0 and int(i) not in drop][:k]
         return [i for i, _ in keep], [s for _, s in keep]
 
     def _packed(self, mask: np.ndarray) -> tuple[np.ndarray, int]:
@@ -409,16 +411,14 @@ class Searcher:
         if track_id is not None:
             return self.search_id(track_id, k=k, genres=genres, genre_source=genre_source,
                                   exclude_artist_of_query=exclude_artist_of_query, **diversity)
-        vec = self.embed_file(path)
+        vec, duration = self._embed(path)
         artists = []
         if exclude_artist_of_query:
             from ..catalog.tags import read_tags
 
             artists = [read_tags(path).get("artist")]
-        from ..model.audio import probe
-
         return self.search_vector(vec, k=k, genres=genres, genre_source=genre_source, exclude_artists=artists,
-                                  query_duration=probe(path).duration_s, **diversity)
+                                  query_duration=duration, **diversity)
 
     def search_seeds(self, seeds, *, by_id: bool = False, k: int = 10, genres=None, genre_source: str = "tags",
                      exclude_artist_of_query: bool = False, **diversity) -> list[Hit]:
@@ -484,12 +484,9 @@ class Searcher:
             order = np.flatnonzero(known)[np.argsort(-score[known], kind="stable")][:k]
             return self.hits([int(self._ids[i]) for i in order], [float(score[i]) for i in order])
         cut = np.quantile(score[known], 1.0 - TAG_SHARE) if known.any() else np.inf
-        mask = known & (score >= cut)
         vectors, tracks = self._seed_vectors(seeds, by_id)
-        ids = {t for t in tracks if t is not None}
-        scores, found = self.search_vectors(vectors.mean(axis=0), k=k + len(ids), mask=mask)
-        keep = [(int(i), float(sc)) for sc, i in zip(scores[0], found[0]) if i >= 0 and int(i) not in ids][:k]
-        return self.hits([i for i, _ in keep], [sc for _, sc in keep])
+        return self.search_vector(vectors.mean(axis=0), k=k, exclude_ids=[t for t in tracks if t is not None],
+                                  mask=known & (score >= cut))
 
     # -- outside audio -------------------------------------------------------------------------------------
     def encoder(self):
@@ -522,6 +519,10 @@ class Searcher:
 
     def embed_file(self, path: str | os.PathLike) -> np.ndarray:
         """The unit track vector of an outside audio file, as the indexer would compute it."""
+        return self._embed(path)[0]
+
+    def _embed(self, path: str | os.PathLike) -> tuple[np.ndarray, float]:
+        """An outside file's unit track vector and its duration (seconds), from one decode."""
         from ..model.audio import AudioError
 
         path = Path(path)
@@ -531,9 +532,9 @@ class Searcher:
             raise QueryError(f"{path}: is a folder, not an audio file")
         enc = self.encoder()
         try:
-            windows, _ = enc.frontend.windows(path)
+            windows, info = enc.frontend.windows(path)
         except AudioError as err:
             raise QueryError(str(err)) from None
         # a few windows a call: the activations of 16 windows at once would take 350 MB more, at the same speed
         embs, _ = enc.encode(enc.features(windows), batch_size=QUERY_BATCH)
-        return self.store.transform()(enc.summarize(embs))[0]
+        return self.store.transform()(enc.summarize(embs))[0], info.duration_s
