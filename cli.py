@@ -196,10 +196,14 @@ def _print_index_report(r) -> None:
 @click.option("--keep-copies", is_flag=True,
               help="Show near-duplicate recordings (re-encodings, other mixes) as results of their own; by default "
                    "they are listed under the result they copy, and copies of the query are left out.")
+@click.option("--excerpt/--no-excerpt", default=None,
+              help="Treat the QUERY file as an excerpt (a clip of some song): tracks ranked by their analysed windows "
+                   "that best match the clip's, with where in the track it matched. Default: on for an outside "
+                   "file shorter than the stretch a track vector spans (about 48 s for musicnn).")
 @click.option("--json", "as_json", is_flag=True, help="Print results as a JSON list.")
 @click.option("--m3u", type=click.Path(dir_okay=False, allow_dash=True), help="Write the results as an M3U playlist ('-' for stdout).")
 def search(queries, store, by_id, k, genres, genre_source, exclude_artist_of_query, max_per_artist, max_per_album,
-           tags, keep_copies, as_json, m3u):
+           tags, keep_copies, excerpt, as_json, m3u):
     """Tracks that sound like QUERY: a file in the store, an id (--id), or any audio file. Several QUERYs:
     tracks like all of them (near the centroid of their vectors), none of them returned. --tag ranks by the
     encoder's predicted tags instead, or narrows the QUERYs' neighbours to the tracks high on them."""
@@ -207,6 +211,8 @@ def search(queries, store, by_id, k, genres, genre_source, exclude_artist_of_que
 
     if not queries and not tags:
         raise UserError("search needs a QUERY (a file, or an id with --id) or a --tag")
+    if excerpt and (by_id or len(queries) > 1 or tags):
+        raise UserError("--excerpt takes one QUERY file")
     s = _run(Searcher, store)
     diversity = {"max_per_artist": max_per_artist, "max_per_album": max_per_album}
     if keep_copies:
@@ -228,7 +234,9 @@ def search(queries, store, by_id, k, genres, genre_source, exclude_artist_of_que
                     exclude_artist_of_query=exclude_artist_of_query, **diversity)
     else:
         hits = _run(s.search_path, queries[0], k=k, genres=genres, genre_source=genre_source,
-                    exclude_artist_of_query=exclude_artist_of_query, **diversity)
+                    exclude_artist_of_query=exclude_artist_of_query, excerpt=excerpt, **diversity)
+        if s.last_mode[1] and not as_json:
+            click.echo(s.last_mode[1], err=True)
     if m3u:
         _write_m3u(m3u, hits)
     if as_json:
@@ -317,6 +325,8 @@ def _print_hits(hits) -> None:
     click.echo(f"{'#':>3} {'score':>6}  {_cut('title', tw)} {_cut('artist', aw)} {_cut('genre', gw)} {_cut('path', pw)}")
     for i, h in enumerate(hits, 1):
         mark = "(missing) " if h.missing else ""  # out of reach at the last index run
+        if h.at_s is not None:
+            mark += f"(at {int(h.at_s) // 60}:{int(h.at_s) % 60:02d}) "
         if h.copies:
             mark += f"(+{len(h.copies)} cop{'y' if len(h.copies) == 1 else 'ies'}) "
         click.echo(f"{i:>3} {h.score:6.3f}  {_cut(h.title, tw)} {_cut(h.artist, aw)} {_cut(h.genre, gw)} "

@@ -211,15 +211,17 @@ def top_eigenvectors(c: np.ndarray, k: int, iters: int = 6, seed: int = 0) -> np
     return np.ascontiguousarray(q @ v[:, np.argsort(w)[::-1][:k]], dtype=np.float32)
 
 
-def fit(kind: str | None, moments: Moments | None, sample: np.ndarray, fitted_on: int) -> Fitted:
-    """The library transform from the streamed moments and a random sample of raw vectors."""
+def fit(kind: str | None, moments: Moments | None, sample: np.ndarray, fitted_on: int,
+        widths: tuple[int, ...] = PCA_WIDTHS) -> Fitted:
+    """The library transform from the streamed moments and a random sample of raw vectors; the PCA keeps the
+    fewest of ``widths`` dimensions that hold PCA_KEEP of the variance (the most if none do)."""
     if kind in (None, "none"):
         return Fitted(None, None, None, fitted_on)
     if kind != "standardize":
         raise IndexBuildError(f"unknown library transform {kind!r}")
     mean, std = moments.result()
     basis = None
-    widths = [w for w in PCA_WIDTHS if w < sample.shape[1]]
+    widths = [w for w in widths if w < sample.shape[1]]
     if fitted_on >= PCA_MIN_FIT and widths:
         axes, share = principal_axes(sample, max(widths), prep=lambda rows: standardize(rows, mean, std))
         kept = np.cumsum(share)
@@ -778,7 +780,7 @@ def load_template(data: bytes) -> TrackIndex:
 
 def build(batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], n: int, dim: int, *,
           transform_kind: str | None, fitted: Fitted | None, policy: Policy, seed: int = 0,
-          measure: bool = True, template: bytes | None = None) -> Built:
+          measure: bool = True, template: bytes | None = None, widths: tuple[int, ...] = PCA_WIDTHS) -> Built:
     """Build the index of ``n`` live tracks from ``batches()`` (a fresh iterator of ``(ids, raw)`` each time it
     is called; every live id exactly once), streaming: memory holds one batch, a sample of at most FIT_SAMPLE
     vectors and the index itself. ``fitted`` None: the library transform is fitted on these vectors.
@@ -812,7 +814,7 @@ def build(batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], n: int
     q_raw = np.concatenate(q_raw) if q_raw else np.zeros((0, dim), np.float32)
     fitted_given = fitted is not None
     if fitted is None:
-        fitted = fit(transform_kind, moments, sample, n)
+        fitted = fit(transform_kind, moments, sample, n, widths)
     width = fitted.width or dim
     kind = policy.choose(n, width)
     index = load_template(template) if template is not None and fitted_given else None

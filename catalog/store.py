@@ -7,11 +7,13 @@
       tracks.g000007.parquet        one row per Track (base table; row groups of 8k rows)
       tracks.g000009.part.parquet   rows changed since (a checkpoint's, or a small commit's); the last row wins
       tracks.g000009.removed.npy    ids removed since the base table was written
-      vectors/shard-000003.npz      ids (int64[n]) + raw track vectors (float32[n, d]); immutable
+      vectors/shard-000003.npz      ids (int64[n]) + raw track vectors (float32[n, d]) and, for encoders that
+                                    keep them, each track's window features; immutable
       tracks.g000007.faiss          the track index: the library transform and the codes (catalog.indexes)
       tracks.g000009.delta.faiss    vectors written since the index was built, in its own quantisers
       tracks.g000009.hidden.npy     ids of the index whose vectors no longer count (removed, re-embedded)
       template.g000007.faiss        the trained empty index: frozen quantisers for deltas and rebuilds
+      windows.g000007*.faiss        the excerpt index of every track's windows (catalog.excerpts)
       encoder/                      the encoder artefact the vectors came from (for outside queries)
       .lock                         held by the one writer
 
@@ -44,7 +46,7 @@ import pyarrow.parquet as pq
 
 from ..catalog.track import (COLUMNS, SCHEMA, STATUS_OK, Track, bool_arrow, equals_np, index_arrow, ints_np, ok_mask,
                              rows_table)
-from . import indexes
+from . import excerpts, indexes
 from .indexes import Fitted, LayeredIndex, Policy, TrackIndex, standardize, unit
 
 FORMAT = "soundalike-store"
@@ -59,6 +61,7 @@ REFIT_GROWTH = 1.5
 PART = ".part.parquet"  # a track table of changed rows over the base one (a checkpoint's, or a small commit's)
 DELTA_FRACTION = 0.02  # a commit writes a delta (index and track table) until it changes this share of the library
 SHARD_ROWS = 50_000  # vectors a shard holds at most when shards are compacted
+SHARD_ROWS_WINDOWS = 2_048  # ... when they carry window features too (24 KB a track: ~50 MB a shard)
 ROW_GROUP = 8_192  # rows of a track table's row group: a query reads the text of its hits' groups only
 
 
@@ -202,6 +205,11 @@ def check_manifest(m, mf: Path) -> dict:
     delta = (m.get("index") or {}).get("delta")
     if delta is not None and not (isinstance(delta, dict) and _is_name(delta.get("file")) and _is_name(delta.get("hidden"))):
         raise bad("'index.delta' must be null or an object naming its file and its hidden list")
+    win = m.get("windows")
+    if win is not None and not (isinstance(win, dict) and _is_name(win.get("file")) and _is_name(win.get("template"))
+                                and _is_int(win.get("dim"), 1) and _is_int(win.get("shards_indexed"))
+                                and (win.get("delta") is None or (isinstance(win["delta"], dict) and _is_name(win["delta"].get("file"))))):
+        raise bad("'windows' must be null or an object naming its index, template, width and shards indexed")
     listed = _listed(m)
     unlisted = [n for n in listed if n not in files]
     if unlisted:
@@ -219,7 +227,7 @@ def _listed(m: dict) -> list[str]:
     delta = (m.get("index") or {}).get("delta")
     if delta:
         out += [delta["file"], delta["hidden"]]
-    return out
+    return out + excerpts.listed(m)
 
 
 def _short_repr(v) -> str:
@@ -377,6 +385,37 @@ def iter_latest(root: Path, names: list[str], live: np.ndarray, rows: int = 8192
             yield uniq[at : at + rows], np.ascontiguousarray(vecs[pos[at : at + rows]], dtype=np.float32)
 
 
+def _iter_latest_rows(root: Path, names: list[str], live: np.ndarray):
+    """Like :func:`iter_latest`, a shard at a time, with each row's window features (None: none kept):
+    ``(ids, vectors, [float16[m, d] or None, ...])``."""
+    live = np.asarray(live, np.int64)
+    top = int(live.max()) + 1 if len(live) else 0
+    wanted = np.zeros(top, bool)
+    wanted[live] = True
+    for name in reversed(names):
+        try:
+            with np.load(root / name) as z:
+                ids = z["ids"].astype(np.int64)
+                uniq, last_rev = np.unique(ids[::-1], return_index=True)
+                pos = len(ids) - 1 - last_rev
+                ok = uniq < top
+                ok[ok] = wanted[uniq[ok]]
+                uniq, pos = uniq[ok], pos[ok]
+                if not len(uniq):
+                    continue
+                wanted[uniq] = False
+                vecs = z["vectors"][pos].astype(np.float32)
+                windows = [None] * len(pos)
+                if "windows" in z.files:
+                    wrows, wins = z["window_rows"], z["windows"]
+                    starts = np.searchsorted(wrows, pos, "left")
+                    ends = np.searchsorted(wrows, pos, "right")
+                    windows = [wins[a:b] if b > a else None for a, b in zip(starts, ends)]
+        except Exception as err:
+            raise StoreError(f"{root / name}: unreadable vector shard ({_short(err)}){_REMEDY}") from None
+        yield uniq, vecs, windows
+
+
 def count_latest(root: Path, names: list[str], live: np.ndarray) -> int:
     """How many ids of ``live`` have a vector in the shards (reads only the ids)."""
     have = np.unique(np.concatenate([_read_shard_ids(root, n) for n in names])) if names else np.zeros(0, np.int64)
@@ -532,6 +571,7 @@ class Store:
         self._groups: dict = {}  # row groups read for cells
         self._tracks: pa.Table | None = None
         self._index = None
+        self._excerpts = None
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, attempts: int = 5, columns: list[str] | None = None,
@@ -700,6 +740,16 @@ class Store:
                 self._index = current_index(self.path, self.manifest, ints_np(table.column("id"))[self.live_rows()])
         return self._index
 
+    def excerpt_index(self) -> "excerpts.ExcerptIndex | None":
+        """The window index of the last commit (None: the store keeps no windows). Tracks a checkpoint
+        added since are not in it until the run commits."""
+        record = self.manifest.get("windows")
+        if not record:
+            return None
+        if self._excerpts is None:
+            self._excerpts = excerpts.ExcerptIndex.open(self.path, record)
+        return self._excerpts
+
     def disk_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
 
@@ -796,6 +846,7 @@ class StoreWriter:
         self._pending_rows: list[dict] = []  # rows put since the last checkpoint or commit
         self._pending_ids: list[np.ndarray] = []
         self._pending_vecs: list[np.ndarray] = []
+        self._pending_windows: list[np.ndarray | None] = []  # window features, one entry per pending vector
         self._removed: set[int] = set()
         self._session_paths: dict[str, int | None] = {}  # paths given ids (or removed, None) since the last commit
 
@@ -948,8 +999,9 @@ class StoreWriter:
         return new
 
     # -- changes -------------------------------------------------------------------------------------------
-    def put(self, track: Track, vector: np.ndarray | None = None) -> None:
-        """Add or replace one track (and its raw vector when it has one)."""
+    def put(self, track: Track, vector: np.ndarray | None = None, windows: np.ndarray | None = None) -> None:
+        """Add or replace one track (and its raw vector when it has one, with its window features for the
+        excerpt index when the encoder keeps them)."""
         row = {name: getattr(track, name) for name in COLUMNS}
         before = self._changed.get(track.id)
         if before is None:
@@ -965,6 +1017,7 @@ class StoreWriter:
         if vector is not None:
             self._pending_ids.append(np.asarray([track.id], np.int64))
             self._pending_vecs.append(np.asarray(vector, np.float32).reshape(1, -1))
+            self._pending_windows.append(None if windows is None else np.asarray(windows, np.float16)[: excerpts.SLOTS])
 
     def remove(self, track_id: int) -> None:
         self._fresh()
@@ -1090,6 +1143,10 @@ class StoreWriter:
                            "updates": int(prev.get("updates", 0)) + 1 if updated else 0,
                            "bytes": int((self.path / iname).stat().st_size)})
         m["index"] = record
+        m["shard_windows"] = {n: c for n, c in (m.get("shard_windows") or {}).items() if n in m["shards"]}
+        m["windows"], written = excerpts.commit(self.path, m, gen, live, rebuild=rebuild or refit or compact,
+                                                newer_than=lambda n: _newer_shards(m, n))
+        new_files += written
         self._pending_rows = []
         self._removed = set()
         self._changed = {}
@@ -1186,21 +1243,22 @@ class StoreWriter:
         return sum(m["shard_rows"].values())
 
     def _compact_shards(self, live: np.ndarray) -> list[str]:
-        """Rewrite the shards with only the live vectors (streaming, SHARD_ROWS a shard)."""
+        """Rewrite the shards with only the live vectors and their windows (streaming, SHARD_ROWS a shard,
+        SHARD_ROWS_WINDOWS when they carry windows)."""
         old = self.manifest["shards"]
         self.manifest["shards"] = []
         written = []
-        pending_ids, pending_vecs, n = [], [], 0
-        for ids, vecs in iter_latest(self.path, old, live):
-            pending_ids.append(ids)
-            pending_vecs.append(vecs)
-            n += len(ids)
-            if n >= SHARD_ROWS:
-                self._pending_ids, self._pending_vecs = pending_ids, pending_vecs
-                written.append(self._write_shard())
-                pending_ids, pending_vecs, n = [], [], 0
-        if pending_ids:
-            self._pending_ids, self._pending_vecs = pending_ids, pending_vecs
+        n, carry = 0, False
+        for ids, vecs, windows in _iter_latest_rows(self.path, old, live):
+            for i in range(len(ids)):
+                self._pending_ids.append(ids[i : i + 1])
+                self._pending_vecs.append(vecs[i : i + 1])
+                self._pending_windows.append(windows[i])
+                n, carry = n + 1, carry or windows[i] is not None
+                if n >= (SHARD_ROWS_WINDOWS if carry else SHARD_ROWS):
+                    written.append(self._write_shard())
+                    n, carry = 0, False
+        if self._pending_ids:
             written.append(self._write_shard())
         return written
 
@@ -1209,14 +1267,21 @@ class StoreWriter:
             return None
         ids = np.concatenate(self._pending_ids)
         vecs = np.concatenate(self._pending_vecs)
+        extra = {}
+        kept = [(r, w) for r, w in enumerate(self._pending_windows) if w is not None and len(w)]
+        if kept:  # (one pending entry a row: put() and the compaction add rows one at a time)
+            extra = {"window_rows": np.concatenate([np.full(len(w), r, np.int32) for r, w in kept]),
+                     "windows": np.concatenate([w for _, w in kept]).astype(np.float16)}
         n = int(self.manifest["next_shard"])
         self.manifest["next_shard"] = n + 1
         name = f"vectors/shard-{n:06d}.npz"
         (self.path / "vectors").mkdir(exist_ok=True)
-        _atomic_write(self.path / name, lambda f: np.savez(f, ids=ids, vectors=vecs))
+        _atomic_write(self.path / name, lambda f: np.savez(f, ids=ids, vectors=vecs, **extra))
         self.manifest["shards"] = self.manifest["shards"] + [name]
         self.manifest.setdefault("shard_rows", {})[name] = len(ids)
-        self._pending_ids, self._pending_vecs = [], []
+        if extra:
+            self.manifest.setdefault("shard_windows", {})[name] = len(extra["window_rows"])
+        self._pending_ids, self._pending_vecs, self._pending_windows = [], [], []
         return name
 
     def _publish(self, gen: int, new_files: list[str], statuses: tuple[int, int] | None = None) -> None:
@@ -1263,7 +1328,8 @@ class StoreWriter:
 
     def _collect_garbage(self, keep: set[str]) -> None:
         """Delete store files referenced by neither this generation nor the one before it."""
-        for p in [*self.path.glob("tracks.g*"), *self.path.glob("transform.g*"), *self.path.glob("template.g*"), *(self.path / "vectors").glob("shard-*.npz")]:
+        for p in [*self.path.glob("tracks.g*"), *self.path.glob("transform.g*"), *self.path.glob("template.g*"),
+                  *self.path.glob("windows.g*"), *(self.path / "vectors").glob("shard-*.npz")]:
             rel = p.relative_to(self.path).as_posix()
             if rel not in keep:
                 with contextlib.suppress(OSError):

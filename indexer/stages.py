@@ -93,6 +93,7 @@ class Embedded:
     duration_s: float | None = None
     predicted: tuple | None = None  # (genre, score, top tags, their scores) from a classifier head
     scores: np.ndarray | None = None  # mean score of every label over the windows
+    excerpt: np.ndarray | None = None  # float16[windows, encoder.excerpt_dim]: what the excerpt index keeps
     error: str | None = None  # one line, without the path
     decode_s: float = 0.0
     features_s: float = 0.0
@@ -127,8 +128,10 @@ def embed_batch(encoder, batch: list[Extracted]) -> list[Embedded]:
         if encoder.labels:
             scores = probs[at : at + n].mean(axis=0)
             predicted = encoder.predicted(scores)
+        dx = getattr(encoder, "excerpt_dim", 0)
+        excerpt = embs[at : at + n, :dx].astype(np.float16) if dx else None
         out.append(Embedded.of(r, vector=encoder.summarize(embs[at : at + n]), windows=n, predicted=predicted,
-                               scores=scores, encode_s=spent * n / total))
+                               scores=scores, excerpt=excerpt, encode_s=spent * n / total))
         at += n
     return out
 
@@ -251,7 +254,7 @@ class WriteStage:
                     track.predicted_tags, track.predicted_tag_scores = tags, tag_scores
                 if e.scores is not None:
                     track.tag_scores = [float(x) for x in e.scores]
-                self.writer.put(track, e.vector)
+                self.writer.put(track, e.vector, windows=e.excerpt)
                 r.windows += e.windows
         if track.status != STATUS_OK:
             r.failed += 1

@@ -72,6 +72,8 @@ class EncoderBase:
     ``name``, ``dim``, ``frontend``, ``labels``, ``fingerprint`` and implement ``encode`` and ``summarize``."""
 
     frontend: FrontEnd
+    #: leading columns of a window's features that the excerpt index keeps (0: the encoder keeps no windows)
+    excerpt_dim: int = 0
 
     @property
     def sample_rate(self) -> int:

@@ -22,6 +22,8 @@ from ..catalog.track import codes_np, equals_np, ints_np
 GENRE_SOURCES = {"tags": "genre", "predicted": "predicted_genre"}
 QUERY_BATCH = 4  # windows an outside query sends the model at once
 TAG_SHARE = 0.10  # --tag with a seed: the seed's neighbours among this share of the library highest on the tags
+EXCERPT_HOP_S = 1.0  # an excerpt query analyses a window every this many seconds
+EXCERPT_MAX_WINDOWS = 32  # ... at most this many, spread over a longer query
 
 
 def _sources(source: str) -> list[str]:
@@ -61,6 +63,19 @@ def _same_bytes(a: str, b: str, chunk: int = 1 << 20) -> bool:
         return False
 
 
+def _room(h: "Hit", per_artist: dict, per_album: dict, max_per_artist: int | None, max_per_album: int | None) -> bool:
+    """Whether ``h`` still fits under the per-artist and per-album limits (counted in the dicts when it does);
+    tracks without the tag are not limited."""
+    a = (h.artist or "").casefold() or None
+    b = ((h.album or "").casefold(), os.path.dirname(h.path)) if h.album else None
+    if (max_per_artist and a is not None and per_artist.get(a, 0) >= max_per_artist) or (
+            max_per_album and b is not None and per_album.get(b, 0) >= max_per_album):
+        return False
+    per_artist[a] = per_artist.get(a, 0) + 1
+    per_album[b] = per_album.get(b, 0) + 1
+    return True
+
+
 class QueryError(Exception):
     """A query that cannot be answered (unknown id, not audio, unknown genre); the message says why."""
 
@@ -78,6 +93,7 @@ class Hit:
     predicted_genre: str | None = None
     missing: bool = False  # the file was out of reach at the last index run (its vector is still searchable)
     copies: list = dataclasses.field(default_factory=list)  # near-duplicates collapsed into this result
+    at_s: float | None = None  # excerpt search: where in the track the clip matched best (seconds)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -115,6 +131,7 @@ class Searcher:
         self._filters: dict[tuple, tuple[np.ndarray, int]] = {}  # recent filters' bitmaps
         self._nprobe_filtered = (self.store.manifest.get("index") or {}).get("nprobe_filtered")
         self.last_copies_of_query: list[Hit] = []  # what the last single query left out as copies of itself
+        self.last_mode: tuple[str, str] = ("track", "")  # which search answered the last file query, and why
         self._tag_cache: dict[str, np.ndarray] = {}
 
     def values(self, column: str) -> list:
@@ -349,13 +366,8 @@ class Searcher:
                     if twin is not None:  # a copy of a result already in: listed under it
                         out[twin].copies.append({"id": h.id, "path": h.path, "score": round(float(v @ held[twin]), 4)})
                         continue
-                a = (h.artist or "").casefold() or None
-                b = ((h.album or "").casefold(), os.path.dirname(h.path)) if h.album else None
-                if (max_per_artist and a is not None and per_artist.get(a, 0) >= max_per_artist) or (
-                        max_per_album and b is not None and per_album.get(b, 0) >= max_per_album):
+                if not _room(h, per_artist, per_album, max_per_artist, max_per_album):
                     continue
-                per_artist[a] = per_artist.get(a, 0) + 1
-                per_album[b] = per_album.get(b, 0) + 1
                 out.append(h)
                 if collapse:
                     held.append(v)
@@ -405,9 +417,23 @@ class Searcher:
                                   exclude_artists=artists, query_duration=me.duration_s, **diversity)
 
     def search_path(self, path: str | os.PathLike, *, k: int = 10, genres=None, genre_source: str = "tags",
-                    exclude_artist_of_query: bool = False, **diversity) -> list[Hit]:
-        """Neighbours of a file: its stored vector when it is in the store, else embedded on the fly."""
+                    exclude_artist_of_query: bool = False, excerpt: bool | None = None, **diversity) -> list[Hit]:
+        """Neighbours of a file: its stored vector when it is in the store, else embedded on the fly.
+
+        ``excerpt``: rank tracks by their windows that best match the file's (:meth:`search_excerpt`); None
+        (the default): for an outside file shorter than the stretch a track vector spans, when the store keeps
+        windows. :attr:`last_mode` then says which search answered, and why."""
         track_id = self.id_for_path(path)
+        self.last_mode = ("track", "")
+        if excerpt is None and track_id is None:
+            excerpt, why = self.excerpt_wanted(path)
+            self.last_mode = ("excerpt" if excerpt else "track", why)
+        if excerpt:
+            return self.search_excerpt(path, k=k, genres=genres, genre_source=genre_source,
+                                       exclude_ids=[] if track_id is None else [track_id],
+                                       exclude_artist_of_query=exclude_artist_of_query,
+                                       max_per_artist=diversity.get("max_per_artist"),
+                                       max_per_album=diversity.get("max_per_album"))
         if track_id is not None:
             return self.search_id(track_id, k=k, genres=genres, genre_source=genre_source,
                                   exclude_artist_of_query=exclude_artist_of_query, **diversity)
@@ -419,6 +445,100 @@ class Searcher:
             artists = [read_tags(path).get("artist")]
         return self.search_vector(vec, k=k, genres=genres, genre_source=genre_source, exclude_artists=artists,
                                   query_duration=duration, **diversity)
+
+    def excerpt_wanted(self, path: str | os.PathLike) -> tuple[bool, str]:
+        """Whether an outside file is better searched as an excerpt (shorter than the windows a track vector
+        spans, and the store keeps windows), and why, in a few words."""
+        from ..model.audio import AudioError, probe
+
+        fe = self.store.encoder_info.get("frontend") or {}
+        span = float(fe.get("n_windows", 0)) * float(fe.get("window_s", 0))
+        try:
+            duration = probe(path).duration_s
+        except (AudioError, OSError):
+            return False, ""  # the track search reports what is wrong with the file
+        if duration >= span:
+            return False, ""
+        if not self.store.manifest.get("windows"):
+            return False, (f"the query is {duration:.0f} s, but this store keeps no windows for excerpt search "
+                           f"(indexed before they were kept: 'soundalike index DIR --db STORE --force')")
+        return True, (f"excerpt search: the query is {duration:.0f} s, shorter than the {span:.0f} s a track vector "
+                      f"spans (--no-excerpt compares whole tracks)")
+
+    def clip_features(self, path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, float]:
+        """An outside file's window features for excerpt search: a window every EXCERPT_HOP_S seconds (at most
+        EXCERPT_MAX_WINDOWS, spread over it), brought to the level the library's windows were analysed at.
+        Returns (features ``[m, excerpt_dim]``, each window's start in seconds, the file's duration)."""
+        from ..model.audio import AudioError, peak_normalise, read_all, resample
+
+        path = Path(path)
+        if not path.exists():
+            raise QueryError(f"{path}: no such file")
+        if path.is_dir():
+            raise QueryError(f"{path}: is a folder, not an audio file")
+        enc = self.encoder()
+        fe = enc.frontend
+        try:
+            y, sr = read_all(path)
+        except AudioError as err:
+            raise QueryError(str(err)) from None
+        if not len(y) or not np.isfinite(y).all() or float(np.max(np.abs(y))) < 1e-5:
+            raise QueryError(f"{path}: silent or not audio (no samples to match)")
+        duration = len(y) / sr
+        y = resample(y, sr, fe.sample_rate)
+        n = fe.window_samples
+        if len(y) < n:
+            y = np.pad(y, (0, n - len(y)))
+        hop = int(EXCERPT_HOP_S * fe.sample_rate)
+        starts = np.arange(0, len(y) - n + 1, hop)
+        if len(starts) > EXCERPT_MAX_WINDOWS:
+            starts = np.round(np.linspace(0, len(y) - n, EXCERPT_MAX_WINDOWS)).astype(int)
+        windows = np.stack([y[a : a + n] for a in starts])
+        if fe.peak > 0:
+            windows = peak_normalise(windows, peak=fe.peak)
+        embs, _ = enc.encode(enc.features(windows), batch_size=QUERY_BATCH)
+        return embs[:, : enc.excerpt_dim], starts / fe.sample_rate, duration
+
+    def search_excerpt(self, path: str | os.PathLike, *, k: int = 10, genres=None, genre_source: str = "tags",
+                       exclude_ids=(), exclude_artist_of_query: bool = False, max_per_artist: int | None = None,
+                       max_per_album: int | None = None) -> list[Hit]:
+        """Tracks holding the clip ``path``, ranked by how well their windows match the clip's: the mean over
+        the clip's windows of each one's best cosine with the track's windows (``catalog.excerpts``). A hit's
+        ``at_s`` is where in the track the clip starts, as placed by the best matching pair of windows."""
+        from ..model.audio import window_starts
+
+        index = self.store.excerpt_index()
+        if index is None:
+            raise QueryError(f"{self.store.path}: the store keeps no windows for excerpt search (indexed before "
+                             f"they were kept, or by an encoder that keeps none); 'soundalike index DIR --db STORE "
+                             f"--force' embeds the library again with them")
+        feats, offsets, _ = self.clip_features(path)
+        artists = []
+        if exclude_artist_of_query:
+            from ..catalog.tags import read_tags
+
+            artists = [read_tags(path).get("artist")]
+        allowed = self.mask(genres=genres, genre_source=genre_source, exclude_ids=exclude_ids, exclude_artists=artists)
+        live = np.zeros(self._id_space, bool)
+        live[self._ids[allowed]] = True
+        fe = self.store.encoder_info["frontend"]
+        fetch = 4 * k if (max_per_artist or max_per_album) else k
+        while True:
+            matches = index.match(feats, live=live, k=fetch, restrict=not allowed.all())
+            out, per_artist, per_album = [], {}, {}
+            for m, h in zip(matches, self.hits([m.track_id for m in matches], [m.score for m in matches])):
+                if not _room(h, per_artist, per_album, max_per_artist, max_per_album):
+                    continue
+                if m.window >= 0 and h.duration_s:
+                    starts = window_starts(h.duration_s, window_s=fe["window_s"], n_windows=fe["n_windows"])
+                    if m.window < len(starts):
+                        h.at_s = round(float(np.clip(starts[m.window] - offsets[m.clip_window], 0, h.duration_s)), 1)
+                out.append(h)
+                if len(out) == k:
+                    return out
+            if len(matches) < fetch:
+                return out
+            fetch *= 4
 
     def search_seeds(self, seeds, *, by_id: bool = False, k: int = 10, genres=None, genre_source: str = "tags",
                      exclude_artist_of_query: bool = False, **diversity) -> list[Hit]:

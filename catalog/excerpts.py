@@ -1,0 +1,222 @@
+"""The excerpt index: every analysis window of every track, so a clip finds its song.
+
+A track vector summarises 16 windows spread over a song; a 10 s clip's own vector is not its song's. The
+excerpt index keeps what each window's features were (for the default encoder, the mid-end's mean-pooled
+753) and answers "which tracks hold windows like the clip's?". Its files:
+
+    vectors/shard-000003.npz        beside each track vector: window_rows (int32[m], the row of ``ids`` a
+                                    window belongs to, in window order) and windows (float16[m, d])
+    windows.g000007.faiss           the window index: the same compact form as the track index (library
+                                    standardisation, PCA to EXCERPT_WIDTH, rotation, unit length, 8-bit
+                                    codes; inverted lists past FLAT_MAX windows); id = track id * SLOTS + window
+    windows.g000007.template.faiss  its trained empty index: frozen transform and quantisers for the delta
+    windows.g000009.delta.faiss     windows written since the index was built, in its quantisers
+
+A commit rebuilds the index when the windows written since it was built pass DELTA_FRACTION of it (or
+EXCERPT_DELTA_MIN), and otherwise writes only the delta; readers search both and drop the main index's
+windows of tracks re-embedded since (their new windows are in the delta) or no longer in the library.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from . import indexes
+from .indexes import LayeredIndex, Policy, TrackIndex
+
+#: window ids: track id * SLOTS + the window's number within its track (an encoder analyses at most SLOTS)
+SLOTS = 64
+#: the window index keeps this many principal dimensions (8-bit codes: 256 B a window, 4 KB a 16-window track)
+EXCERPT_WIDTH = 256
+#: a commit writes a delta until the windows written since the last build pass this (or DELTA_FRACTION of it)
+EXCERPT_DELTA_MIN = 32_768
+
+
+def window_slots(rows: np.ndarray) -> np.ndarray:
+    """Each window's number within its track, for ``window_rows`` in window order (runs of equal rows)."""
+    rows = np.asarray(rows)
+    if not len(rows):
+        return np.zeros(0, np.int64)
+    start = np.r_[0, np.flatnonzero(rows[1:] != rows[:-1]) + 1]
+    first = np.repeat(start, np.diff(np.r_[start, len(rows)]))
+    return np.arange(len(rows)) - first
+
+
+def iter_latest_windows(root: Path, names: list[str], live: np.ndarray, rows: int = 16_384):
+    """Stream the windows of the last vector written for every id in ``live``, as ``(window ids, float32[n,
+    d])`` batches (newest shard first). A track whose last vector came without windows (a shard written
+    before windows were kept) has none."""
+    from .store import StoreError, _REMEDY, _short
+
+    live = np.asarray(live, np.int64)
+    top = int(live.max()) + 1 if len(live) else 0
+    wanted = np.zeros(top, bool)
+    wanted[live] = True
+    for name in reversed(names):
+        try:
+            with np.load(root / name) as z:
+                ids = z["ids"].astype(np.int64)
+                uniq, last_rev = np.unique(ids[::-1], return_index=True)
+                pos = len(ids) - 1 - last_rev
+                ok = uniq < top
+                ok[ok] = wanted[uniq[ok]]
+                uniq, pos = uniq[ok], pos[ok]
+                wanted[uniq] = False
+                if not len(uniq) or "windows" not in z.files:
+                    continue
+                wrows = z["window_rows"].astype(np.int64)
+                take = np.isin(wrows, pos)
+                if not take.any():
+                    continue
+                wids = ids[wrows[take]] * SLOTS + window_slots(wrows)[take]
+                wins = z["windows"][take]
+        except Exception as err:
+            raise StoreError(f"{root / name}: unreadable vector shard ({_short(err)}){_REMEDY}") from None
+        for at in range(0, len(wids), rows):
+            yield wids[at : at + rows], np.ascontiguousarray(wins[at : at + rows], dtype=np.float32)
+
+
+def count_windows(m: dict, names: list[str]) -> int:
+    """Windows the shards ``names`` hold, live or not (from the manifest)."""
+    known = m.get("shard_windows") or {}
+    return sum(int(known.get(n, 0)) for n in names)
+
+
+def commit(root: Path, m: dict, gen: int, live: np.ndarray, *, rebuild: bool, newer_than) -> tuple[dict | None, list[str]]:
+    """The window index record for generation ``gen`` and the files written for it. ``newer_than(n)``: the
+    shards written since shard number ``n``. A delta when the previous index can take one, else a build."""
+    from .store import DELTA_FRACTION, _atomic_write
+
+    prev = m.get("windows") or {}
+    if not count_windows(m, m["shards"]):
+        return None, []
+    usable = prev and not rebuild and all((root / prev[k]).is_file() for k in ("file", "template"))
+    if usable:
+        newer = newer_than(prev["shards_indexed"])
+        pending = count_windows(m, newer)
+        if pending <= max(EXCERPT_DELTA_MIN, DELTA_FRACTION * int(prev.get("count", 0))):
+            record = {k: v for k, v in prev.items() if k != "delta"}
+            record["generation"] = gen
+            written = []
+            if pending:
+                delta = indexes.load_template((root / prev["template"]).read_bytes())
+                for wids, wins in iter_latest_windows(root, newer, live):
+                    delta.add(wids, wins)
+                if delta.ntotal:
+                    name = f"windows.g{gen:06d}.delta.faiss"
+                    _atomic_write(root / name, delta.write)
+                    record["delta"] = {"file": name, "count": int(delta.ntotal)}
+                    written.append(name)
+            return record, written
+    live = np.asarray(live, np.int64)
+    n, dim = 0, 0
+    for wids, wins in iter_latest_windows(root, m["shards"], live):
+        n, dim = n + len(wids), wins.shape[1]
+    if not n:
+        return None, []
+    built = indexes.build(lambda: iter_latest_windows(root, m["shards"], live), n, dim,
+                          transform_kind="standardize", fitted=None, policy=Policy(), widths=(EXCERPT_WIDTH,))
+    name, tname = f"windows.g{gen:06d}.faiss", f"windows.g{gen:06d}.template.faiss"
+    _atomic_write(root / name, built.index.write)
+    _atomic_write(root / tname, lambda f: f.write(built.template))
+    info = {k: built.info.get(k) for k in ("type", "width", "nprobe", "nlist", "recall_at_10") if built.info.get(k) is not None}
+    record = {"file": name, "template": tname, "count": int(built.index.ntotal), "dim": int(dim),
+              "kind": built.index.describe(), "generation": gen, "built": gen,
+              "shards_indexed": int(m["next_shard"]), **info}
+    return record, [name, tname]
+
+
+def listed(m: dict) -> list[str]:
+    """The files a manifest's window record references."""
+    w = m.get("windows") or {}
+    out = [w[k] for k in ("file", "template") if w.get(k)]
+    if w.get("delta"):
+        out.append(w["delta"]["file"])
+    return out
+
+
+@dataclasses.dataclass
+class WindowMatch:
+    """One track's match: its score (the mean over the clip's windows of their best cosine with the track's
+    windows), the track window that matched best and the clip window it matched."""
+
+    track_id: int
+    score: float
+    window: int
+    clip_window: int
+
+
+class ExcerptIndex:
+    """A generation's window index (main and delta) as one searchable index over window ids."""
+
+    def __init__(self, index: TrackIndex | LayeredIndex, record: dict):
+        self.index, self.record = index, record
+
+    @classmethod
+    def open(cls, root: Path, record: dict) -> "ExcerptIndex":
+        from .store import read_index
+
+        dim = int(record["dim"])
+        main = read_index(root, {"file": record["file"]}, dim, mmap=True)
+        delta = record.get("delta")
+        if not delta:
+            return cls(main, record)
+        d = read_index(root, {"file": delta["file"]}, dim, mmap=False)
+        # the main index's windows of tracks re-embedded since: every slot of those tracks (a superset is harmless)
+        again = np.unique(d.ids() // SLOTS)
+        hidden = (again[:, None] * SLOTS + np.arange(SLOTS)[None, :]).ravel()
+        return cls(LayeredIndex(main, d, hidden), record)
+
+    def match(self, clip: np.ndarray, *, live: np.ndarray, k: int = 10, per_window: int = 256,
+              restrict: bool = False) -> list[WindowMatch]:
+        """The ``k`` tracks (among ``live``, a bitmap over track ids) whose windows best match the clip's
+        window features ``clip`` ``[m, d]``: each clip window's ``per_window`` nearest windows are fetched; a
+        track's score is the mean over clip windows of its best window's cosine, where a clip window found
+        none of the track's windows counting the lowest cosine it fetched (an upper bound). ``restrict``: only
+        ``live`` tracks' windows are candidates inside FAISS (for a filter that leaves out much of the library;
+        without it, other tracks are dropped after the search)."""
+        import faiss
+
+        q = self.index.embed(clip)
+        nq = len(q)
+        kk = min(per_window, max(1, self.index.ntotal))
+        sel = bits = None
+        if restrict:
+            bits = np.packbits(np.repeat(live, SLOTS), bitorder="little")
+            sel = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
+        before = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(1 if nq <= 4 else before)
+        try:
+            scores, wids = self.index.search(q, kk, selector=sel)
+        finally:
+            faiss.omp_set_num_threads(before)
+        del sel, bits
+        found = wids >= 0
+        tracks = np.where(found, wids // SLOTS, -1)
+        ok = found & (tracks < len(live))
+        ok[ok] = live[tracks[ok]]
+        floor = np.where(found, scores, np.inf).min(axis=1)  # each clip window's lowest fetched cosine
+        floor = np.where(np.isfinite(floor), floor, 0.0)
+        cand = np.unique(tracks[ok])
+        if not len(cand):
+            return []
+        best = np.repeat(floor[:, None], len(cand), axis=1).astype(np.float32)  # [clip window, candidate]
+        where = np.full((nq, len(cand)), -1, np.int64)
+        col = np.searchsorted(cand, tracks[ok])
+        row = np.nonzero(ok)[0]
+        s, w = scores[ok], wids[ok]
+        # the best per (clip window, track): visit in ascending score so the last write is the best
+        order = np.argsort(s, kind="stable")
+        best[row[order], col[order]] = np.maximum(best[row[order], col[order]], s[order])
+        where[row[order], col[order]] = w[order]
+        total = best.mean(axis=0)
+        top = np.argsort(-total, kind="stable")[:k]
+        out = []
+        for c in top:
+            i = int(np.argmax(np.where(where[:, c] >= 0, best[:, c], -np.inf)))
+            wid = int(where[i, c])
+            out.append(WindowMatch(int(cand[c]), float(total[c]), wid % SLOTS if wid >= 0 else -1, i))
+        return out

@@ -1,0 +1,131 @@
+"""Excerpt search: a clip of a library track finds the track, and says where in it the clip lies.
+
+The library is songs made of 6 s sections of the demo's synthesised styles (each song its own order of
+styles and seeds), so a song's windows differ along it and a clip matches one place."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from click.testing import CliRunner
+
+from soundalike.cli import main
+
+SECTION_S = 6.0
+SR = 22050
+
+
+def song(seed: int, sections: int = 7) -> np.ndarray:
+    from soundalike.demo.synth import STYLES, render
+
+    rng = np.random.default_rng(seed)
+    parts = [render(STYLES[int(rng.integers(len(STYLES)))], seed=int(rng.integers(1 << 30)), duration_s=SECTION_S)
+             for _ in range(sections)]
+    return np.concatenate([p / (np.max(np.abs(p)) + 1e-9) * 0.8 for p in parts]).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def songs(tmp_path_factory):
+    """Ten 42 s songs indexed with the default encoder: (root, store, {path: audio})."""
+    from conftest import write_audio
+
+    from soundalike.indexer.run import index_library
+
+    root = tmp_path_factory.mktemp("excerpts") / "music"
+    audio = {}
+    for i in range(10):
+        y = song(100 + i)
+        audio[str(write_audio(root / f"album{i % 3}" / f"song-{i}.flac", y, SR, tags={"title": f"song {i}", "genre": f"g{i % 2}"}))] = y
+    store = root.parent / "songs.soundalike"
+    index_library(root, store, workers=0, progress=False, log=lambda m: None)
+    return root, store, audio
+
+
+def clip(y: np.ndarray, start_s: float, seconds: float, path, gain: float = 1.0):
+    from conftest import write_audio
+
+    a = int(start_s * SR)
+    return write_audio(path, y[a : a + int(seconds * SR)] * gain, SR)
+
+
+def test_an_mp3_excerpt_finds_its_song_and_where_it_lies(songs, tmp_path):
+    """10 s cut where no analysis window starts, re-encoded to MP3 and 6 dB quieter: the song comes first, and
+    the reported position is near the cut's."""
+    root, store, audio = songs
+    runner = CliRunner()
+    for n, (path, y) in enumerate(list(audio.items())[:4]):
+        start = 7.3 + 5 * n
+        q = clip(y, start, 10.0, tmp_path / f"clip{n}.mp3", gain=0.5)
+        res = runner.invoke(main, ["search", str(q), "--db", str(store), "-k", "3", "--excerpt", "--json"])
+        assert res.exit_code == 0, res.output
+        hits = json.loads(res.output)
+        assert hits[0]["path"] == path, (path, hits)
+        assert abs(hits[0]["at_s"] - start) <= SECTION_S, (start, hits[0]["at_s"])
+        assert hits[0]["score"] > hits[1]["score"]
+
+
+def test_a_short_outside_file_is_searched_as_an_excerpt_and_says_so(songs, tmp_path):
+    root, store, audio = songs
+    path, y = list(audio.items())[5]
+    q = clip(y, 20.0, 8.0, tmp_path / "short.wav")
+    res = CliRunner().invoke(main, ["search", str(q), "--db", str(store), "-k", "2"])
+    assert res.exit_code == 0, res.output
+    assert "excerpt search: the query is 8 s" in res.output
+    res = CliRunner().invoke(main, ["search", str(q), "--db", str(store), "-k", "2", "--json"])
+    assert res.exit_code == 0 and json.loads(res.output)[0]["path"] == path
+    # a whole-track comparison when asked
+    res = CliRunner().invoke(main, ["search", str(q), "--db", str(store), "-k", "2", "--no-excerpt", "--json"])
+    assert res.exit_code == 0 and all(h["at_s"] is None for h in json.loads(res.output))
+
+
+def test_excerpt_search_filters_by_genre_and_never_returns_the_query(songs, tmp_path):
+    from soundalike.search.searcher import Searcher
+
+    root, store, audio = songs
+    s = Searcher(store)
+    paths = list(audio)
+    path, y = paths[2], audio[paths[2]]  # genre g0
+    q = clip(y, 15.0, 10.0, tmp_path / "q.flac")
+    hits = s.search_excerpt(q, k=5, genres=["g1"])
+    assert hits and all(h.genre == "g1" for h in hits) and path not in [h.path for h in hits]
+    # the library file itself, queried as an excerpt: every other track, not itself
+    hits = s.search_path(path, k=9, excerpt=True)
+    assert path not in [h.path for h in hits] and len(hits) == 9
+
+
+def test_excerpts_follow_the_library_through_small_commits(songs, tmp_path):
+    """A song added by a later run is found (through the commit's delta), a removed one no longer is, and a
+    store copied from before excerpt search (no windows) says how to get them."""
+    import shutil
+
+    from conftest import write_audio
+
+    from soundalike.indexer.run import index_library
+    from soundalike.search.searcher import QueryError, Searcher
+
+    root0, store0, audio = songs
+    root, store = tmp_path / "music", tmp_path / "lib.soundalike"
+    shutil.copytree(root0, root)
+    shutil.copytree(store0, store)
+    # (the copied store records the old paths: index the copy so every path is its own)
+    index_library(root, store, workers=0, progress=False, log=lambda m: None, prune=True)
+    new = song(999)
+    new_path = str(write_audio(root / "late" / "late.flac", new, SR))
+    gone = next(p for p in sorted(map(str, root.rglob("song-3.flac"))))
+    (root / "album0" / "song-3.flac").unlink()
+    index_library(root, store, workers=0, progress=False, log=lambda m: None, prune=True)
+    m = json.loads((store / "manifest.json").read_text())
+    s = Searcher(store)
+    assert s.search_excerpt(clip(new, 11.0, 10.0, tmp_path / "late.mp3"), k=1)[0].path == new_path
+    old = audio[str(root0 / "album0" / "song-3.flac")]
+    assert gone not in [h.path for h in s.search_excerpt(clip(old, 11.0, 10.0, tmp_path / "gone.mp3"), k=9)]
+    assert m["windows"]["count"] > 0 and m["windows"]["delta"]["count"] > 0  # (the new song went into a delta)
+
+    bare = json.loads((store / "manifest.json").read_text())
+    bare["windows"] = None
+    (store / "manifest.json").write_text(json.dumps(bare))
+    with pytest.raises(QueryError, match="keeps no windows.*--force"):
+        Searcher(store).search_excerpt(clip(new, 11.0, 10.0, tmp_path / "x.wav"), k=1)
