@@ -418,6 +418,10 @@ def info(store, as_json):
     if tf:
         click.echo(f"transform {tf.get('kind')} fitted on {tf.get('fitted_on')} tracks; refitted when the library "
                    f"reaches {tf['refit_at']} tracks, or by 'soundalike reindex --refit'")
+    win = data.get("windows")
+    if win:
+        delta = f" + {win['delta']['count']} in a delta" if win.get("delta") else ""
+        click.echo(f"excerpts  {win.get('kind')}, {win.get('count')} windows{delta} (search CLIP --excerpt)")
     click.echo(f"disk      {data['disk_bytes'] / 1e6:.1f} MB")
     if data["genres"]:
         click.echo("genres    " + ", ".join(f"{g} {n}" for g, n in data["genres"].items()))

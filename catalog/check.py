@@ -146,7 +146,7 @@ def _repair_locked(path: Path, lock: StoreLock) -> dict:
     m["tracks"], m["shards"] = base + good_parts, good_shards
     kept = set(m["tracks"]) | set(m["shards"]) | ({removed} if removed else set())
     m["files"] = {k: v for k, v in files.items() if k in kept or k.startswith("encoder/")}
-    m["index"], m["transform"], m["index_template"] = None, None, None
+    m["index"], m["transform"], m["index_template"], m["windows"] = None, None, None, None
     text = json.dumps(m, indent=1, sort_keys=True).encode()
     _atomic_write(path / MANIFEST, lambda f: f.write(text))
 

@@ -29,8 +29,10 @@ from .indexes import LayeredIndex, Policy, TrackIndex
 
 #: window ids: track id * SLOTS + the window's number within its track (an encoder analyses at most SLOTS)
 SLOTS = 64
-#: the window index keeps this many principal dimensions (8-bit codes: 256 B a window, 4 KB a 16-window track)
-EXCERPT_WIDTH = 256
+#: the window index keeps this many principal dimensions (8-bit codes and an id: 200 B a window, 3.2 KB a track of
+#: 16 windows). The standardised window features are of low rank: on the dev corpus, alone and with 2,000
+#: synthesised songs, 192 dimensions held all their variance (128 held 98%, and measured the same recall)
+EXCERPT_WIDTH = 192
 #: a commit writes a delta until the windows written since the last build pass this (or DELTA_FRACTION of it)
 EXCERPT_DELTA_MIN = 32_768
 
@@ -49,22 +51,14 @@ def iter_latest_windows(root: Path, names: list[str], live: np.ndarray, rows: in
     """Stream the windows of the last vector written for every id in ``live``, as ``(window ids, float32[n,
     d])`` batches (newest shard first). A track whose last vector came without windows (a shard written
     before windows were kept) has none."""
-    from .store import StoreError, _REMEDY, _short
+    from .store import StoreError, _REMEDY, _short, latest_in_shard, wanted_bitmap
 
-    live = np.asarray(live, np.int64)
-    top = int(live.max()) + 1 if len(live) else 0
-    wanted = np.zeros(top, bool)
-    wanted[live] = True
+    wanted = wanted_bitmap(live)
     for name in reversed(names):
         try:
             with np.load(root / name) as z:
                 ids = z["ids"].astype(np.int64)
-                uniq, last_rev = np.unique(ids[::-1], return_index=True)
-                pos = len(ids) - 1 - last_rev
-                ok = uniq < top
-                ok[ok] = wanted[uniq[ok]]
-                uniq, pos = uniq[ok], pos[ok]
-                wanted[uniq] = False
+                uniq, pos = latest_in_shard(ids, wanted)
                 if not len(uniq) or "windows" not in z.files:
                     continue
                 wrows = z["window_rows"].astype(np.int64)

@@ -361,26 +361,37 @@ def latest_vectors(ids: np.ndarray, vecs: np.ndarray, live: np.ndarray) -> tuple
     return uniq[keep], vecs[rows[keep]]
 
 
+def wanted_bitmap(live: np.ndarray) -> np.ndarray:
+    """A bitmap over ids, True for the ids in ``live``."""
+    live = np.asarray(live, np.int64)
+    wanted = np.zeros(int(live.max()) + 1 if len(live) else 0, bool)
+    wanted[live] = True
+    return wanted
+
+
+def latest_in_shard(ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ids of one shard still ``wanted`` (a bitmap over ids), and the row of each one's last occurrence
+    in the shard; they are no longer wanted afterwards (the shards are read newest first)."""
+    uniq, last_rev = np.unique(ids[::-1], return_index=True)
+    pos = len(ids) - 1 - last_rev
+    ok = uniq < len(wanted)
+    ok[ok] = wanted[uniq[ok]]
+    uniq, pos = uniq[ok], pos[ok]
+    wanted[uniq] = False
+    return uniq, pos
+
+
 def iter_latest(root: Path, names: list[str], live: np.ndarray, rows: int = 8192):
     """Stream the last vector written for every id in ``live``, as ``(ids, float32[n, d])`` batches of at
     most ``rows`` (newest shard first; each live id with a vector exactly once). Memory: one shard."""
-    live = np.asarray(live, np.int64)
-    top = int(live.max()) + 1 if len(live) else 0
-    wanted = np.zeros(top, bool)
-    wanted[live] = True
+    wanted = wanted_bitmap(live)
     for name in reversed(names):
         ids, vecs = _read_shards(root, [name])
         if not len(ids):
             continue
-        # last occurrence within the shard wins; then only ids still wanted
-        uniq, last_rev = np.unique(ids[::-1], return_index=True)
-        pos = len(ids) - 1 - last_rev
-        ok = (uniq < top)
-        ok[ok] = wanted[uniq[ok]]
-        uniq, pos = uniq[ok], pos[ok]
+        uniq, pos = latest_in_shard(ids, wanted)
         if not len(uniq):
             continue
-        wanted[uniq] = False
         for at in range(0, len(uniq), rows):
             yield uniq[at : at + rows], np.ascontiguousarray(vecs[pos[at : at + rows]], dtype=np.float32)
 
@@ -388,22 +399,13 @@ def iter_latest(root: Path, names: list[str], live: np.ndarray, rows: int = 8192
 def _iter_latest_rows(root: Path, names: list[str], live: np.ndarray):
     """Like :func:`iter_latest`, a shard at a time, with each row's window features (None: none kept):
     ``(ids, vectors, [float16[m, d] or None, ...])``."""
-    live = np.asarray(live, np.int64)
-    top = int(live.max()) + 1 if len(live) else 0
-    wanted = np.zeros(top, bool)
-    wanted[live] = True
+    wanted = wanted_bitmap(live)
     for name in reversed(names):
         try:
             with np.load(root / name) as z:
-                ids = z["ids"].astype(np.int64)
-                uniq, last_rev = np.unique(ids[::-1], return_index=True)
-                pos = len(ids) - 1 - last_rev
-                ok = uniq < top
-                ok[ok] = wanted[uniq[ok]]
-                uniq, pos = uniq[ok], pos[ok]
+                uniq, pos = latest_in_shard(z["ids"].astype(np.int64), wanted)
                 if not len(uniq):
                     continue
-                wanted[uniq] = False
                 vecs = z["vectors"][pos].astype(np.float32)
                 windows = [None] * len(pos)
                 if "windows" in z.files:

@@ -41,6 +41,7 @@ def store_info(path: str | os.PathLike) -> dict:
         "generation": store.generation,
         "encoder": {k: m["encoder"].get(k) for k in ("name", "dim", "fingerprint", "labels", "model", "runtimes")},
         "index": m.get("index"),
+        "windows": m.get("windows"),
         "transform": None if not m.get("transform") else {
             **m["transform"], "refit_at": math.ceil(REFIT_GROWTH * max(int(m["transform"].get("fitted_on") or 0), 1))},
         "counts": counts,

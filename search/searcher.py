@@ -80,6 +80,16 @@ class QueryError(Exception):
     """A query that cannot be answered (unknown id, not audio, unknown genre); the message says why."""
 
 
+def _audio_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path, or a QueryError when it is missing or a folder."""
+    path = Path(path)
+    if not path.exists():
+        raise QueryError(f"{path}: no such file")
+    if path.is_dir():
+        raise QueryError(f"{path}: is a folder, not an audio file")
+    return path
+
+
 @dataclasses.dataclass
 class Hit:
     id: int
@@ -471,11 +481,7 @@ class Searcher:
         Returns (features ``[m, excerpt_dim]``, each window's start in seconds, the file's duration)."""
         from ..model.audio import AudioError, peak_normalise, read_all, resample
 
-        path = Path(path)
-        if not path.exists():
-            raise QueryError(f"{path}: no such file")
-        if path.is_dir():
-            raise QueryError(f"{path}: is a folder, not an audio file")
+        path = _audio_file(path)
         enc = self.encoder()
         fe = enc.frontend
         try:
@@ -645,11 +651,7 @@ class Searcher:
         """An outside file's unit track vector and its duration (seconds), from one decode."""
         from ..model.audio import AudioError
 
-        path = Path(path)
-        if not path.exists():
-            raise QueryError(f"{path}: no such file")
-        if path.is_dir():
-            raise QueryError(f"{path}: is a folder, not an audio file")
+        path = _audio_file(path)
         enc = self.encoder()
         try:
             windows, info = enc.frontend.windows(path)

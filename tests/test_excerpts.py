@@ -97,8 +97,8 @@ def test_excerpt_search_filters_by_genre_and_never_returns_the_query(songs, tmp_
 
 
 def test_excerpts_follow_the_library_through_small_commits(songs, tmp_path):
-    """A song added by a later run is found (through the commit's delta), a removed one no longer is, and a
-    store copied from before excerpt search (no windows) says how to get them."""
+    """A song added by a later run is found (through the commit's delta), a removed one no longer is, shards
+    compacted keep the windows of the tracks that count, and a store without windows says how to get them."""
     import shutil
 
     from conftest import write_audio
@@ -109,9 +109,7 @@ def test_excerpts_follow_the_library_through_small_commits(songs, tmp_path):
     root0, store0, audio = songs
     root, store = tmp_path / "music", tmp_path / "lib.soundalike"
     shutil.copytree(root0, root)
-    shutil.copytree(store0, store)
-    # (the copied store records the old paths: index the copy so every path is its own)
-    index_library(root, store, workers=0, progress=False, log=lambda m: None, prune=True)
+    index_library(root, store, workers=0, progress=False, log=lambda m: None)
     new = song(999)
     new_path = str(write_audio(root / "late" / "late.flac", new, SR))
     gone = next(p for p in sorted(map(str, root.rglob("song-3.flac"))))
@@ -123,6 +121,18 @@ def test_excerpts_follow_the_library_through_small_commits(songs, tmp_path):
     old = audio[str(root0 / "album0" / "song-3.flac")]
     assert gone not in [h.path for h in s.search_excerpt(clip(old, 11.0, 10.0, tmp_path / "gone.mp3"), k=9)]
     assert m["windows"]["count"] > 0 and m["windows"]["delta"]["count"] > 0  # (the new song went into a delta)
+
+    # every track embedded again: once the shards hold mostly dead rows they are compacted, and the windows
+    # go with their tracks (the window index is rebuilt from them)
+    count = 10 * 12  # ten songs of 42 s: 12 windows each
+    for _ in range(3):
+        index_library(root, store, workers=0, progress=False, log=lambda m: None, force=True)
+        m = json.loads((store / "manifest.json").read_text())
+        if len(m["shards"]) == 1:
+            break
+    assert len(m["shards"]) == 1 and m["shard_windows"] == {m["shards"][0]: count}
+    assert m["windows"]["count"] == count and not m["windows"].get("delta")
+    assert Searcher(store).search_excerpt(clip(new, 23.0, 10.0, tmp_path / "late2.mp3"), k=1)[0].path == new_path
 
     bare = json.loads((store / "manifest.json").read_text())
     bare["windows"] = None

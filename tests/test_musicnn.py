@@ -195,7 +195,8 @@ def test_outside_query_through_the_library_transform(library, tmp_path):
 
     src = sorted(library.files)[3]
     copy = reencoded(src, tmp_path / "copy.wav")
-    hits = searcher.search_path(copy, k=1, collapse=False)  # (by default its original is left out as its copy)
+    # (by default its original is left out as its copy; a 6 s file would be searched as an excerpt)
+    hits = searcher.search_path(copy, k=1, collapse=False, excerpt=False)
     assert hits[0].path == src and hits[0].score > 0.999
     outside = write_audio(tmp_path / "other.wav", synth("beats", seed=4321, seconds=6.0))
     assert len(searcher.search_path(outside, k=3)) == 3
@@ -242,7 +243,7 @@ def test_outside_queries_load_the_compiled_encoder_without_tensorflow(library, t
     script = (
         "import json, sys\n"
         "from soundalike.search.searcher import Searcher\n"
-        f"hits = Searcher({str(store)!r}).search_path({str(copy)!r}, k=1, collapse=False)\n"
+        f"hits = Searcher({str(store)!r}).search_path({str(copy)!r}, k=1, collapse=False, excerpt=False)\n"
         "print(json.dumps({'path': hits[0].path, 'score': hits[0].score,\n"
         "                  'imported': [m for m in ('tensorflow', 'keras', 'librosa') if m in sys.modules]}))\n"
     )
@@ -297,7 +298,7 @@ def test_routes_can_share_a_store(library, tmp_path, monkeypatch):
     searcher = Searcher(store)
     for src in files[:4]:  # queries embedded by the second route, against vectors of both
         copy = reencoded(src, tmp_path / "copy.wav")
-        hits = searcher.search_path(copy, k=1, collapse=False)
+        hits = searcher.search_path(copy, k=1, collapse=False, excerpt=False)
         assert hits[0].path == src and hits[0].score > 0.99, (src, hits[0])
 
 
@@ -361,8 +362,8 @@ def test_short_tracks_find_their_own_kind_not_each_other(tmp_path):
 
 
 def test_copies_collapse_and_dupes_lists_them_but_not_different_tracks(tmp_path):
-    """Re-encoded copies of library tracks (WAV; FLAC at another rate), indexed with them: ``dupes`` groups each with its
-    original and nothing else (different tracks of one style are not copies); search leaves a copy of the
+    """Re-encoded copies of library tracks (WAV; FLAC at another rate; one trimmed by 0.5 s at each end), indexed
+    with them: ``dupes`` groups each with its original and nothing else (different tracks of one style are not copies); search leaves a copy of the
     query out (and names it), lists a result's copies under it, and shows them as results with
     --keep-copies."""
     from click.testing import CliRunner
@@ -390,15 +391,18 @@ def test_copies_collapse_and_dupes_lists_them_but_not_different_tracks(tmp_path)
     # tracks their copies score 0.76-0.999, too close to call for a test)
     y, sr = sf.read(b, dtype="float32")
     b_copy = str(write_audio(root / "copies" / "b-copy.flac", resample(y, sr, 32000), 32000))
+    c = files[14]
+    y, sr = sf.read(c, dtype="float32")
+    c_copy = str(write_audio(root / "copies" / "c-trimmed.flac", y[int(0.5 * sr) : -int(0.5 * sr)], sr))
     store = tmp_path / "copies.soundalike"
     index_library(root, store, workers=0, progress=False, log=lambda m: None)
     runner = CliRunner()
     res = runner.invoke(main, ["dupes", "--db", str(store), "--json"])
     assert res.exit_code == 0, res.output
     groups = [sorted(t["path"] for t in g["tracks"]) for g in json.loads(res.output)]
-    assert sorted(groups) == sorted([sorted([a, a_copy]), sorted([b, b_copy])])
+    assert sorted(groups) == sorted([sorted([a, a_copy]), sorted([b, b_copy]), sorted([c, c_copy])])
     listed = runner.invoke(main, ["dupes", "--db", str(store), "--m3u", "-"]).output.splitlines()
-    assert listed[0] == "#EXTM3U" and sorted(l for l in listed if not l.startswith("#")) == sorted([a, a_copy, b, b_copy])
+    assert listed[0] == "#EXTM3U" and sorted(l for l in listed if not l.startswith("#")) == sorted([a, a_copy, b, b_copy, c, c_copy])
 
     s = Searcher(store)
     hits = s.search_path(a, k=5)
