@@ -6,9 +6,10 @@ excerpt index keeps what each window's features were (for the default encoder, t
 
     vectors/shard-000003.npz        beside each track vector: window_rows (int32[m], the row of ``ids`` a
                                     window belongs to, in window order) and windows (float16[m, d])
-    windows.g000007.faiss           the window index: the same compact form as the track index (library
-                                    standardisation, PCA to EXCERPT_WIDTH, rotation, unit length, 8-bit
-                                    codes; inverted lists past FLAT_MAX windows); id = track id * SLOTS + window
+    windows.g000007.faiss           the window index: the compact form of the track index (the windows'
+                                    standardisation, PCA to EXCERPT_WIDTH and rotation, then whitened
+                                    against how windows vary within a track; unit length, 8-bit codes;
+                                    inverted lists past FLAT_MAX windows); id = track id * SLOTS + window
     windows.g000007.template.faiss  its trained empty index: frozen transform and quantisers for the delta
     windows.g000009.delta.faiss     windows written since the index was built, in its quantisers
 
@@ -33,6 +34,8 @@ SLOTS = 64
 #: 16 windows). The standardised window features are of low rank: on the dev corpus, alone and with 2,000
 #: synthesised songs, 192 dimensions held all their variance (128 held 98%, and measured the same recall)
 EXCERPT_WIDTH = 192
+#: within-track whitening: the within-track covariance is shrunk towards this share of its mean variance
+WHITEN_SHRINK = 0.3
 #: a commit writes a delta until the windows written since the last build pass this (or DELTA_FRACTION of it)
 EXCERPT_DELTA_MIN = 32_768
 
@@ -112,7 +115,8 @@ def commit(root: Path, m: dict, gen: int, live: np.ndarray, *, rebuild: bool, ne
     if not n:
         return None, []
     built = indexes.build(lambda: iter_latest_windows(root, m["shards"], live), n, dim,
-                          transform_kind="standardize", fitted=None, policy=Policy(), widths=(EXCERPT_WIDTH,))
+                          transform_kind="standardize", fitted=None, policy=Policy(), widths=(EXCERPT_WIDTH,),
+                          refine=whiten_within_tracks)
     name, tname = f"windows.g{gen:06d}.faiss", f"windows.g{gen:06d}.template.faiss"
     _atomic_write(root / name, built.index.write)
     _atomic_write(root / tname, lambda f: f.write(built.template))
@@ -121,6 +125,34 @@ def commit(root: Path, m: dict, gen: int, live: np.ndarray, *, rebuild: bool, ne
               "kind": built.index.describe(), "generation": gen, "built": gen,
               "shards_indexed": int(m["next_shard"]), **info}
     return record, [name, tname]
+
+
+def whiten_within_tracks(fitted: indexes.Fitted, sample: np.ndarray, ids: np.ndarray,
+                         shrink: float = WHITEN_SHRINK) -> indexes.Fitted:
+    """The window transform, whitened against how windows vary within a track: after the PCA, the directions
+    in which a song's own windows differ (its sections, its mix changing) are scaled down and those in which
+    songs differ kept, so a clip from a part of a song that was not analysed still lands near the song's
+    windows. The within-track covariance comes from the library's own windows (tracks with two or more in
+    the sample), shrunk towards ``shrink`` times its mean variance. Measured on the dev corpus with 2,000
+    distractors, recall@1 over 100 clips on two draws, paired: with noise at 20 dB SNR +0.06 [+0.01, +0.11]
+    (5 s) and +0.08 [+0.03, +0.14] (10 s), clean and MP3 +0.00 to +0.04. Without a PCA (a library of fewer
+    than PCA_MIN_FIT windows) it changes nothing."""
+    if fitted.basis is None or not len(ids):
+        return fitted
+    p = indexes.standardize(sample, fitted.mean, fitted.std) @ fitted.basis
+    _, inv, counts = np.unique(ids // SLOTS, return_inverse=True, return_counts=True)
+    means = np.zeros((len(counts), p.shape[1]))
+    np.add.at(means, inv, p)
+    means /= counts[:, None]
+    resid = (p - means[inv])[counts[inv] >= 2]
+    k = p.shape[1]
+    if len(resid) < 2 * k:
+        return fitted
+    within = resid.T @ resid / len(resid)
+    w, e = np.linalg.eigh(within + shrink * np.trace(within) / k * np.eye(k))
+    whiten = (e * w ** -0.5) @ e.T
+    return indexes.Fitted(fitted.mean, fitted.std, np.ascontiguousarray(fitted.basis @ whiten, dtype=np.float32),
+                          fitted.fitted_on)
 
 
 def listed(m: dict) -> list[str]:

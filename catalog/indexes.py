@@ -780,14 +780,19 @@ def load_template(data: bytes) -> TrackIndex:
 
 def build(batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], n: int, dim: int, *,
           transform_kind: str | None, fitted: Fitted | None, policy: Policy, seed: int = 0,
-          measure: bool = True, template: bytes | None = None, widths: tuple[int, ...] = PCA_WIDTHS) -> Built:
+          measure: bool = True, template: bytes | None = None, widths: tuple[int, ...] = PCA_WIDTHS,
+          refine: Callable[[Fitted, np.ndarray, np.ndarray], Fitted] | None = None) -> Built:
     """Build the index of ``n`` live tracks from ``batches()`` (a fresh iterator of ``(ids, raw)`` each time it
     is called; every live id exactly once), streaming: memory holds one batch, a sample of at most FIT_SAMPLE
     vectors and the index itself. ``fitted`` None: the library transform is fitted on these vectors.
 
     ``template``: the trained empty index of the last fit (serialised). With the transform frozen, the
     quantisers are frozen with it, so a rebuild gives the very codes that incremental updates gave; a new
-    one is trained (and returned in ``Built.template``) on a refit or when the size calls for another kind."""
+    one is trained (and returned in ``Built.template``) on a refit or when the size calls for another kind.
+
+    ``refine(fitted, sample, sample_ids)``: a further change of a transform just fitted (the excerpt index's
+    within-track whitening); the recall is then measured against exact search through that transform in
+    float, which defines the metric."""
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     # one pass: the moments (when fitting), a uniform sample for the PCA and the quantisers, the recall queries
@@ -796,13 +801,14 @@ def build(batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], n: int
     take[rng.choice(n, size=n_sample, replace=False)] = True
     qpos = np.sort(rng.choice(n, size=min(n, RECALL_QUERIES if measure else 0), replace=False))
     moments = Moments(dim) if fitted is None and transform_kind not in (None, "none") else None
-    sample, q_ids, q_raw = [], [], []
+    sample, sample_ids, q_ids, q_raw = [], [], [], []
     at = 0
     for ids, raw in batches():
         if moments is not None:
             moments.add(raw)
         sel = take[at : at + len(ids)]
         sample.append(raw[sel])
+        sample_ids.append(ids[sel])
         qs = qpos[(qpos >= at) & (qpos < at + len(ids))] - at
         q_ids.append(ids[qs])
         q_raw.append(raw[qs])
@@ -815,6 +821,8 @@ def build(batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], n: int
     fitted_given = fitted is not None
     if fitted is None:
         fitted = fit(transform_kind, moments, sample, n, widths)
+        if refine is not None:
+            fitted = refine(fitted, sample, np.concatenate(sample_ids) if sample_ids else np.zeros(0, np.int64))
     width = fitted.width or dim
     kind = policy.choose(n, width)
     index = load_template(template) if template is not None and fitted_given else None
@@ -832,6 +840,9 @@ def build(batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], n: int
     # second pass: add every vector, and the exact neighbours of the recall queries over the full vectors
     if fitted.mean is None:
         reference = unit
+    elif refine is not None and fitted.basis is not None:
+        def reference(x):
+            return unit(standardize(x, fitted.mean, fitted.std) @ fitted.basis)
     else:
         def reference(x):
             return standardize(x, fitted.mean, fitted.std)
