@@ -333,23 +333,18 @@ def _print_hits(hits) -> None:
                    f"{mark}{_cut(h.path, pw - len(mark), left=True)}")
 
 
-def _write_m3u(target: str, hits) -> None:
-    """An M3U of ``hits`` to the file ``target`` ('-': standard output)."""
-    text = _m3u(hits)
+def _write_m3u(target: str, hits, relative: bool = False) -> None:
+    """An M3U of ``hits`` to the file ``target`` ('-': standard output); ``relative``: paths relative to the
+    playlist's folder (the current one for standard output)."""
+    from .search.searcher import m3u
+
+    text = m3u(hits, relative_to=(os.path.dirname(os.path.abspath(target)) if target != "-" else os.getcwd())
+               if relative else None)
     if target == "-":
         click.echo(text, nl=False)
     else:
         with open(target, "w", encoding="utf-8") as f:
             f.write(text)
-
-
-def _m3u(hits) -> str:
-    lines = ["#EXTM3U"]
-    for h in hits:
-        name = " - ".join(x for x in (h.artist, h.title) if x) or os.path.basename(h.path)
-        lines.append(f"#EXTINF:{int(round(h.duration_s or -1))},{name}")
-        lines.append(h.path)
-    return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------------- tags
@@ -649,6 +644,104 @@ def evaluate(dataset_dir, model, report_dir, test_split, workers, as_json):
     for n, row in zip(names, rep["confusion_matrix"]):
         click.echo(f"{n:>{w}}  " + " ".join(f"{v:>6}" for v in row))
     click.echo(f"report: {rep['report_dir']}")
+
+
+# ------------------------------------------------------------------------------------------ playlist, path
+
+LIST_OUTPUT = [
+    click.option("--m3u", type=click.Path(dir_okay=False, allow_dash=True), help="Write an M3U playlist ('-' for stdout)."),
+    click.option("--relative", is_flag=True, help="M3U paths relative to the playlist's folder (default: absolute)."),
+    click.option("--json", "as_json", is_flag=True, help="Print the list as JSON."),
+]
+
+
+def _list_output(f):
+    for option in reversed(LIST_OUTPUT):
+        f = option(f)
+    return f
+
+
+def _emit_list(hits, m3u, relative, as_json, extra=None) -> None:
+    if m3u:
+        _write_m3u(m3u, hits, relative)
+    if as_json:
+        _echo_json({"tracks": [h.to_dict() for h in hits], **(extra or {})} if extra else [h.to_dict() for h in hits])
+    elif m3u != "-":
+        _print_hits(hits)
+
+
+@main.command()
+@click.argument("seeds", metavar="SEED...", nargs=-1, required=True)
+@STORE_OPTION
+@click.option("--id", "by_id", is_flag=True, help="SEEDs are track ids.")
+@click.option("--length", type=click.IntRange(1, 10_000), default=20, show_default=True, help="Tracks in the list.")
+@click.option("--genre", "genres", multiple=True, help="Only tracks of this genre (repeatable).")
+@click.option("--max-per-artist", type=click.IntRange(0), default=2, show_default=True,
+              help="At most N tracks by one artist (0: no limit).")
+@click.option("--max-per-album", type=click.IntRange(0), default=0, show_default=True,
+              help="At most N tracks from one album (0: no limit).")
+@click.option("--keep-copies", is_flag=True, help="Keep near-duplicate recordings (collapsed by default).")
+@_list_output
+def playlist(seeds, store, by_id, length, genres, max_per_artist, max_per_album, keep_copies, m3u, relative, as_json):
+    """A listening list around SEEDs (files of the store or outside it, or ids with --id): their neighbours,
+    no artist more than --max-per-artist times, near-duplicates collapsed, each step a small move."""
+    from .search.playlists import playlist as make
+    from .search.searcher import Searcher
+
+    s = _run(Searcher, store)
+    hits = _run(make, s, list(seeds), length=length, by_id=by_id, genres=genres, max_per_artist=max_per_artist or None,
+                max_per_album=max_per_album or None, collapse=False if keep_copies else None)
+    _emit_list(hits, m3u, relative, as_json)
+
+
+@main.command()
+@click.argument("start", metavar="A")
+@click.argument("end", metavar="B")
+@STORE_OPTION
+@click.option("--id", "by_id", is_flag=True, help="A and B are track ids.")
+@click.option("--steps", type=click.IntRange(1, 1000), default=8, show_default=True, help="Tracks between A and B, at most.")
+@click.option("--genre", "genres", multiple=True, help="Only tracks of this genre in between (repeatable).")
+@_list_output
+def path(start, end, store, by_id, steps, genres, m3u, relative, as_json):
+    """A sequence from track A to track B through the library, each step closer to B and no step a bigger move
+    than going straight to B (scores: each track's cosine with the one before)."""
+    from .search.playlists import path as make
+    from .search.searcher import Searcher
+
+    s = _run(Searcher, store)
+    hits, figures = _run(make, s, start, end, steps=steps, by_id=by_id, genres=genres)
+    _emit_list(hits, m3u, relative, as_json, {"smoothness": figures})
+    if not as_json and m3u != "-":
+        click.echo(f"steps {figures['steps']}; cosine distance of a step: mean {figures['mean_step_distance']}, "
+                   f"largest {figures['max_step_distance']}; A to B directly {figures['direct_distance']}", err=True)
+
+
+# --------------------------------------------------------------------------------------------------- serve
+
+
+@main.command()
+@STORE_OPTION
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind. Anything but loopback needs --token.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8731, show_default=True)
+@click.option("--token", envvar="SOUNDALIKE_TOKEN", default=None,
+              help="A secret every request must send in the X-Soundalike-Token header (env: SOUNDALIKE_TOKEN).")
+def serve(store, host, port, token):
+    """The HTTP API over a store (OpenAPI description at /docs). A commit by a running index is picked up without
+    a restart."""
+    try:
+        from .search.service import serve as run_service
+    except ImportError as err:
+        raise UserError(f"the service needs FastAPI and uvicorn ({err.name} is missing): "
+                        f"pip install 'soundalike[serve]'") from None
+    from .catalog.store import read_manifest
+
+    _run(read_manifest, store)  # a plain error for what is not a store, before anything starts
+    click.echo(f"serving {store} on http://{host}:{port} (API description: http://{host}:{port}/docs)", err=True)
+    try:
+        _run(run_service, store, host=host, port=port, token=token)
+    except ValueError as err:
+        raise UserError(str(err)) from None
 
 
 # ---------------------------------------------------------------------------------------------------- demo

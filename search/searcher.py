@@ -76,6 +76,17 @@ def _room(h: "Hit", per_artist: dict, per_album: dict, max_per_artist: int | Non
     return True
 
 
+def m3u(hits, relative_to: str | os.PathLike | None = None) -> str:
+    """An extended M3U playlist of ``hits`` (``#EXTINF`` with duration and artist - title, then the path; paths
+    relative to the folder ``relative_to`` when given, as a playlist file kept beside the music wants)."""
+    lines = ["#EXTM3U"]
+    for h in hits:
+        name = " - ".join(x for x in (h.artist, h.title) if x) or os.path.basename(h.path)
+        lines.append(f"#EXTINF:{int(round(h.duration_s or -1))},{name}")
+        lines.append(os.path.relpath(h.path, relative_to) if relative_to is not None else h.path)
+    return "\n".join(lines) + "\n"
+
+
 class QueryError(Exception):
     """A query that cannot be answered (unknown id, not audio, unknown genre); the message says why."""
 

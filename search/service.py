@@ -1,0 +1,179 @@
+"""The HTTP service of ``soundalike serve``: one loaded store answering many requests (FastAPI on uvicorn).
+
+JSON endpoints under ``/api`` (OpenAPI at ``/docs`` and ``/openapi.json``); ``format=m3u`` gives a playlist.
+``similar`` follows the OpenSubsonic ``sonicSimilarity`` extension's meaning (``getSonicSimilarTracks``): a
+track id and a count in, tracks with a similarity in [0, 1] out, 1 for identical (the cosine, negative ones
+as 0). A track's audio is served from the path the store records for it and nothing else, with HTTP range
+requests so a browser can seek. A commit by a running ``index`` is picked up by the next request: each request
+takes the searcher of the newest generation (the one it started with answers it to the end).
+
+Bound to anything but loopback, every request needs the token the user set, in the ``X-Soundalike-Token``
+header (or ``Authorization: Bearer``).
+"""
+
+# (no ``from __future__ import annotations``: FastAPI reads the endpoints' annotations, which name classes
+# imported inside create_app, so they must be evaluated where the endpoints are defined)
+import hmac
+import ipaddress
+import os
+import tempfile
+import threading
+from pathlib import Path
+
+#: uploads larger than this are refused (413): a clip or a song, not an album
+MAX_UPLOAD = 64 << 20
+TOKEN_HEADER = "X-Soundalike-Token"
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Current:
+    """The searcher of the store's newest generation, swapped in when a commit lands."""
+
+    def __init__(self, store: str | os.PathLike):
+        from .searcher import Searcher
+
+        self._searcher = Searcher(store)
+        self._lock = threading.Lock()
+
+    def get(self):
+        from ..catalog.store import StoreError
+
+        s = self._searcher
+        try:
+            fresh = s.refreshed()
+        except StoreError:
+            return s  # a commit landing this instant: the generation loaded still answers
+        if fresh is not s:
+            with self._lock:
+                self._searcher = fresh
+        return fresh
+
+
+def create_app(store: str | os.PathLike, *, token: str | None = None, max_upload: int = MAX_UPLOAD):
+    """The FastAPI application serving ``store``; ``token``: required on every request when set."""
+    from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
+    from fastapi.responses import FileResponse, PlainTextResponse
+
+    from ..catalog.store import StoreError
+    from .searcher import QueryError, m3u
+
+    current = _Current(store)
+    app = FastAPI(title="soundalike", description="Music search by sound: tracks that sound like a track, a file "
+                  "or several seeds.", version="1")
+
+    def authorised(request: Request) -> None:
+        if token is None:
+            return
+        given = request.headers.get(TOKEN_HEADER) or ""
+        bearer = request.headers.get("authorization", "")
+        if bearer.lower().startswith("bearer "):
+            given = given or bearer[7:]
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(401, f"missing or wrong token (send it in the {TOKEN_HEADER} header)")
+
+    guard = [Depends(authorised)]
+
+    def answer(call, *args, **kwargs):
+        try:
+            return call(*args, **kwargs)
+        except QueryError as err:
+            raise HTTPException(404 if "no track with id" in str(err) else 400, str(err)) from None
+        except StoreError as err:
+            raise HTTPException(503, str(err)) from None
+
+    def hits_out(hits, fmt: str):
+        if fmt == "m3u":
+            return PlainTextResponse(m3u(hits), media_type="audio/x-mpegurl")
+        return [h.to_dict() for h in hits]
+
+    diversity = {"max_per_artist": Query(None, ge=1), "max_per_album": Query(None, ge=1)}
+
+    @app.get("/api/info", dependencies=guard)
+    def info():
+        s = current.get()
+        return {"tracks": len(s), "generation": s.store.generation, "encoder": s.store.encoder_info.get("name"),
+                "genres": s.genres("tags"), "excerpts": bool(s.store.manifest.get("windows"))}
+
+    @app.get("/api/tracks/{track_id}", dependencies=guard)
+    def track(track_id: int):
+        return answer(current.get().hit, track_id).to_dict()
+
+    @app.get("/api/tracks/{track_id}/audio", dependencies=guard)
+    def audio(track_id: int):
+        """The track's audio file as the store records it (range requests supported)."""
+        hit = answer(current.get().hit, track_id)
+        if not os.path.isfile(hit.path):
+            raise HTTPException(404, f"track {track_id}: its file {hit.path} is out of reach")
+        return FileResponse(hit.path, filename=os.path.basename(hit.path))
+
+    @app.get("/api/find", dependencies=guard)
+    def find(q: str, limit: int = Query(20, ge=1, le=1000)):
+        return [h.to_dict() for h in answer(current.get().find, q, limit=limit)]
+
+    @app.get("/api/search", dependencies=guard)
+    def search(id: list[int] = Query(..., description="one track id, or several: tracks like all of them"),
+               k: int = Query(10, ge=1, le=1000), genre: list[str] = Query([]),
+               genre_source: str = Query("tags", pattern="^(tags|predicted|any)$"),
+               max_per_artist: int | None = diversity["max_per_artist"],
+               max_per_album: int | None = diversity["max_per_album"],
+               format: str = Query("json", pattern="^(json|m3u)$")):
+        s = current.get()
+        opts = {"k": k, "genres": genre, "genre_source": genre_source, "max_per_artist": max_per_artist,
+                "max_per_album": max_per_album}
+        hits = answer(s.search_id, id[0], **opts) if len(id) == 1 else answer(s.search_seeds, id, by_id=True, **opts)
+        return hits_out(hits, format)
+
+    @app.post("/api/search", dependencies=guard)
+    def search_file(file: UploadFile = File(..., description="an audio file or a clip of one"),
+                    k: int = Query(10, ge=1, le=1000), genre: list[str] = Query([]),
+                    genre_source: str = Query("tags", pattern="^(tags|predicted|any)$"),
+                    excerpt: bool | None = Query(None, description="match as an excerpt (default: when shorter "
+                                                 "than a track vector's span)"),
+                    format: str = Query("json", pattern="^(json|m3u)$")):
+        s = current.get()
+        suffix = Path(file.filename or "upload").suffix[:16]
+        with tempfile.TemporaryDirectory(prefix="soundalike-upload-") as tmp:
+            dest = Path(tmp) / f"upload{suffix}"
+            size = 0
+            with open(dest, "wb") as out:
+                while chunk := file.file.read(1 << 20):
+                    size += len(chunk)
+                    if size > max_upload:
+                        raise HTTPException(413, f"upload larger than {max_upload >> 20} MB")
+                    out.write(chunk)
+            try:
+                hits = s.search_path(dest, k=k, genres=genre, genre_source=genre_source, excerpt=excerpt)
+            except QueryError as err:
+                name = file.filename or "upload"
+                raise HTTPException(415, str(err).replace(str(dest), name)) from None
+        return hits_out(hits, format)
+
+    @app.get("/api/similar", dependencies=guard)
+    def similar(id: int, count: int = Query(20, ge=1, le=1000), format: str = Query("json", pattern="^(json|m3u)$")):
+        """sonicSimilarity's getSonicSimilarTracks: ``count`` tracks like track ``id``, each with a similarity in
+        [0, 1] (1: identical)."""
+        hits = answer(current.get().search_id, id, k=count)
+        if format == "m3u":
+            return hits_out(hits, format)
+        return [{"id": h.id, "similarity": round(max(0.0, min(1.0, h.score)), 4), "track": h.to_dict()} for h in hits]
+
+    return app
+
+
+def serve(store: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 8731, token: str | None = None,
+          log_level: str = "warning") -> None:
+    """Run the service until interrupted. Binding to anything but loopback needs a ``token``."""
+    import uvicorn
+
+    if not is_loopback(host) and not token:
+        raise ValueError(f"binding to {host} opens the store to the network: set a token (--token, or the "
+                         f"SOUNDALIKE_TOKEN environment variable) that clients send in {TOKEN_HEADER}")
+    uvicorn.run(create_app(store, token=token), host=host, port=port, log_level=log_level)

@@ -1,0 +1,167 @@
+"""The HTTP service (``soundalike serve``), started on 127.0.0.1 on a free port and stopped, queried over real
+HTTP as a client would."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+from click.testing import CliRunner
+from conftest import make_library, reencoded, write_audio, synth
+
+pytest.importorskip("fastapi")
+
+from soundalike.cli import main  # noqa: E402
+from soundalike.indexer.run import index_library  # noqa: E402
+from soundalike.search.service import TOKEN_HEADER, create_app  # noqa: E402
+
+
+@contextlib.contextmanager
+def running(app):
+    """Serve ``app`` on a free loopback port in a thread; yields the base URL, stops the server after."""
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started:
+        assert thread.is_alive() and time.time() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        sock.close()
+
+
+def get(url: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+def upload(url: str, name: str, data: bytes) -> tuple[int, bytes]:
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    try:
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, trained_model):
+    """(library, store, base URL) of a running service over a freshly indexed library."""
+    root = tmp_path_factory.mktemp("service")
+    library = make_library(root / "music")
+    store = root / "lib.soundalike"
+    index_library(library.root, store, model=trained_model, workers=0, progress=False, log=lambda m: None)
+    with running(create_app(store, max_upload=2 << 20)) as url:
+        yield library, store, url
+
+
+def test_search_by_id_find_similar_and_track_metadata(served):
+    library, store, url = served
+    status, _, body = get(f"{url}/api/find?q=tones%202")
+    found = json.loads(body)
+    assert status == 200 and found[0]["title"] == "tones 2"
+    tid = found[0]["id"]
+    status, _, body = get(f"{url}/api/search?id={tid}&k=4")
+    hits = json.loads(body)
+    assert status == 200 and len(hits) == 4 and tid not in [h["id"] for h in hits]
+    assert [h["genre"] for h in hits].count("tones") >= 3  # the synthesised kinds are far apart
+    status, _, body = get(f"{url}/api/similar?id={tid}&count=5")
+    similar = json.loads(body)
+    assert status == 200 and len(similar) == 5 and all(0.0 <= s["similarity"] <= 1.0 for s in similar)
+    assert [s["id"] for s in similar] == [h["id"] for h in json.loads(get(f"{url}/api/search?id={tid}&k=5")[2])]
+    assert similar[0]["similarity"] >= similar[-1]["similarity"]
+    status, headers, body = get(f"{url}/api/search?id={tid}&k=3&format=m3u")
+    lines = body.decode().splitlines()
+    assert status == 200 and "mpegurl" in headers["content-type"] and lines[0] == "#EXTM3U"
+    assert len([l for l in lines if not l.startswith("#")]) == 3
+    assert json.loads(get(f"{url}/api/tracks/{tid}")[2])["path"] in library.files
+    assert get(f"{url}/api/tracks/999999")[0] == 404
+    status, _, body = get(f"{url}/api/search?id={tid}&genre=polka")
+    assert status == 400 and "unknown genre polka" in json.loads(body)["detail"]
+    assert get(f"{url}/openapi.json")[0] == 200 and get(f"{url}/docs")[0] == 200
+
+
+def test_upload_search_and_its_refusals(served, tmp_path):
+    library, store, url = served
+    src = sorted(library.files)[7]
+    copy = reencoded(src, tmp_path / "copy.flac")
+    status, body = upload(f"{url}/api/search?k=3", "copy.flac", copy.read_bytes())
+    assert status == 200 and json.loads(body)[0]["genre"] == library.files[src]
+    status, body = upload(f"{url}/api/search", "notes.txt", b"this is not audio\n" * 100)
+    assert status == 415 and "notes.txt" in json.loads(body)["detail"]
+    big = write_audio(tmp_path / "big.wav", synth("noise", seed=1, seconds=60.0))  # 2.6 MB, over the 2 MB limit
+    status, body = upload(f"{url}/api/search", "big.wav", big.read_bytes())
+    assert status == 413 and "larger than 2 MB" in json.loads(body)["detail"]
+
+
+def test_audio_is_streamed_with_ranges_and_only_the_stores_files(served):
+    library, store, url = served
+    hit = json.loads(get(f"{url}/api/find?q=beats%201")[2])[0]
+    data = open(hit["path"], "rb").read()
+    status, headers, body = get(f"{url}/api/tracks/{hit['id']}/audio", {"Range": "bytes=100-199"})
+    assert status == 206 and body == data[100:200] and headers["content-range"] == f"bytes 100-199/{len(data)}"
+    status, _, body = get(f"{url}/api/tracks/{hit['id']}/audio")
+    assert status == 200 and body == data
+    for bad in ("..%2F..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "-1"):
+        status, _, body = get(f"{url}/api/tracks/{bad}/audio")
+        assert status in (404, 422) and b"root:" not in body
+
+
+def test_a_token_guards_every_request_and_other_addresses_need_one(served):
+    library, store, _ = served
+    with running(create_app(store, token="s3cret")) as url:
+        assert get(f"{url}/api/info")[0] == 401
+        assert get(f"{url}/api/info", {TOKEN_HEADER: "wrong"})[0] == 401
+        status, _, body = get(f"{url}/api/info", {TOKEN_HEADER: "s3cret"})
+        assert status == 200 and json.loads(body)["tracks"] == len(library.files)
+        assert get(f"{url}/api/info", {"Authorization": "Bearer s3cret"})[0] == 200
+    res = CliRunner().invoke(main, ["serve", "--db", str(store), "--host", "0.0.0.0"], env={"SOUNDALIKE_TOKEN": ""})
+    assert res.exit_code == 2 and "set a token" in res.output
+
+
+def test_a_commit_is_picked_up_while_requests_are_in_flight(tmp_path, trained_model):
+    library = make_library(tmp_path / "music", per_kind=2)
+    store = tmp_path / "lib.soundalike"
+    index_library(library.root, store, model=trained_model, workers=0, progress=False, log=lambda m: None)
+    with running(create_app(store)) as url:
+        tid = json.loads(get(f"{url}/api/find?q=noise%201")[2])[0]["id"]
+        statuses, stop = [], threading.Event()
+
+        def hammer():
+            while not stop.is_set():
+                statuses.append(get(f"{url}/api/search?id={tid}&k=3")[0])
+
+        threads = [threading.Thread(target=hammer) for _ in range(3)]
+        for t in threads:
+            t.start()
+        write_audio(library.root / "late" / "late.flac", synth("beats", seed=77), tags={"title": "the late one"})
+        index_library(library.root, store, model=trained_model, workers=0, progress=False, log=lambda m: None)
+        time.sleep(0.3)
+        stop.set()
+        for t in threads:
+            t.join(30)
+        found = json.loads(get(f"{url}/api/find?q=late%20one")[2])
+        assert [h["title"] for h in found] == ["the late one"]
+        assert statuses and set(statuses) == {200}, sorted(set(statuses))
