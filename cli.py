@@ -716,6 +716,38 @@ def path(start, end, store, by_id, steps, genres, m3u, relative, as_json):
                    f"largest {figures['max_step_distance']}; A to B directly {figures['direct_distance']}", err=True)
 
 
+@main.command(name="map")
+@STORE_OPTION
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="map.png (an image) or map.html (hover labels; click-to-play when served at /map).")
+@click.option("--method", type=click.Choice(["auto", "pca", "tsne"]), default="auto", show_default=True,
+              help="Layout: t-SNE up to 20,000 tracks (auto), else PCA.")
+@click.option("--colour", "colour_by", type=click.Choice(["genre", "predicted"]), default="genre", show_default=True,
+              help="Colour by the files' genre tags (else the predicted genre), or by the predicted genre.")
+@JSON_OPTION
+def map_(store, output, method, colour_by, as_json):
+    """A 2-D map of the library, near tracks near each other, coloured by genre."""
+    from .search import maps
+    from .search.searcher import Searcher
+
+    if not output.lower().endswith((".png", ".html")):
+        raise UserError(f"{output}: the map is written as .png or .html")
+    s = _run(Searcher, store)
+    xy, hits, labels, figures = _run(maps.make_map, s, method=method, colour_by=colour_by)
+    title = f"{store}: {figures['tracks']} tracks, {figures['method']}"
+    if output.lower().endswith(".png"):
+        _run(maps.write_png, output, xy, labels, title)
+    else:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(maps.html(xy, hits, labels, title))
+    figures["output"] = output
+    if as_json:
+        _echo_json(figures)
+    else:
+        click.echo(f"{output}: {figures['tracks']} tracks by {figures['method']}; "
+                   f"{figures['neighbours_kept_at_10']:.0%} of each track's 10 nearest stay near it on the map")
+
+
 # --------------------------------------------------------------------------------------------------- serve
 
 

@@ -7,8 +7,9 @@ as 0). A track's audio is served from the path the store records for it and noth
 requests so a browser can seek. A commit by a running ``index`` is picked up by the next request: each request
 takes the searcher of the newest generation (the one it started with answers it to the end).
 
-Bound to anything but loopback, every request needs the token the user set, in the ``X-Soundalike-Token``
-header (or ``Authorization: Bearer``).
+Bound to anything but loopback, every API request needs the token the user set, in the ``X-Soundalike-Token``
+header (or ``Authorization: Bearer``, or a ``token`` query parameter for what a browser loads by URL). ``/``
+is the web page (``search/web/index.html``: plain HTML and JavaScript, nothing fetched from elsewhere).
 """
 
 # (no ``from __future__ import annotations``: FastAPI reads the endpoints' annotations, which name classes
@@ -60,7 +61,7 @@ class _Current:
 def create_app(store: str | os.PathLike, *, token: str | None = None, max_upload: int = MAX_UPLOAD):
     """The FastAPI application serving ``store``; ``token``: required on every request when set."""
     from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
-    from fastapi.responses import FileResponse, PlainTextResponse
+    from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 
     from ..catalog.store import StoreError
     from .searcher import QueryError, m3u
@@ -72,7 +73,8 @@ def create_app(store: str | os.PathLike, *, token: str | None = None, max_upload
     def authorised(request: Request) -> None:
         if token is None:
             return
-        given = request.headers.get(TOKEN_HEADER) or ""
+        # (a query parameter too: an <audio> element or a download link cannot send a header)
+        given = request.headers.get(TOKEN_HEADER) or request.query_params.get("token") or ""
         bearer = request.headers.get("authorization", "")
         if bearer.lower().startswith("bearer "):
             given = given or bearer[7:]
@@ -95,6 +97,28 @@ def create_app(store: str | os.PathLike, *, token: str | None = None, max_upload
         return [h.to_dict() for h in hits]
 
     diversity = {"max_per_artist": Query(None, ge=1), "max_per_album": Query(None, ge=1)}
+
+    page = (Path(__file__).parent / "web" / "index.html").read_text(encoding="utf-8")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index():
+        """The web page: find a track, hear it and its neighbours, make a mix or a path, save it (everything
+        it needs is in the page; its API calls carry the token)."""
+        return page
+
+    maps_made: dict = {}
+
+    @app.get("/map", response_class=HTMLResponse, dependencies=guard, include_in_schema=False)
+    def library_map():
+        """The library's map (``soundalike map``), made once per generation; a click plays a track."""
+        from . import maps
+
+        s = current.get()
+        if s.store.generation not in maps_made:
+            xy, hits, labels, figures = maps.make_map(s)
+            maps_made.clear()
+            maps_made[s.store.generation] = maps.html(xy, hits, labels, f"{len(hits)} tracks, {figures['method']}")
+        return maps_made[s.store.generation]
 
     @app.get("/api/info", dependencies=guard)
     def info():
@@ -164,6 +188,28 @@ def create_app(store: str | os.PathLike, *, token: str | None = None, max_upload
         if format == "m3u":
             return hits_out(hits, format)
         return [{"id": h.id, "similarity": round(max(0.0, min(1.0, h.score)), 4), "track": h.to_dict()} for h in hits]
+
+    @app.get("/api/playlist", dependencies=guard)
+    def playlist(id: list[int] = Query(..., description="seed track ids"), length: int = Query(20, ge=1, le=1000),
+                 genre: list[str] = Query([]), max_per_artist: int = Query(2, ge=0), max_per_album: int = Query(0, ge=0),
+                 format: str = Query("json", pattern="^(json|m3u)$")):
+        """A listening list around the seeds: diverse (0: no limit), near-duplicates collapsed, small steps."""
+        from .playlists import playlist as make
+
+        hits = answer(make, current.get(), id, by_id=True, length=length, genres=genre,
+                      max_per_artist=max_per_artist or None, max_per_album=max_per_album or None)
+        return hits_out(hits, format)
+
+    @app.get("/api/path", dependencies=guard)
+    def path(start: int = Query(..., alias="from"), end: int = Query(..., alias="to"), steps: int = Query(8, ge=1, le=1000),
+             format: str = Query("json", pattern="^(json|m3u)$")):
+        """sonicSimilarity's findSonicPath: tracks leading from one track to another, each closer to the end."""
+        from .playlists import path as make
+
+        hits, figures = answer(make, current.get(), start, end, steps=steps, by_id=True)
+        if format == "m3u":
+            return hits_out(hits, format)
+        return {"tracks": [h.to_dict() for h in hits], "smoothness": figures}
 
     return app
 

@@ -25,7 +25,8 @@ def styled(tmp_path_factory):
     for style in STYLES:
         for j in range(5):
             p = write_audio(root / style / f"{style}-{j}.flac", render(style, seed=300 + j, duration_s=12.0),
-                            tags={"title": f"{style} {j}", "artist": f"{style} band {j % 2}", "album": style})
+                            tags={"title": f"{style} {j}", "artist": f"{style} band {j % 2}", "album": style,
+                                  "genre": style})
             files[str(p)] = style
     copy = reencoded(sorted(files)[1], root / "copies" / "copy.wav")
     files[str(copy)] = files[sorted(files)[1]]
@@ -99,3 +100,28 @@ def test_playlist_and_path_write_m3u_and_json(styled, tmp_path):
     assert set(data["smoothness"]) == {"direct_distance", "max_step_distance", "mean_step_distance", "steps"}
     res = runner.invoke(main, ["path", a, a, "--db", str(store)])
     assert res.exit_code == 2 and "two different tracks" in res.output
+
+
+def test_map_is_an_image_and_a_page_with_one_point_per_track(styled, tmp_path):
+    import re
+
+    import matplotlib.image
+
+    root, store, files = styled
+    runner = CliRunner()
+    res = runner.invoke(main, ["map", "--db", str(store), "-o", str(tmp_path / "map.png"), "--json"])
+    assert res.exit_code == 0, res.output
+    figures = json.loads(res.output)
+    assert figures["tracks"] == len(files) and figures["method"] == "tsne" and 0 <= figures["neighbours_kept_at_10"] <= 1
+    img = matplotlib.image.imread(tmp_path / "map.png")
+    assert img.ndim == 3 and img.shape[0] > 300 and img.shape[1] > 300 and img[..., :3].std() > 0.01  # drawn on
+    res = runner.invoke(main, ["map", "--db", str(store), "-o", str(tmp_path / "map.html"), "--method", "pca"])
+    assert res.exit_code == 0, res.output
+    page = (tmp_path / "map.html").read_text()
+    points = json.loads(re.search(r"const points = (\[.*?\]);", page).group(1))
+    from soundalike.search.searcher import Searcher
+
+    assert sorted(p["id"] for p in points) == sorted(Searcher(store).ids.tolist())  # one point per track
+    assert {p["g"] for p in points} >= {"ambient"} and all(p["t"] for p in points)
+    assert res.output.startswith(str(tmp_path / "map.html")) and "by pca" in res.output
+    assert runner.invoke(main, ["map", "--db", str(store), "-o", str(tmp_path / "map.jpg")]).exit_code == 2

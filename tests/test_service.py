@@ -3,9 +3,7 @@ HTTP as a client would."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import threading
 import time
 import urllib.error
@@ -14,35 +12,13 @@ import uuid
 
 import pytest
 from click.testing import CliRunner
-from conftest import make_library, reencoded, write_audio, synth
+from conftest import make_library, reencoded, running, synth, write_audio
 
 pytest.importorskip("fastapi")
 
 from soundalike.cli import main  # noqa: E402
 from soundalike.indexer.run import index_library  # noqa: E402
 from soundalike.search.service import TOKEN_HEADER, create_app  # noqa: E402
-
-
-@contextlib.contextmanager
-def running(app):
-    """Serve ``app`` on a free loopback port in a thread; yields the base URL, stops the server after."""
-    import uvicorn
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started:
-        assert thread.is_alive() and time.time() < deadline, "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
-        sock.close()
 
 
 def get(url: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
@@ -101,6 +77,15 @@ def test_search_by_id_find_similar_and_track_metadata(served):
     status, _, body = get(f"{url}/api/search?id={tid}&genre=polka")
     assert status == 400 and "unknown genre polka" in json.loads(body)["detail"]
     assert get(f"{url}/openapi.json")[0] == 200 and get(f"{url}/docs")[0] == 200
+    status, _, body = get(f"{url}/map")
+    assert status == 200 and body.decode().count('"id": ') == len(library.files)  # the map, a point a track
+    other = json.loads(get(f"{url}/api/find?q=beats%203")[2])[0]["id"]
+    status, _, body = get(f"{url}/api/path?from={tid}&to={other}&steps=3")
+    route = json.loads(body)
+    assert status == 200 and route["tracks"][0]["id"] == tid and route["tracks"][-1]["id"] == other
+    status, _, body = get(f"{url}/api/playlist?id={tid}&length=5&max_per_artist=1")
+    mix = json.loads(body)
+    assert status == 200 and len(mix) == 5 and len({h["artist"] for h in mix}) == 5 - sum(h["artist"] is None for h in mix)
 
 
 def test_upload_search_and_its_refusals(served, tmp_path):
