@@ -734,7 +734,7 @@ def map_(store, output, method, colour_by, as_json):
         raise UserError(f"{output}: the map is written as .png or .html")
     s = _run(Searcher, store)
     xy, hits, labels, figures = _run(maps.make_map, s, method=method, colour_by=colour_by)
-    title = f"{store}: {figures['tracks']} tracks, {figures['method']}"
+    title = f"{os.path.basename(os.path.normpath(store))}: {figures['tracks']} tracks, {figures['method']}"
     if output.lower().endswith(".png"):
         _run(maps.write_png, output, xy, labels, title)
     else:
