@@ -481,8 +481,9 @@ class Searcher:
         if duration >= span:
             return False, ""
         if not self.store.manifest.get("windows"):
+            keeps = (self.store.encoder_info.get("spec") or {}).get("kind") == "musicnn"  # (trained models keep none)
             return False, (f"the query is {duration:.0f} s, but this store keeps no windows for excerpt search "
-                           f"(indexed before they were kept: 'soundalike index DIR --db STORE --force')")
+                           f"(indexed before they were kept: 'soundalike index DIR --db STORE --force')") if keeps else ""
         return True, (f"excerpt search: the query is {duration:.0f} s, shorter than the {span:.0f} s a track vector "
                       f"spans (--no-excerpt compares whole tracks)")
 
