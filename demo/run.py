@@ -152,5 +152,6 @@ def run_demo(
     first = held_out[0].path if held_out else tracks[0].path
     seed_store, musicnn_store = stores.values()
     echo(f"\ntry it yourself:\n  soundalike search '{first}' --db {seed_store}\n"
-         f"  soundalike search '{first}' --db {musicnn_store}\n  soundalike info --db {musicnn_store}")
+         f"  soundalike search '{first}' --db {musicnn_store}\n  soundalike info --db {musicnn_store}\n"
+         f"  soundalike serve --db {musicnn_store}     # then open http://127.0.0.1:8731/")
     return summary
