@@ -76,6 +76,34 @@ def iter_latest_windows(root: Path, names: list[str], live: np.ndarray, rows: in
             yield wids[at : at + rows], np.ascontiguousarray(wins[at : at + rows], dtype=np.float32)
 
 
+def count_latest_windows(root: Path, names: list[str], live: np.ndarray) -> tuple[int, int]:
+    """(windows, their width) that :func:`iter_latest_windows` would stream, from the shards' ids and window
+    rows only (no window feature is read)."""
+    from .store import StoreError, _REMEDY, _short, latest_in_shard, wanted_bitmap
+
+    wanted = wanted_bitmap(live)
+    n, dim = 0, 0
+    for name in reversed(names):
+        try:
+            with np.load(root / name) as z:  # (an .npz reads an array only when it is asked for)
+                _, pos = latest_in_shard(z["ids"].astype(np.int64), wanted)
+                if len(pos) and "windows" in z.files:
+                    n += int(np.isin(z["window_rows"], pos).sum())
+                    dim = dim or _npz_width(z, "windows")
+        except Exception as err:
+            raise StoreError(f"{root / name}: unreadable vector shard ({_short(err)}){_REMEDY}") from None
+    return n, dim
+
+
+def _npz_width(z, key: str) -> int:
+    """The second dimension of array ``key`` in an open .npz, from its header (the array is not read)."""
+    fmt = np.lib.format
+    with z.zip.open(f"{key}.npy") as f:
+        read = fmt.read_array_header_1_0 if fmt.read_magic(f) == (1, 0) else fmt.read_array_header_2_0
+        shape, _, _ = read(f)
+    return int(shape[1])
+
+
 def count_windows(m: dict, names: list[str]) -> int:
     """Windows the shards ``names`` hold, live or not (from the manifest)."""
     known = m.get("shard_windows") or {}
@@ -109,9 +137,7 @@ def commit(root: Path, m: dict, gen: int, live: np.ndarray, *, rebuild: bool, ne
                     written.append(name)
             return record, written
     live = np.asarray(live, np.int64)
-    n, dim = 0, 0
-    for wids, wins in iter_latest_windows(root, m["shards"], live):
-        n, dim = n + len(wids), wins.shape[1]
+    n, dim = count_latest_windows(root, m["shards"], live)
     if not n:
         return None, []
     built = indexes.build(lambda: iter_latest_windows(root, m["shards"], live), n, dim,
