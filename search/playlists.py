@@ -25,13 +25,15 @@ def playlist(s: Searcher, seeds, *, length: int = 20, by_id: bool = False, genre
     """``length`` tracks around ``seeds`` (ids with ``by_id``, else files), diverse and ordered smoothly."""
     if length < 1:
         raise QueryError(f"a playlist needs a length of at least 1, not {length}")
-    hits = s.search_seeds(list(seeds), by_id=by_id, k=length, genres=genres, genre_source=genre_source,
-                          max_per_artist=max_per_artist, max_per_album=max_per_album, collapse=collapse)
+    seeds = list(seeds)
+    given = s.seed_vectors(seeds, by_id)  # (an outside file is decoded and embedded once)
+    hits = s.search_seeds(seeds, by_id=by_id, k=length, genres=genres, genre_source=genre_source,
+                          max_per_artist=max_per_artist, max_per_album=max_per_album, collapse=collapse,
+                          seed_vectors=given)
     if len(hits) < 2:
         return hits
     vectors = np.stack([s.vector(h.id) for h in hits])
-    first, _ = s._seed_vectors(list(seeds)[:1], by_id)
-    order = [int(np.argmax(vectors @ first[0]))]
+    order = [int(np.argmax(vectors @ given[0][0]))]
     left = set(range(len(hits))) - set(order)
     while left:
         here = vectors[order[-1]]
