@@ -35,19 +35,40 @@ def groups_of(root: Path, paths: list[str]) -> np.ndarray:
     return np.asarray([Path(p).relative_to(root).parts[0] for p in paths])
 
 
-def retrieval(unit: np.ndarray, groups: np.ndarray, k: int = 10) -> dict:
-    """Leave-one-out precision@k and mean average precision of cosine ranking."""
+def per_query(unit: np.ndarray, groups: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Leave-one-out precision@k and average precision of cosine ranking, one value per query track."""
     s = unit @ unit.T
     np.fill_diagonal(s, -np.inf)
     n = len(unit)
-    p_at_k, aps = [], []
-    for i in range(n):
-        order = np.argsort(-s[i])[: n - 1]
-        rel = groups[order] == groups[i]
-        p_at_k.append(rel[:k].mean())
-        precision = np.cumsum(rel) / np.arange(1, n)
-        aps.append((precision * rel).sum() / max(rel.sum(), 1))
-    return {"p_at_k": float(np.mean(p_at_k)), "map": float(np.mean(aps))}
+    order = np.argsort(-s, axis=1, kind="stable")[:, : n - 1]
+    rel = groups[order] == groups[:, None]
+    p_at_k = rel[:, :k].mean(axis=1)
+    precision = np.cumsum(rel, axis=1) / np.arange(1, n)
+    aps = (precision * rel).sum(axis=1) / np.maximum(rel.sum(axis=1), 1)
+    return p_at_k, aps
+
+
+def bootstrap(values: np.ndarray, *, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% interval of the mean of per-query ``values`` (a paired difference, when they are one), resampling
+    the queries."""
+    values = np.asarray(values, np.float64)
+    means = values[np.random.default_rng(seed).integers(0, len(values), (draws, len(values)))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def retrieval(unit: np.ndarray, groups: np.ndarray, k: int = 10) -> dict:
+    """Leave-one-out precision@k and mean average precision of cosine ranking, with 95% bootstrap intervals
+    over queries, and the per-query values (for paired comparisons)."""
+    p, ap = per_query(unit, groups, k)
+    return {"p_at_k": float(p.mean()), "p_at_k_ci": bootstrap(p), "map": float(ap.mean()), "map_ci": bootstrap(ap),
+            "per_query": {"p_at_k": p, "ap": ap}}
+
+
+def paired(row: dict, base: dict) -> dict:
+    """``row`` against ``base`` on the same queries: mean differences and their 95% bootstrap intervals."""
+    dp = row["per_query"]["p_at_k"] - base["per_query"]["p_at_k"]
+    da = row["per_query"]["ap"] - base["per_query"]["ap"]
+    return {"d_p_at_k": float(dp.mean()), "d_p_at_k_ci": bootstrap(dp), "d_map": float(da.mean()), "d_map_ci": bootstrap(da)}
 
 
 def chance(groups: np.ndarray) -> dict:
@@ -120,11 +141,21 @@ def main(argv=None) -> int:
 
     n_groups = len(set(groups))
     print(f"{root.name}: {len(paths)} tracks in {n_groups} groups; each track queries the other {len(paths) - 1}")
-    print(f"{'method':<34} {'p@' + str(args.k):>6} {'mAP':>6} {'time':>8} {'model windows/s':>16}")
+    print(f"(95% intervals: bootstrap over queries; differences paired with {rows[0]['method']} on the same queries)")
+    print(f"{'method':<32} {'p@' + str(args.k) + ' [95%]':>21} {'mAP [95%]':>21} {'Δp@k vs first [95%]':>24} {'time':>6} {'model w/s':>9}")
     for r in rows:
         speed = f"{r['windows_per_s_model']:.1f}" if "windows_per_s_model" in r else ""
         took = f"{r['index_s']:.0f}s" if "index_s" in r else ""
-        print(f"{r['method']:<34} {r['p_at_k']:6.3f} {r['map']:6.3f} {took:>8} {speed:>16}")
+        ci = lambda v, lo_hi: f"{v:.3f} [{lo_hi[0]:.3f}, {lo_hi[1]:.3f}]" if lo_hi else f"{v:.3f}"  # noqa: E731
+        d = ""
+        if "per_query" in r and r is not rows[0]:
+            c = paired(r, rows[0])
+            r.update(c)
+            d = f"{c['d_p_at_k']:+.3f} [{c['d_p_at_k_ci'][0]:+.3f}, {c['d_p_at_k_ci'][1]:+.3f}]"
+        print(f"{r['method']:<32} {ci(r['p_at_k'], r.get('p_at_k_ci')):>21} {ci(r['map'], r.get('map_ci')):>21} {d:>24} "
+              f"{took:>6} {speed:>9}")
+    for r in rows:
+        r.pop("per_query", None)
     if args.json_path:
         out = Path(args.json_path)
         out.parent.mkdir(parents=True, exist_ok=True)
