@@ -237,8 +237,10 @@ def load_encoder(ref: str | os.PathLike | dict):
         if ref.get("kind") == "musicnn":
             from ..model.musicnn import MusicnnEncoder
 
-            # a spec without "peak" was written before the level was normalised: the recorded level, as then
-            return MusicnnEncoder(ref["variant"], n_windows=int(ref.get("n_windows", 16)), peak=float(ref.get("peak", 0.0)))
+            # a spec without "peak" was written before the level was normalised: the recorded level, as then;
+            # without "pool", before the mean alone became the track vector: mean and spread, as then
+            return MusicnnEncoder(ref["variant"], n_windows=int(ref.get("n_windows", 16)), peak=float(ref.get("peak", 0.0)),
+                                  pool=str(ref.get("pool", "mean+std")))
         raise ModelError(f"unknown encoder kind {ref.get('kind')!r}")
     if is_builtin(ref):
         from ..model.musicnn import MusicnnEncoder

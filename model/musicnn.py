@@ -64,6 +64,14 @@ GENRE_TAGS = {
                     "dance", "country", "metal", "choral"],
 }
 INSTALL_HINT = "pip install --no-deps musicnn==0.1.0"
+#: How a track's window features become its raw vector. ``mean``: their mean over the windows (953), the
+#: default. ``mean+std``: mean and standard deviation (1906), the default before; stores made then record no
+#: ``pool`` and keep it. Re-measured on the dev corpus (248 tracks, 13 soundtracks; ``benchmarks/
+#: track_vectors.py``, paired bootstrap over queries): the mean alone scores group precision@10 +0.014
+#: [-0.002, +0.030] and mAP +0.017 [+0.008, +0.026] over mean+std, so the simpler, half-size vector is taken
+#: (mean and max, +0.004 [-0.007, +0.015] over the mean alone, is no evidence for the larger one).
+POOLS = ("mean", "mean+std")
+DEFAULT_POOL = "mean"
 
 
 class WeightsMissing(Exception):
@@ -202,10 +210,10 @@ class MusicnnEncoder(EncoderBase):
     """The pretrained musicnn as an encoder.
 
     Window features are the mid-end's time-mean-pooled features (753) and the penultimate layer (200); a
-    track's raw vector is their mean and standard deviation over its windows (1906), which the store
-    standardises with the library's own statistics before normalising (``library_transform =
-    "standardize"``). Class probabilities are the 50 tag scores. (benchmarks/quality.py measured the
-    choices on real music; see the README.)
+    track's raw vector is their mean over its windows (953; ``pool="mean"``, the default since the choice was
+    re-measured on 248 real tracks, see :data:`POOLS`), which the store standardises with the library's own
+    statistics before normalising (``library_transform = "standardize"``). Class probabilities are the 50 tag
+    scores. (``benchmarks/track_vectors.py`` measured the choices on real music; see the README.)
     """
 
     library_transform = "standardize"
@@ -215,10 +223,13 @@ class MusicnnEncoder(EncoderBase):
     excerpt_dim = 753
 
     def __init__(self, model: str = "MSD_musicnn", *, n_windows: int = 16, peak: float = LEVEL_PEAK,
-                 runtime_route: str | None = None, warn=None):
+                 pool: str = DEFAULT_POOL, runtime_route: str | None = None, warn=None):
         from ..model.encoder import fingerprint
 
         requested(runtime_route)  # an unknown route fails here, before the weights load
+        if pool not in POOLS:
+            raise ValueError(f"unknown pooling {pool!r}; choose from {', '.join(POOLS)}")
+        self.pool = pool
 
         self.variant = model
         self.name = ENCODER_NAMES[model]
@@ -226,8 +237,8 @@ class MusicnnEncoder(EncoderBase):
         self.frontend = frontend(n_windows, peak)
         self.net = load(model)
         self.window_dim = int(self.net.outputs[3].shape[-1] + self.net.outputs[2].shape[-1])
-        self.dim = 2 * self.window_dim
-        self.fingerprint = fingerprint(self.name + "/mean+std(mean_pool,penultimate)", self.frontend,
+        self.dim = self.window_dim * (2 if pool == "mean+std" else 1)
+        self.fingerprint = fingerprint(f"{self.name}/{pool}(mean_pool,penultimate)", self.frontend,
                                        [np.asarray(w) for w in self.net.get_weights()])
         self._route = runtime_route
         self._warn = warn
@@ -249,6 +260,7 @@ class MusicnnEncoder(EncoderBase):
 
         enc.frontend = FrontEnd.from_dict(meta["frontend"])
         enc.window_dim, enc.dim = int(meta["window_dim"]), int(meta["dim"])
+        enc.pool = (meta.get("spec") or {}).get("pool", "mean+std")
         enc.net, enc._route, enc._warn, enc._compiled = None, compiled.route, None, compiled
         return enc
 
@@ -266,7 +278,7 @@ class MusicnnEncoder(EncoderBase):
     def spec(self) -> dict:
         """What a store records to load this encoder again (no files: the weights come from the package)."""
         return {"kind": "musicnn", "variant": self.variant, "n_windows": self.frontend.n_windows,
-                "peak": self.frontend.peak}
+                "peak": self.frontend.peak, "pool": self.pool}
 
     def encode(self, features: np.ndarray, *, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
         """Window features ``[n, 953]`` (mean pool, penultimate) and tag scores ``[n, 50]`` for log-mel windows
@@ -292,20 +304,20 @@ class MusicnnEncoder(EncoderBase):
         order = np.argsort(-scores)[:top]
         return self.labels[g], float(scores[g]), [self.labels[i] for i in order], [float(scores[i]) for i in order]
 
-    #: Fewer windows than this and a track's spread over windows is not measured (NaN) but left to the library
-    #: mean: the spread of one window is exactly 0, of two or three mostly noise, and either made short tracks
-    #: each other's neighbours whatever they sound like. Measured on 248 real tracks (13 soundtracks) with
-    #: short tracks simulated by 1-8 consecutive windows, paired bootstrap over queries: short-query p@10
-    #: +4.9 points [4.0, 5.8] over the plain spread, +1.2 [0.9, 1.5] over a threshold of 3; in a library with
-    #: 30% short tracks, the share of a short track's top 10 that are other soundtracks' short tracks fell
-    #: from 52.7% to 31.5% (chance 25.5%); tracks with 4 or more windows (over ~13 s) are unchanged, bit for bit.
+    #: (``pool="mean+std"``) Fewer windows than this and a track's spread over windows is not measured (NaN)
+    #: but left to the library mean: the spread of one window is exactly 0, of two or three mostly noise, and
+    #: either made short tracks each other's neighbours whatever they sound like. Measured on 248 real tracks
+    #: (13 soundtracks) with short tracks simulated by 1-8 consecutive windows, paired bootstrap over queries:
+    #: short-query p@10 +4.9 points [4.0, 5.8] over the plain spread, +1.2 [0.9, 1.5] over a threshold of 3.
+    #: (The default mean pooling has no spread: a short track's vector is the mean of the windows it has.)
     MIN_WINDOWS_FOR_SPREAD = 4
 
-    @classmethod
-    def summarize(cls, window_features: np.ndarray) -> np.ndarray:
-        """Raw track vector: mean and standard deviation of the window features, ``[m, 953] -> [1906]``; the
-        standard deviation is NaN (unknown; the store's transform maps it to the library mean) when ``m`` is
-        below :data:`MIN_WINDOWS_FOR_SPREAD`."""
+    def summarize(self, window_features: np.ndarray) -> np.ndarray:
+        """Raw track vector from the window features ``[m, 953]``: their mean (``[953]``), or with
+        ``pool="mean+std"`` mean and standard deviation (``[1906]``; the deviation NaN, unknown, when ``m`` is
+        below :data:`MIN_WINDOWS_FOR_SPREAD`: the store's transform maps it to the library mean)."""
         w = np.asarray(window_features, dtype=np.float32)
-        spread = w.std(axis=0) if len(w) >= cls.MIN_WINDOWS_FOR_SPREAD else np.full(w.shape[1], np.nan, np.float32)
+        if self.pool == "mean":
+            return w.mean(axis=0).astype(np.float32)
+        spread = w.std(axis=0) if len(w) >= self.MIN_WINDOWS_FOR_SPREAD else np.full(w.shape[1], np.nan, np.float32)
         return np.concatenate([w.mean(axis=0), spread]).astype(np.float32)

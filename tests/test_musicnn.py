@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from soundalike.model import musicnn
+from soundalike.model.encoder import load_encoder
 
 GOLDEN = Path(__file__).parent / "golden" / "musicnn_golden.npz"
 TOLERANCE = {"taggram": 1e-4, "logits": 1e-4, "penultimate": 1e-4, "mean_pool": 1e-3, "max_pool": 1e-3}
@@ -46,8 +47,13 @@ def test_encoder_vectors_tags_and_fingerprint(golden):
     np.testing.assert_allclose(window_feats[:, 753:], golden["MSD_musicnn/penultimate"], atol=1e-4)
     np.testing.assert_allclose(tags, golden["MSD_musicnn/taggram"], atol=1e-4)
     vec = enc.summarize(window_feats)
-    assert vec.shape == (enc.dim,) == (1906,)
-    np.testing.assert_allclose(vec[:953], window_feats.mean(0), rtol=1e-5)
+    assert vec.shape == (enc.dim,) == (953,)
+    np.testing.assert_allclose(vec, window_feats.mean(0), rtol=1e-5)
+    # stores made before keep mean and spread: their spec has no "pool", and loads as they were made
+    old = load_encoder({"kind": "musicnn", "variant": "MSD_musicnn", "n_windows": 4, "peak": musicnn.LEVEL_PEAK})
+    assert old.pool == "mean+std" and old.dim == 1906 and old.fingerprint != enc.fingerprint
+    np.testing.assert_allclose(old.summarize(window_feats), np.concatenate([window_feats.mean(0), window_feats.std(0)]), rtol=1e-5)
+    assert load_encoder(enc.spec()).fingerprint == enc.fingerprint
     genre, score, top, scores = enc.predicted(tags[2])  # the rhythm patch
     assert genre in musicnn.GENRE_TAGS["MSD_musicnn"] and top[0] in musicnn.MSD_LABELS and scores == sorted(scores, reverse=True)
     # the fingerprint covers the window count (a front-end parameter) and the weights (another model)
@@ -154,15 +160,13 @@ def test_default_encoder_indexes_a_library_without_training(library, tmp_path):
     report = index_library(library.root, store, workers=0, progress=False, log=lambda m: None)
     assert report.added == len(library.files) and report.failed == 0
     s = Store(store)
-    assert s.encoder_info["name"] == "musicnn-msd" and s.dim == 1906
+    assert s.encoder_info["name"] == "musicnn-msd" and s.dim == 953
     assert s.encoder_info["runtimes"] == [report.runtime] and report.runtime.startswith("openvino")
     assert s.manifest["transform"]["kind"] == "standardize" and s.manifest["transform"]["fitted_on"] == len(library.files)
     # the index holds the library-standardised, unit-length version of the raw vectors kept in the shards
-    ids, raw = s.vectors()  # 6-second tracks: one window each, so the spread half is unknown (NaN) throughout
-    assert np.isnan(raw[:, 953:]).all() and np.isfinite(raw[:, :953]).all()
-    mean = raw[:, :953].mean(0)
-    z = (raw[:, :953] - mean) / np.where(raw[:, :953].std(0) < 1e-6, 1, raw[:, :953].std(0))
-    z = np.concatenate([z, np.zeros((len(z), 953))], axis=1)  # unknown -> the library mean
+    ids, raw = s.vectors()
+    assert raw.shape == (len(library.files), 953) and np.isfinite(raw).all()
+    z = (raw - raw.mean(0)) / np.where(raw.std(0) < 1e-6, 1, raw.std(0))
     expected = z / np.linalg.norm(z, axis=1, keepdims=True)
     got = np.stack([s.index().reconstruct(int(i)) for i in ids])
     np.testing.assert_allclose(got, expected, atol=5e-3)  # to the 8-bit codes the index holds
@@ -331,8 +335,8 @@ def test_auto_route_falls_back_to_tensorflow(monkeypatch):
 
 
 def test_short_tracks_find_their_own_kind_not_each_other(tmp_path):
-    """A track too short for several windows has no measurable spread over windows; it is left to the library
-    mean instead of a spread of 0, which made every short track the neighbour of every other short track."""
+    """A track too short for several windows is the mean of the windows it has: with the spread over windows
+    in the vector (the default before), a spread of 0 made every short track the neighbour of every other."""
     from conftest import synth, write_audio
 
     from soundalike.catalog.store import Store
@@ -352,7 +356,7 @@ def test_short_tracks_find_their_own_kind_not_each_other(tmp_path):
     shorts = [p for p in rows if "/short-" in p]
     assert all(rows[p]["windows"] == 1 for p in shorts) and len(s) == 15
     raw = dict(zip(*s.store.vectors()))
-    assert all(np.isnan(raw[rows[p]["id"]][953:]).all() for p in shorts)  # spread unknown, not 0
+    assert all(np.isfinite(raw[rows[p]["id"]]).all() for p in shorts)
     kind_of = lambda p: Path(p).parent.name  # noqa: E731
     for p in shorts:
         hits = s.search_path(p, k=4)
@@ -480,5 +484,5 @@ def test_level_is_normalised_and_stores_made_before_keep_the_recorded_level(libr
     old = load_encoder({"kind": "musicnn", "variant": "MSD_musicnn", "n_windows": 16})
     assert new.frontend.peak == musicnn.LEVEL_PEAK and old.frontend.peak == 0.0
     assert old.fingerprint != new.fingerprint
-    assert old.fingerprint == musicnn.MusicnnEncoder("MSD_musicnn", peak=0.0).fingerprint
+    assert old.fingerprint == musicnn.MusicnnEncoder("MSD_musicnn", peak=0.0, pool="mean+std").fingerprint
     assert load_encoder(new.spec()).fingerprint == new.fingerprint
