@@ -196,6 +196,13 @@ def _print_index_report(r) -> None:
 @click.option("--keep-copies", is_flag=True,
               help="Show near-duplicate recordings (re-encodings, other mixes) as results of their own; by default "
                    "they are listed under the result they copy, and copies of the query are left out.")
+@click.option("--bpm", "bpm_text", metavar="LOW-HIGH",
+              help="Only tracks whose estimated tempo lies in this range, e.g. 118-126 (one number N: N +- 4%%).")
+@click.option("--key", "keys", multiple=True, metavar="KEY",
+              help="Only tracks in this estimated key, e.g. 'A minor', Am, 'F# major' (repeatable).")
+@click.option("--compatible-key", is_flag=True,
+              help="Widen --key (or, without it, the query's own key) to the keys a DJ mixes it with: its relative "
+                   "major or minor and the keys a fifth above and below.")
 @click.option("--excerpt/--no-excerpt", default=None,
               help="Treat the QUERY file as an excerpt (a clip of some song): tracks ranked by their analysed windows "
                    "that best match the clip's, with where in the track it matched. Default: on for an outside "
@@ -203,7 +210,7 @@ def _print_index_report(r) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print results as a JSON list.")
 @click.option("--m3u", type=click.Path(dir_okay=False, allow_dash=True), help="Write the results as an M3U playlist ('-' for stdout).")
 def search(queries, store, by_id, k, genres, genre_source, exclude_artist_of_query, max_per_artist, max_per_album,
-           tags, keep_copies, excerpt, as_json, m3u):
+           tags, keep_copies, bpm_text, keys, compatible_key, excerpt, as_json, m3u):
     """Tracks that sound like QUERY: a file in the store, an id (--id), or any audio file. Several QUERYs:
     tracks like all of them (near the centroid of their vectors), none of them returned. --tag ranks by the
     encoder's predicted tags instead, or narrows the QUERYs' neighbours to the tracks high on them."""
@@ -223,9 +230,11 @@ def search(queries, store, by_id, k, genres, genre_source, exclude_artist_of_que
                 int(q)
             except ValueError:
                 raise UserError(f"--id expects an integer track id, not {q!r}") from None
+    music = _music_filters(s, bpm_text, keys, compatible_key, queries, by_id, quiet=as_json)
+    diversity.update(music)
     if tags:
         hits = _run(s.search_tags, list(tags), k=k, seeds=list(queries), by_id=by_id, genres=genres,
-                    genre_source=genre_source)
+                    genre_source=genre_source, **music)
     elif len(queries) > 1:
         hits = _run(s.search_seeds, list(queries), by_id=by_id, k=k, genres=genres, genre_source=genre_source,
                     exclude_artist_of_query=exclude_artist_of_query, **diversity)
@@ -313,6 +322,49 @@ def find(text, store, limit, as_json):
         click.echo(f"{h.id:>{iw}}  {_cut(h.title, tw)} {_cut(h.artist, aw)} {_cut(h.album, bw)} {_cut(h.path, pw, left=True)}")
 
 
+def parse_bpm(text: str) -> tuple[float, float]:
+    """``"118-126"`` -> (118, 126); ``"120"`` -> 120 +- 4%."""
+    t = text.replace(" ", "").replace("..", "-")
+    try:
+        if "-" in t.strip("-"):
+            lo, hi = (float(x) for x in t.split("-", 1))
+        else:
+            lo, hi = float(t) * 0.96, float(t) * 1.04
+    except ValueError:
+        raise UserError(f"--bpm expects a range like 118-126 or one tempo like 120, not {text!r}") from None
+    if not (0 < lo <= hi):
+        raise UserError(f"--bpm {text}: the range must be positive and low to high")
+    return lo, hi
+
+
+def _music_filters(s, bpm_text, keys, compatible_key, queries, by_id, *, quiet=False) -> dict:
+    """The tempo and key filters of a search's options, as Searcher keyword arguments."""
+    from .model.keytempo import compatible_keys, parse_key
+
+    out: dict = {}
+    if bpm_text:
+        out["bpm"] = parse_bpm(bpm_text)
+    wanted = list(keys)
+    if compatible_key and not wanted:
+        if len(queries) != 1:
+            raise UserError("--compatible-key without --key needs one QUERY, whose key it takes")
+        own = _run(s.music_of, queries[0], by_id=by_id).get("key")
+        if own is None:
+            raise UserError(f"{queries[0]}: no key is known for the query (give one with --key)")
+        wanted = [own]
+    if wanted:
+        try:
+            wanted = [parse_key(k) for k in wanted]
+        except ValueError as err:
+            raise UserError(str(err)) from None
+        if compatible_key:
+            wanted = list(dict.fromkeys(c for k in wanted for c in compatible_keys(k)))
+            if not quiet:
+                click.echo(f"keys: {', '.join(wanted)}", err=True)
+        out["keys"] = wanted
+    return out
+
+
 def _print_hits(hits) -> None:
     if not hits:
         click.echo("no results")
@@ -320,16 +372,22 @@ def _print_hits(hits) -> None:
     w = _width()
     rest = w - 4 - 7 - 4
     gw = min(14, max(5, *(len(h.genre or "") for h in hits)))
-    tw, aw = (rest - gw) * 3 // 10, (rest - gw) * 2 // 10
-    pw = rest - tw - aw - gw
-    click.echo(f"{'#':>3} {'score':>6}  {_cut('title', tw)} {_cut('artist', aw)} {_cut('genre', gw)} {_cut('path', pw)}")
+    music = any(h.bpm is not None or h.key is not None for h in hits)
+    mw = 14 if music else 0  # "126 F# minor"
+    tw, aw = (rest - gw - mw) * 3 // 10, (rest - gw - mw) * 2 // 10
+    pw = rest - tw - aw - gw - mw
+    mh = _cut("bpm key", mw - 1) + " " if music else ""
+    click.echo(f"{'#':>3} {'score':>6}  {_cut('title', tw)} {_cut('artist', aw)} {_cut('genre', gw)} {mh}{_cut('path', pw)}")
     for i, h in enumerate(hits, 1):
         mark = "(missing) " if h.missing else ""  # out of reach at the last index run
         if h.at_s is not None:
             mark += f"(at {int(h.at_s) // 60}:{int(h.at_s) % 60:02d}) "
         if h.copies:
             mark += f"(+{len(h.copies)} cop{'y' if len(h.copies) == 1 else 'ies'}) "
-        click.echo(f"{i:>3} {h.score:6.3f}  {_cut(h.title, tw)} {_cut(h.artist, aw)} {_cut(h.genre, gw)} "
+        mv = ""
+        if music:
+            mv = _cut(f"{'' if h.bpm is None else f'{h.bpm:.0f}':>3} {h.key or ''}", mw - 1) + " "
+        click.echo(f"{i:>3} {h.score:6.3f}  {_cut(h.title, tw)} {_cut(h.artist, aw)} {_cut(h.genre, gw)} {mv}"
                    f"{mark}{_cut(h.path, pw - len(mark), left=True)}")
 
 

@@ -34,6 +34,9 @@ class Track:
     missing_since: float | None = None  # when a scan could not reach the file (unmounted drive, unreadable folder)
     content_hash: str | None = None  # catalog.scan.content_hash: a moved or renamed file is known by it
     tag_scores: list[float] | None = None  # the encoder's mean score of each of its labels (the store's order)
+    bpm: float | None = None  # estimated tempo (model.keytempo)
+    key: str | None = None  # estimated key, e.g. "A minor"
+    key_strength: float | None = None  # how clearly: the key profile's margin over the non-neighbouring keys
 
 
 SCHEMA = pa.schema(
@@ -57,6 +60,9 @@ SCHEMA = pa.schema(
         pa.field("missing_since", pa.float64()),
         pa.field("content_hash", pa.string()),
         pa.field("tag_scores", pa.list_(pa.float16())),
+        pa.field("bpm", pa.float32()),
+        pa.field("key", pa.string()),
+        pa.field("key_strength", pa.float32()),
     ]
 )
 
@@ -175,6 +181,22 @@ def arrow_array(values: list, type: pa.DataType) -> pa.Array:
         child = arrow_array([x for i in items for x in i], type.value_type)
         return pa.Array.from_buffers(type, n, [bitmap, pa.py_buffer(offsets)], null_count=nulls, children=[child])
     raise TypeError(f"no buffer conversion for {type}")
+
+
+def floats_np(column) -> np.ndarray:
+    """A float column as float64 NumPy; nulls become NaN."""
+    out = []
+    for c in _chunks(column):
+        if c.null_count == len(c) or c.buffers()[1] is None:  # (all null: an older store lacks the column)
+            out.append(np.full(len(c), np.nan))
+            continue
+        dtype = _NUMPY[c.type]
+        m = np.frombuffer(c.buffers()[1], dtype, count=len(c) + c.offset)[c.offset :].astype(np.float64) if len(c) else np.zeros(0)
+        if c.null_count:
+            valid = np.unpackbits(np.frombuffer(c.buffers()[0], np.uint8), bitorder="little")[c.offset : c.offset + len(c)]
+            m[valid == 0] = np.nan
+        out.append(m)
+    return np.concatenate(out) if out else np.zeros(0)
 
 
 def vectors_np(column, width: int) -> np.ndarray:

@@ -94,6 +94,7 @@ class Embedded:
     predicted: tuple | None = None  # (genre, score, top tags, their scores) from a classifier head
     scores: np.ndarray | None = None  # mean score of every label over the windows
     excerpt: np.ndarray | None = None  # float16[windows, encoder.excerpt_dim]: what the excerpt index keeps
+    music: dict | None = None  # tempo and key (model.keytempo)
     error: str | None = None  # one line, without the path
     decode_s: float = 0.0
     features_s: float = 0.0
@@ -104,7 +105,7 @@ class Embedded:
         tags = r.extra if isinstance(r.extra, dict) else {}
         duration = r.info.duration_s if r.info is not None else tags.get("duration_s")
         return cls(path=r.path, tags=tags, duration_s=duration, error=r.error, decode_s=r.decode_s,
-                   features_s=r.features_s, **kw)
+                   features_s=r.features_s, music=r.music, **kw)
 
 
 def embed_batch(encoder, batch: list[Extracted]) -> list[Embedded]:
@@ -254,6 +255,8 @@ class WriteStage:
                     track.predicted_tags, track.predicted_tag_scores = tags, tag_scores
                 if e.scores is not None:
                     track.tag_scores = [float(x) for x in e.scores]
+                if e.music:
+                    track.bpm, track.key, track.key_strength = e.music["bpm"], e.music["key"], e.music["key_strength"]
                 self.writer.put(track, e.vector, windows=e.excerpt)
                 r.windows += e.windows
         if track.status != STATUS_OK:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
+from ..model import keytempo
 from ..model.audio import AudioError, AudioInfo
 from ..model.frontend import FrontEnd
 
@@ -28,6 +29,7 @@ class Extracted:
     info: AudioInfo | None = None
     error: str | None = None  # one line, without the path
     extra: object = None  # what the caller's ``per_file`` hook returned
+    music: dict | None = None  # model.keytempo.estimate: bpm, key, key_strength
     decode_s: float = 0.0
     features_s: float = 0.0
 
@@ -42,6 +44,7 @@ def extract(path: str, frontend: FrontEnd, per_file: Callable[[str], object] | N
         windows, out.info = frontend.windows(path)
         t1 = time.perf_counter()
         out.features = frontend.features(windows)
+        out.music = keytempo.estimate(windows, frontend.sample_rate, logmel=out.features, hop_length=frontend.hop_length)
         out.decode_s, out.features_s = t1 - t0, time.perf_counter() - t1
     except AudioError as err:
         out.error = err.reason

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..catalog.store import Store, StoreError
 from ..catalog.tags import normalise_genre
-from ..catalog.track import codes_np, equals_np, ints_np
+from ..catalog.track import codes_np, equals_np, floats_np, ints_np
 
 
 GENRE_SOURCES = {"tags": "genre", "predicted": "predicted_genre"}
@@ -115,6 +115,8 @@ class Hit:
     missing: bool = False  # the file was out of reach at the last index run (its vector is still searchable)
     copies: list = dataclasses.field(default_factory=list)  # near-duplicates collapsed into this result
     at_s: float | None = None  # excerpt search: where in the track the clip matched best (seconds)
+    bpm: float | None = None  # estimated tempo
+    key: str | None = None  # estimated key, e.g. "A minor"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -130,7 +132,8 @@ class Searcher:
     COLUMNS = ["id"]  # (and the status; genres are read on the first genre filter)
     DICTIONARY = ("status", "genre", "predicted_genre")  # read as codes, as Parquet keeps them
     #: read for the hits only, from the row groups that hold them
-    HIT_COLUMNS = ["id", "path", "title", "artist", "album", "genre", "predicted_genre", "duration_s", "missing_since"]
+    HIT_COLUMNS = ["id", "path", "title", "artist", "album", "genre", "predicted_genre", "duration_s", "missing_since",
+                   "bpm", "key"]
 
     def __init__(self, store: Store | str | os.PathLike):
         self.store = (store.load() if isinstance(store, Store) else
@@ -266,7 +269,9 @@ class Searcher:
             dur = r["duration_s"]
             out.append(Hit(id=int(r["id"]), score=float(score), path=r["path"], title=r["title"], artist=r["artist"],
                            album=r["album"], genre=r["genre"], duration_s=None if dur is None or dur != dur else float(dur),
-                           predicted_genre=r["predicted_genre"], missing=r["missing_since"] is not None))
+                           predicted_genre=r["predicted_genre"], missing=r["missing_since"] is not None,
+                           bpm=None if r["bpm"] is None or r["bpm"] != r["bpm"] else round(float(r["bpm"]), 1),
+                           key=r["key"]))
         return out
 
     def hit(self, track_id: int, score: float = 1.0) -> Hit:
@@ -324,6 +329,55 @@ class Searcher:
             m &= np.asarray([(a or "").casefold() not in artists for a in self.values("artist")], dtype=bool)
         return m
 
+    def music_mask(self, *, bpm: tuple[float, float] | None = None, keys=None) -> np.ndarray:
+        """Mask over searchable tracks (aligned with ``self._ids``): estimated tempo within ``bpm`` (low, high;
+        inclusive) and key among ``keys`` (any spelling ``model.keytempo.parse_key`` reads). Tracks without an
+        estimate pass neither filter."""
+        from ..model.keytempo import parse_key
+
+        m = np.ones(len(self._ids), dtype=bool)
+        if bpm is not None:
+            lo, hi = bpm
+            if "bpm" not in self._tag_cache:
+                self._tag_cache["bpm"] = floats_np(self.store.column("bpm"))[self._rows]
+            tempo = self._tag_cache["bpm"]
+            if len(tempo) and np.isnan(tempo).all():
+                raise QueryError(f"{self.store.path}: no tempo stored (tracks indexed before tempo and key were "
+                                 f"estimated; 'soundalike index DIR --db STORE --force' analyses them again)")
+            with np.errstate(invalid="ignore"):
+                m &= (tempo >= lo) & (tempo <= hi)
+        if keys:
+            try:
+                wanted = {parse_key(k) for k in keys}
+            except ValueError as err:
+                raise QueryError(str(err)) from None
+            if "key" not in self._genre_codes:
+                self._genre_codes["key"] = _Codes(self.store.column("key"), self._rows)
+            codes = self._genre_codes["key"]
+            if len(self._ids) and not codes.counts:
+                raise QueryError(f"{self.store.path}: no keys stored (tracks indexed before tempo and key were "
+                                 f"estimated; 'soundalike index DIR --db STORE --force' analyses them again)")
+            m &= codes.mask(wanted)
+        return m
+
+    def music_of(self, query, *, by_id: bool = False) -> dict:
+        """Tempo and key of a query: a track's stored estimates, or an outside file's, estimated as the indexer
+        does."""
+        track = int(query) if by_id else self.id_for_path(query)
+        if track is not None:
+            h = self.hit(track)
+            return {"bpm": h.bpm, "key": h.key}
+        from ..model import keytempo
+        from ..model.audio import AudioError
+
+        fe = self.encoder().frontend
+        try:
+            windows, _ = fe.windows(_audio_file(query))
+        except AudioError as err:
+            raise QueryError(str(err)) from None
+        est = keytempo.estimate(windows, fe.sample_rate, logmel=fe.features(windows), hop_length=fe.hop_length)
+        return {"bpm": est["bpm"], "key": est["key"]}
+
     # -- queries -------------------------------------------------------------------------------------------
     def search_vectors(self, queries: np.ndarray, *, k: int = 10, mask: np.ndarray | None = None,
                        packed: tuple[np.ndarray, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -364,7 +418,8 @@ class Searcher:
     def search_vector(self, vector: np.ndarray, *, k: int = 10, genres=None, genre_source: str = "tags",
                       exclude_ids=(), exclude_artists=(), max_per_artist: int | None = None,
                       max_per_album: int | None = None, collapse: bool | None = None,
-                      query_duration: float | None = None, mask: np.ndarray | None = None) -> list[Hit]:
+                      query_duration: float | None = None, mask: np.ndarray | None = None,
+                      bpm: tuple[float, float] | None = None, keys=None) -> list[Hit]:
         """The ``k`` best tracks for one vector, best first, under the filters (``mask``: any further one,
         over the searchable tracks).
 
@@ -373,8 +428,13 @@ class Searcher:
         taking places of their own, and with ``query_duration`` (a single query's) copies of the query are
         left out and listed in :attr:`last_copies_of_query`. ``max_per_artist`` /
         ``max_per_album``: no artist (album: album name in one folder) more than that many times, the best of
-        each kept (tracks without the tag are not limited)."""
+        each kept (tracks without the tag are not limited). ``bpm`` (low, high) and ``keys``: only tracks of
+        that estimated tempo and key (:meth:`music_mask`)."""
         from .dupes import COPY_COSINE, is_copy, threshold_for
+
+        if bpm is not None or keys:
+            music = self.music_mask(bpm=bpm, keys=keys)
+            mask = music if mask is None else mask & music
 
         self.last_copies_of_query = []
         threshold = threshold_for(self.store.encoder_info.get("name"))
@@ -465,7 +525,8 @@ class Searcher:
                                        exclude_ids=[] if track_id is None else [track_id],
                                        exclude_artist_of_query=exclude_artist_of_query,
                                        max_per_artist=diversity.get("max_per_artist"),
-                                       max_per_album=diversity.get("max_per_album"))
+                                       max_per_album=diversity.get("max_per_album"), bpm=diversity.get("bpm"),
+                                       keys=diversity.get("keys"))
         if track_id is not None:
             return self.search_id(track_id, k=k, genres=genres, genre_source=genre_source,
                                   exclude_artist_of_query=exclude_artist_of_query, **diversity)
@@ -530,7 +591,7 @@ class Searcher:
 
     def search_excerpt(self, path: str | os.PathLike, *, k: int = 10, genres=None, genre_source: str = "tags",
                        exclude_ids=(), exclude_artist_of_query: bool = False, max_per_artist: int | None = None,
-                       max_per_album: int | None = None) -> list[Hit]:
+                       max_per_album: int | None = None, bpm=None, keys=None) -> list[Hit]:
         """Tracks holding the clip ``path``, ranked by how well their windows match the clip's: the mean over
         the clip's windows of each one's best cosine with the track's windows (``catalog.excerpts``). A hit's
         ``at_s`` is where in the track the clip starts, as placed by the best matching pair of windows."""
@@ -548,6 +609,8 @@ class Searcher:
 
             artists = [read_tags(path).get("artist")]
         allowed = self.mask(genres=genres, genre_source=genre_source, exclude_ids=exclude_ids, exclude_artists=artists)
+        if bpm is not None or keys:
+            allowed &= self.music_mask(bpm=bpm, keys=keys)
         live = np.zeros(self._id_space, bool)
         live[self._ids[allowed]] = True
         fe = self.store.encoder_info["frontend"]
@@ -622,7 +685,7 @@ class Searcher:
         return matrix[:, [lower[t.casefold()] for t in tags]].mean(axis=1)
 
     def search_tags(self, tags, *, k: int = 10, seeds=(), by_id: bool = False, genres=None,
-                    genre_source: str = "tags") -> list[Hit]:
+                    genre_source: str = "tags", bpm=None, keys=None) -> list[Hit]:
         """Tracks by the encoder's predicted ``tags`` (the mean of their scores). Alone: the library ranked by
         that score (the hits' ``score``). With ``seeds``: tracks like the seeds (cosine, as
         :meth:`search_seeds`) among the TAG_SHARE of the library that scores highest on the tags."""
@@ -630,6 +693,8 @@ class Searcher:
         known = ~np.isnan(score)
         if genres:
             known &= self.mask(genres=genres, genre_source=genre_source)
+        if bpm is not None or keys:
+            known &= self.music_mask(bpm=bpm, keys=keys)
         if not len(seeds):
             order = np.flatnonzero(known)[np.argsort(-score[known], kind="stable")][:k]
             return self.hits([int(self._ids[i]) for i in order], [float(score[i]) for i in order])

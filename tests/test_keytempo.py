@@ -60,5 +60,5 @@ def test_tempo_of_a_drum_pattern(bpm):
 
 
 def test_silence_has_no_tempo_or_key_and_a_flat_chroma_no_margin():
-    assert estimate(np.zeros((4, SR * 3), np.float32), SR) == {"bpm": None, "key": None, "key_margin": None}
+    assert estimate(np.zeros((4, SR * 3), np.float32), SR) == {"bpm": None, "key": None, "key_strength": None}
     assert key_of_chroma(np.ones(12))[1] == pytest.approx(0.0)
