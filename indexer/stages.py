@@ -152,8 +152,11 @@ class LocalEngine:
 
     def run(self, paths: list[str]) -> Iterator[tuple[int, list[Embedded]]]:
         """(files decoded since the last yield, files finished since the last yield), as they come."""
+        # the workers decode the next batch while this one is encoded (a queue of two files a worker stalled
+        # them for the whole model call: decoding and encoding took turns)
+        ahead = 2 * max(1, self.batch_windows // max(1, self.encoder.frontend.n_windows))
         for r in extract_many(paths, self.encoder.frontend, workers=self.workers, per_file=self.per_file,
-                              timeout_s=self.timeout_s):
+                              timeout_s=self.timeout_s, ahead=ahead):
             if r.error:
                 yield 1, [Embedded.of(r)]
                 continue

@@ -75,6 +75,7 @@ def extract_many(
     per_file: Callable[[str], object] | None = None,
     n_files: int | None = None,
     timeout_s: float = DECODE_TIMEOUT_S,
+    ahead: int = 0,
 ) -> Iterator[Extracted]:
     """Yield :class:`Extracted` for every path, in completion order.
 
@@ -82,7 +83,8 @@ def extract_many(
     is isolated: one that crashes its decoder, or takes longer than ``timeout_s``, comes back with that reason
     and costs only its own worker, which is replaced. Workers end with this process, even when it is killed.
     ``per_file`` (a picklable module-level function) runs in the worker too, for work that belongs beside
-    decoding (reading tags).
+    decoding (reading tags). ``ahead``: files the workers may decode before the caller takes them (at least
+    two a worker); a caller that encodes batches of N files passes N, so decoding goes on while it encodes.
     """
     paths = list(paths)
     if workers is None:
@@ -91,7 +93,7 @@ def extract_many(
         for p in paths:
             yield extract(p, frontend, per_file)
         return
-    pool = DecodePool(min(workers, max(1, len(paths))), frontend, per_file, timeout_s=timeout_s)
+    pool = DecodePool(min(workers, max(1, len(paths))), frontend, per_file, timeout_s=timeout_s, ahead=ahead)
     try:
         yield from pool.run(paths)
     finally:
@@ -176,9 +178,11 @@ class DecodePool:
     """Worker processes that decode one file each at a time, managed by a thread of the calling process (so
     hung or crashed workers are dealt with while the caller runs its model)."""
 
-    def __init__(self, workers: int, frontend: FrontEnd, per_file, *, timeout_s: float = DECODE_TIMEOUT_S):
+    def __init__(self, workers: int, frontend: FrontEnd, per_file, *, timeout_s: float = DECODE_TIMEOUT_S,
+                 ahead: int = 0):
         import multiprocessing as mp
 
+        self.ahead = max(2 * workers, ahead)
         self.ctx = mp.get_context("spawn")  # never fork a process that may hold TensorFlow's threads
         self.n, self.frontend, self.per_file, self.timeout_s = workers, frontend, per_file, timeout_s
         self._slots: list[_Slot] = []
@@ -189,7 +193,7 @@ class DecodePool:
         import queue
         import threading
 
-        out: queue.Queue = queue.Queue(maxsize=2 * self.n)
+        out: queue.Queue = queue.Queue(maxsize=self.ahead)
         done = object()
 
         def manage():
