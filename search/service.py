@@ -148,10 +148,28 @@ def create_app(store: str | os.PathLike, *, token: str | None = None, max_upload
                genre_source: str = Query("tags", pattern="^(tags|predicted|any)$"),
                max_per_artist: int | None = diversity["max_per_artist"],
                max_per_album: int | None = diversity["max_per_album"],
+               bpm_min: float | None = Query(None, gt=0, description="estimated tempo at least this"),
+               bpm_max: float | None = Query(None, gt=0, description="estimated tempo at most this"),
+               key: list[str] = Query([], description="estimated key, e.g. 'A minor' or Am (repeatable)"),
+               compatible_key: bool = Query(False, description="widen key (or the first track's own) to its "
+                                                               "relative and the keys a fifth above and below"),
                format: str = Query("json", pattern="^(json|m3u)$")):
         s = current.get()
         opts = {"k": k, "genres": genre, "genre_source": genre_source, "max_per_artist": max_per_artist,
                 "max_per_album": max_per_album}
+        if bpm_min is not None or bpm_max is not None:
+            opts["bpm"] = (bpm_min or 0.0, bpm_max or float("inf"))
+        if key or compatible_key:
+            from ..model.keytempo import compatible_keys, parse_key
+
+            keys = list(key) or [answer(s.hit, id[0]).key]
+            if keys == [None]:
+                raise HTTPException(400, f"track {id[0]} has no estimated key: give one with key=")
+            try:
+                keys = [parse_key(x) for x in keys]
+            except ValueError as err:
+                raise HTTPException(400, str(err)) from None
+            opts["keys"] = [c for x in keys for c in compatible_keys(x)] if compatible_key else keys
         hits = answer(s.search_id, id[0], **opts) if len(id) == 1 else answer(s.search_seeds, id, by_id=True, **opts)
         return hits_out(hits, format)
 

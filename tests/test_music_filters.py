@@ -127,3 +127,32 @@ def test_key_names_and_neighbours():
     assert sorted(compatible_keys("A minor")) == ["A minor", "C major", "D minor", "E minor"]
     with pytest.raises(ValueError):
         parse_key("major")
+
+
+def test_the_http_api_filters_by_tempo_and_key(store):
+    pytest.importorskip("fastapi")
+    import urllib.error
+    import urllib.request
+
+    from conftest import running
+
+    from soundalike.search.searcher import Searcher
+    from soundalike.search.service import create_app
+
+    root, path = store
+    tid = Searcher(path).id_for_path(root / "c_major_100.flac")
+
+    def get(query):
+        try:
+            with urllib.request.urlopen(f"{url}/api/search?id={tid}&{query}", timeout=60) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    with running(create_app(path)) as url:
+        status, hits = get("bpm_min=120&bpm_max=135")
+        assert status == 200 and sorted(h["bpm"] > 120 for h in hits) == [True, True] and len(hits) == 2
+        status, hits = get("compatible_key=true")
+        assert status == 200 and [h["key"] for h in hits] == ["A minor"]
+        status, body = get("key=H")
+        assert status == 400 and "not a key" in body["detail"]
