@@ -272,7 +272,7 @@ def dupes(store, threshold, m3u, quiet, as_json):
 
     s = _run(Searcher, store)
     if threshold is None:
-        threshold = threshold_for(s.store.encoder_info.get("name"))
+        threshold = threshold_for(s.store.encoder_info)
         if threshold is None:
             raise UserError(f"no copy threshold is measured for encoder {s.store.encoder_info.get('name')!r}: "
                             f"give one with --threshold")

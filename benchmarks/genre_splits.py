@@ -116,6 +116,15 @@ def main() -> None:
     for r in rows:
         print(f"{r['split']:10} " + " ".join(f"{r[k]['track_accuracy']:14.3f} {r[k]['macro_f1']:12.3f}" for k in kinds))
     print(f"{'mean':10} " + " ".join(f"{means[k]['track_accuracy']:14.3f} {means[k]['macro_f1']:12.3f}" for k in kinds))
+    for k in kinds:
+        if k == "probe" or len(rows) < 2:
+            continue
+        from scipy import stats
+
+        d = np.asarray([r[k]["track_accuracy"] - r["probe"]["track_accuracy"] for r in rows])
+        half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+        print(f"{k} - probe, track accuracy: {d.mean():+.3f} [{d.mean() - half:+.3f}, {d.mean() + half:+.3f}] "
+              f"(95% t-interval over {len(d)} splits; {int((d > 0).sum())} wins, {int((d < 0).sum())} losses)")
 
 
 if __name__ == "__main__":

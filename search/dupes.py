@@ -9,6 +9,14 @@ the 95th percentile, and the two pairs of different files above 0.93 were versio
 146.6 s in two mixes, 0.978; one theme in 182 and 178 s takes, 0.936). Copies 6 dB quieter scored only
 0.71-0.97 at the recorded level; the default front end now normalises the level (``model.musicnn.LEVEL_PEAK``)
 and they score 1.000 (stores made before keep the recorded level).
+
+Those figures are for the track vector of mean and spread over windows (stores made before the mean alone
+became the default). With the mean alone (``benchmarks/dupes.py`` on the same corpus and copies) copies lie
+closer to their originals and different tracks closer to each other: MP3 0.962-1.000, 22 kHz and 6 dB quieter
+0.994-1.000, trimmed 0.933-0.998 (median 0.989, 5th percentile 0.959); the nearest different track of its
+own soundtrack 0.882 at the 95th percentile, and above 0.93 the same two versions of one piece (0.979, 0.976)
+and one more pair of one composer's pieces within 10% in length (0.944). So the threshold is
+:data:`COPY_COSINE_MEAN` there: above that pair, below all but a few trimmed copies.
 """
 
 from __future__ import annotations
@@ -23,13 +31,20 @@ COPY_DURATION_S = 2.0
 NEIGHBOURS = 8  # candidates a track is compared with when grouping a whole library
 
 
-#: encoders whose copy threshold was measured (their index-space cosine); others collapse nothing by default
-MEASURED = {"musicnn-msd": COPY_COSINE}
+COPY_COSINE_MEAN = 0.95
+
+#: encoders whose copy threshold was measured (their index-space cosine), by name and track-vector pooling (a
+#: store's encoder spec; none recorded: mean and spread); others collapse nothing by default
+MEASURED = {("musicnn-msd", "mean+std"): COPY_COSINE, ("musicnn-msd", "mean"): COPY_COSINE_MEAN}
 
 
-def threshold_for(encoder_name: str | None) -> float | None:
-    """The cosine above which two tracks of this encoder's store are copies, or None (not measured)."""
-    return MEASURED.get(encoder_name or "")
+def threshold_for(encoder_info: dict | str | None) -> float | None:
+    """The cosine above which two tracks of a store are copies, given its ``encoder_info`` (or an encoder name:
+    mean and spread), or None (not measured)."""
+    if not isinstance(encoder_info, dict):
+        encoder_info = {"name": encoder_info}
+    pool = (encoder_info.get("spec") or {}).get("pool", "mean+std")
+    return MEASURED.get((encoder_info.get("name") or "", pool))
 
 
 def durations_match(a: float | None, b: float | None) -> bool:

@@ -437,7 +437,7 @@ class Searcher:
             mask = music if mask is None else mask & music
 
         self.last_copies_of_query = []
-        threshold = threshold_for(self.store.encoder_info.get("name"))
+        threshold = threshold_for(self.store.encoder_info)
         collapse = threshold is not None if collapse is None else collapse
         threshold = threshold or COPY_COSINE  # (asked for on an encoder not measured: the default encoder's)
         if not (collapse or max_per_artist or max_per_album):
