@@ -9,6 +9,7 @@ tiled with a little noise, so every run sees the same input.
         [--reference-python PY]   # also time the original graph (musicnn package's own code, see
                                   # tests/golden/make_musicnn_golden.py for that environment)
         [--corpus DIR]            # also index DIR for real with the default route: tracks per hour end to end
+        [--int8]                  # also the 8-bit model (needs nncf: pip install nncf)
 
 Run it on an otherwise idle machine: two cores shared with anything else halve every figure.
 """
@@ -81,6 +82,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--reference-python", help="Python of an environment with tf_keras and musicnn (see above).")
     ap.add_argument("--corpus", help="Index this folder with the default route and report tracks per hour.")
+    ap.add_argument("--int8", action="store_true", help="Also time the 8-bit model (needs nncf).")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--_reference", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -122,6 +124,22 @@ def main() -> None:
         rate = timed(lambda b: enc.encode(b, batch_size=args.batch), feats, args.seconds, args.repeats)
         out = outputs(enc)
         rows.append({"route": route, "runtime": enc.runtime, "windows_per_s": rate, "first_call_s": round(ready, 2),
+                     "max_abs_diff": {k: float(np.max(np.abs(out[k] - against[k]))) for k in out}})
+    if args.int8:
+        # the 8-bit model (NNCF, model.quantize): speed only here, calibrated on these same windows (its quality is
+        # measured by benchmarks/track_vectors.py --int8, calibrated on real music)
+        from soundalike.model.musicnn import FRAMES, N_MELS
+        from soundalike.model.quantize import quantize_model
+        from soundalike.model.runtime import compile_openvino, precision_for
+
+        enc = MusicnnEncoder("MSD_musicnn")
+        quantized, order = quantize_model(enc.net, (FRAMES, N_MELS), x)
+        compiled = compile_openvino(quantized, order, precision_for("auto"))
+        compiled.route, compiled.description = "openvino-int8", compiled.description.rsplit(" ", 1)[0] + " int8"
+        enc._compiled = compiled
+        rate = timed(lambda b: enc.encode(b, batch_size=args.batch), feats, args.seconds, args.repeats)
+        out = outputs(enc)
+        rows.append({"route": "openvino-int8", "runtime": enc.runtime, "windows_per_s": rate,
                      "max_abs_diff": {k: float(np.max(np.abs(out[k] - against[k]))) for k in out}})
     base = rows[0]["windows_per_s"] if args.reference_python else None
     for r in rows:

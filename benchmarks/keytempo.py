@@ -3,7 +3,7 @@
 Each song: a chord progression of its key (I-IV-V-I or I-vi-IV-V in major; i-iv-V-i or i-VI-III-VII in minor)
 in a random voicing and timbre (2-8 harmonics, decaying), a bass line on the roots, a melody of scale notes,
 a drum pattern (kick, snare or clap, hi-hats) at its tempo, white noise at 20-40 dB below, a random level. It
-is written as an Ogg Vorbis file and indexed exactly as a library is (the default front end's 16 windows,
+is written as a FLAC file and indexed exactly as a library is (the default front end's 16 windows,
 ``model.keytempo`` in the decode workers), and the store's ``bpm`` and ``key`` columns are scored:
 
 - key: exact; or a neighbour (relative, fifth above or below: the errors a DJ's "compatible" mixing absorbs)
@@ -109,8 +109,8 @@ def main() -> None:
             tonic, minor = s % 12, (s // 12) % 2 == 1
             bpm = float(rng.uniform(70, 180))
             key = f"{NOTES[tonic]} {'minor' if minor else 'major'}"
-            path = lib / f"song{s:03d}.ogg"
-            sf.write(str(path), song(tonic, minor, bpm, float(rng.uniform(60, 180)), rng), SR, format="OGG", subtype="VORBIS")
+            path = lib / f"song{s:03d}.flac"
+            sf.write(str(path), song(tonic, minor, bpm, float(rng.uniform(60, 180)), rng), SR)
             truth[str(path)] = (bpm, key)
         store = Path(tmp) / "songs.soundalike"
         index_library(lib, store, progress=sys.stderr.isatty(), log=lambda m: print(m, file=sys.stderr))

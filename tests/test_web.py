@@ -4,6 +4,7 @@ export it as a playlist."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import urllib.request
 
@@ -66,6 +67,7 @@ def test_find_play_filter_mix_and_export_in_a_browser(browser, tmp_path, trained
         neighbours = rows()
         assert len(neighbours) == 11 and all(float(r[1]) <= 1.0 for r in neighbours)  # every other track, scored
         assert "tones 0" not in [r[2] for r in neighbours]
+        assert any(re.search(r"[A-G]#? (major|minor)$", r[5]) for r in neighbours)  # each track's estimated key
         Select(browser.find_element(By.ID, "genre")).select_by_value("noise")
         wait.until(lambda d: rows() and {r[4] for r in rows()} == {"noise"})
         assert len(rows()) == 4
