@@ -475,6 +475,11 @@ def info(store, as_json):
     if win:
         delta = f" + {win['delta']['count']} in a delta" if win.get("delta") else ""
         click.echo(f"excerpts  {win.get('kind')}, {win.get('count')} windows{delta} (search CLIP --excerpt)")
+    mus, ok = data.get("music") or {}, data["counts"].get("ok", 0)
+    if ok:
+        note = (" (search --bpm, --key, --compatible-key)" if mus.get("with_key") else
+                " (indexed before tempo and key were estimated: 'soundalike index DIR --db STORE --force')")
+        click.echo(f"tempo/key {mus.get('with_tempo', 0)} / {mus.get('with_key', 0)} of {ok} tracks{note}")
     click.echo(f"disk      {data['disk_bytes'] / 1e6:.1f} MB")
     if data["genres"]:
         click.echo("genres    " + ", ".join(f"{g} {n}" for g, n in data["genres"].items()))

@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 
 from ..catalog.store import REFIT_GROWTH, Store
-from ..catalog.track import bool_arrow, codes_np, ok_mask
+from ..catalog.track import bool_arrow, codes_np, floats_np, ok_mask
 
 
 def store_info(path: str | os.PathLike) -> dict:
@@ -20,7 +20,8 @@ def store_info(path: str | os.PathLike) -> dict:
 
     # counted in columns, not rows: a million tracks are a million Python dicts otherwise (3 s at 1M); only the
     # failed and missing tracks become rows
-    store = Store(path, columns=["path", "genre", "status", "error", "missing_since"], dictionary=("status", "genre"))
+    store = Store(path, columns=["path", "genre", "status", "error", "missing_since", "bpm", "key"],
+                  dictionary=("status", "genre", "key"))
     t = store.tracks
     ok = ok_mask(t.column("status"))
     codes, names = codes_np(t.column("genre"))
@@ -30,6 +31,9 @@ def store_info(path: str | os.PathLike) -> dict:
     missing = [{"path": r["path"], "since": r["missing_since"]}
                for r in t.filter(bool_arrow(gone)).select(["path", "missing_since"]).to_pylist()]
     failed = t.filter(bool_arrow(~ok)).select(["path", "error"]).to_pylist()
+    key_codes, _ = codes_np(t.column("key"))
+    music = {"with_tempo": int((ok & ~np.isnan(floats_np(t.column("bpm")))).sum()) if len(t) else 0,
+             "with_key": int((ok & (key_codes >= 0)).sum()) if len(t) else 0}
     m = store.manifest
     counts = dict(m.get("counts", {}))
     counts.update(tracks=len(t), ok=int(ok.sum()), error=len(t) - int(ok.sum()), missing=len(missing))
@@ -46,6 +50,7 @@ def store_info(path: str | os.PathLike) -> dict:
             **m["transform"], "refit_at": math.ceil(REFIT_GROWTH * max(int(m["transform"].get("fitted_on") or 0), 1))},
         "counts": counts,
         "genres": dict(genres.most_common()),
+        "music": music,
         "failures": failed,
         "missing": missing,
         "disk_bytes": store.disk_bytes(),

@@ -156,3 +156,11 @@ def test_the_http_api_filters_by_tempo_and_key(store):
         assert status == 200 and [h["key"] for h in hits] == ["A minor"]
         status, body = get("key=H")
         assert status == 400 and "not a key" in body["detail"]
+
+
+def test_info_says_how_many_tracks_have_tempo_and_key(store):
+    root, path = store
+    res = run("info", "--db", path)
+    assert res.exit_code == 0 and "tempo/key 4 / 4 of 4 tracks" in res.output
+    data = json.loads(run("info", "--db", path, "--json").output)
+    assert data["music"] == {"with_tempo": 4, "with_key": 4}
