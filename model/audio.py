@@ -295,9 +295,9 @@ def _av_decode_span(container, stream, sr: int, seek_s: float, stop: int) -> tup
         return int(round(seek_s * sr)), np.zeros(0, np.float32)
     # the timestamps mostly agree; a few are off (Vorbis: a frame at a switch from long to short blocks carries
     # one 448 samples late, 1 window in 20 of the dev corpus started there after a seek): the most common wins
-    values, counts = np.unique(np.asarray(starts or [0]), return_counts=True)
+    values, counts = np.unique(np.asarray(starts or [int(round(seek_s * sr))]), return_counts=True)
     pos = int(values[np.argmax(counts)])
-    return pos, (np.concatenate(pieces) if pieces else np.zeros(0, np.float32))
+    return pos, np.concatenate(pieces)
 
 
 #: Seconds before a window that a PyAV seek aims at (the decoder needs a packet or two before the first wanted
