@@ -37,6 +37,7 @@ import hashlib
 import json
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -571,6 +572,9 @@ class Store:
         self._bounds = None  # first row of each track table
         self._files: dict = {}
         self._groups: dict = {}  # row groups read for cells
+        # a server answers from threads: a Parquet reader, and the caches above, are one thread's at a time
+        # (two threads reading row groups of one file failed in pyarrow: "ReadRangeCache did not find ...")
+        self._cells_lock = threading.Lock()
         self._tracks: pa.Table | None = None
         self._index = None
         self._excerpts = None
@@ -665,7 +669,11 @@ class Store:
 
     def cells(self, rows, columns: list[str]) -> list[dict]:
         """The values of ``columns`` at rows of :meth:`track_rows`' table, read from just the Parquet row groups
-        that hold them (a query's ten hits read ten groups, not a million rows of text)."""
+        that hold them (a query's ten hits read ten groups, not a million rows of text). Safe from threads."""
+        with self._cells_lock:
+            return self._cells(rows, columns)
+
+    def _cells(self, rows, columns: list[str]) -> list[dict]:
         names = self.manifest["tracks"]
         if self._bounds is None:
             self._bounds = np.cumsum([0, *(pq.ParquetFile(self._source(n)).metadata.num_rows for n in names)])
