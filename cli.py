@@ -339,7 +339,7 @@ def parse_bpm(text: str) -> tuple[float, float]:
 
 def _music_filters(s, bpm_text, keys, compatible_key, queries, by_id, *, quiet=False) -> dict:
     """The tempo and key filters of a search's options, as Searcher keyword arguments."""
-    from .model.keytempo import compatible_keys, parse_key
+    from .model.keytempo import wanted_keys
 
     out: dict = {}
     if bpm_text:
@@ -354,11 +354,10 @@ def _music_filters(s, bpm_text, keys, compatible_key, queries, by_id, *, quiet=F
         wanted = [own]
     if wanted:
         try:
-            wanted = [parse_key(k) for k in wanted]
+            wanted = wanted_keys(wanted, compatible_key)
         except ValueError as err:
             raise UserError(str(err)) from None
         if compatible_key:
-            wanted = list(dict.fromkeys(c for k in wanted for c in compatible_keys(k)))
             if not quiet:
                 click.echo(f"keys: {', '.join(wanted)}", err=True)
         out["keys"] = wanted

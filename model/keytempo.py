@@ -80,6 +80,13 @@ def compatible_keys(key: str) -> list[str]:
     return [f"{note} {mode}", relative, f"{NOTES[(i + 7) % 12]} {mode}", f"{NOTES[(i + 5) % 12]} {mode}"]
 
 
+def wanted_keys(keys, compatible: bool = False) -> list[str]:
+    """The keys a key filter keeps: ``keys`` as :func:`parse_key` names them, with ``compatible`` widened to
+    each one's :func:`compatible_keys`. Raises ValueError for a text that is not a key."""
+    named = [parse_key(k) for k in keys]
+    return list(dict.fromkeys(c for k in named for c in compatible_keys(k))) if compatible else named
+
+
 @functools.lru_cache(maxsize=4)
 def _chroma_filters(sample_rate: int, n_fft: int) -> np.ndarray:
     """``[12, 1 + n_fft // 2]``: each FFT bin between 55 Hz and 4 kHz to its pitch class, weighted by how close

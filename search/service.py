@@ -160,16 +160,15 @@ def create_app(store: str | os.PathLike, *, token: str | None = None, max_upload
         if bpm_min is not None or bpm_max is not None:
             opts["bpm"] = (bpm_min or 0.0, bpm_max or float("inf"))
         if key or compatible_key:
-            from ..model.keytempo import compatible_keys, parse_key
+            from ..model.keytempo import wanted_keys
 
             keys = list(key) or [answer(s.hit, id[0]).key]
             if keys == [None]:
                 raise HTTPException(400, f"track {id[0]} has no estimated key: give one with key=")
             try:
-                keys = [parse_key(x) for x in keys]
+                opts["keys"] = wanted_keys(keys, compatible_key)
             except ValueError as err:
                 raise HTTPException(400, str(err)) from None
-            opts["keys"] = [c for x in keys for c in compatible_keys(x)] if compatible_key else keys
         hits = answer(s.search_id, id[0], **opts) if len(id) == 1 else answer(s.search_seeds, id, by_id=True, **opts)
         return hits_out(hits, format)
 
