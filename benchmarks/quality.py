@@ -37,9 +37,15 @@ def groups_of(root: Path, paths: list[str]) -> np.ndarray:
 
 def per_query(unit: np.ndarray, groups: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """Leave-one-out precision@k and average precision of cosine ranking, one value per query track."""
-    s = unit @ unit.T
+    return per_query_scores(unit @ unit.T, groups, k)
+
+
+def per_query_scores(scores: np.ndarray, groups: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Leave-one-out precision@k and average precision of ranking each row of ``scores`` ``[n, n]`` (higher
+    is nearer; the diagonal, a query's score with itself, is ignored), one value per query track."""
+    s = np.array(scores, dtype=np.float64)
     np.fill_diagonal(s, -np.inf)
-    n = len(unit)
+    n = len(s)
     order = np.argsort(-s, axis=1, kind="stable")[:, : n - 1]
     rel = groups[order] == groups[:, None]
     p_at_k = rel[:, :k].mean(axis=1)

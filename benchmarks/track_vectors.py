@@ -1,18 +1,22 @@
-"""Which track vector? The README's table of representation choices, with intervals, on a folder-per-group corpus.
+"""Which track vector, and which query-time scoring? Representation and rescoring choices on one or more
+folder-per-group corpora, each with its paired interval, and pooled.
 
 Each track's windows are decoded once (16 windows, the default layout, and 32) and run once through both shipped
-musicnn models (MSD, MTT); every output a track vector could be made of is kept in a cache (``--cache``), and
-each variant is then a few lines over it: which layers, which pooling over windows, how many windows,
-standardised or raw, one model or both, hand-made timbre and rhythm statistics fused in. Every variant is
-ranked exactly (cosine, leave-one-out, ``benchmarks/quality.py``'s protocol) and compared with the default on
-the same queries: the mean difference in group precision@10 and mAP with its 95% paired bootstrap interval.
-A choice is worth taking only when its interval clears zero.
+musicnn models (MSD, MTT); every output a track vector could be made of is kept in a cache beside each corpus,
+and each variant is then a few lines over it: which layers, which pooling over windows, how many windows,
+standardised or raw, one model or both, hand-made timbre statistics fused in; and, over the two pooled vectors,
+the field's answers to hubness (CSLS, local scaling, mutual proximity) and query expansion. Every variant is
+ranked exactly (leave-one-out, ``benchmarks/quality.py``'s protocol) and compared with the reference (the
+default unless ``--reference``) on the same queries: the mean difference in group precision@10 on each corpus
+with its 95% paired bootstrap interval, and pooled over corpora (each corpus weighs the same; queries
+resampled within their corpus). The rule for a default, printed in the last column: it GAINS when the pooled
+difference clears zero and no corpus's interval lies wholly below zero; it "loses" when one does.
 
 ``--int8`` adds the encoder quantised to 8 bits (``model.quantize``), calibrated two-fold by group: the int8
 vectors of one half of the soundtracks come from a model calibrated on windows of the other half only, so
 no track is ever scored by a model that saw it.
 
-    python benchmarks/track_vectors.py CORPUS_DIR [--cache DIR] [--int8] [--json FILE]
+    python benchmarks/track_vectors.py CORPUS_A [CORPUS_B ...] [--reference NAME] [--int8] [--json FILE]
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from quality import bootstrap, groups_of, per_query  # noqa: E402
+from quality import bootstrap, groups_of, per_query, per_query_scores  # noqa: E402
 
 from soundalike.catalog.scan import scan  # noqa: E402
 
@@ -128,96 +132,201 @@ def pooled(data: dict, paths: list[str], outputs, *, pool: str = "mean+std", win
     return np.where(np.isnan(x), means, x)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("corpus", type=Path)
-    ap.add_argument("--cache", type=Path, default=None, help="where window outputs are kept between runs")
-    ap.add_argument("--int8", action="store_true", help="add the 8-bit encoder, calibrated two-fold by group")
-    ap.add_argument("-k", type=int, default=10)
-    ap.add_argument("--json", dest="json_path", default=None)
-    args = ap.parse_args()
-    root = args.corpus.resolve()
-    cache = args.cache or root.parent / f".{root.name}-track-vectors"
+def knn_mean(s: np.ndarray, k: int) -> np.ndarray:
+    """Each track's mean similarity to its ``k`` nearest other tracks."""
+    t = np.array(s, np.float64)
+    np.fill_diagonal(t, -np.inf)
+    return np.sort(t, axis=1)[:, -k:].mean(axis=1)
+
+
+def csls(s: np.ndarray, k: int = 10) -> np.ndarray:
+    """Cross-domain similarity local scaling: 2 cos - r(q) - r(x), r the mean cosine to the k nearest."""
+    r = knn_mean(s, k)
+    return 2 * s - r[:, None] - r[None, :]
+
+
+def nicdm(s: np.ndarray, k: int = 10) -> np.ndarray:
+    """Local scaling (NICDM): cosine distance over the geometric mean of both tracks' mean distance to
+    their k nearest; negated so that higher is nearer."""
+    mu = 1 - knn_mean(s, k)
+    return -(1 - s) / np.sqrt(np.outer(mu, mu))
+
+
+def mutual_proximity(s: np.ndarray) -> np.ndarray:
+    """Mutual proximity with a Gaussian model of each track's similarities to all others (log of the
+    product of both tails; higher is nearer)."""
+    from scipy.special import log_ndtr
+
+    n, d = len(s), np.diag(s)
+    mu = (s.sum(axis=1) - d) / (n - 1)
+    sd = np.sqrt(np.maximum((np.square(s).sum(axis=1) - d**2) / (n - 1) - mu**2, 1e-12))
+    return log_ndtr((s - mu[:, None]) / sd[:, None]) + log_ndtr((s - mu[None, :]) / sd[None, :])
+
+
+def expanded(x: np.ndarray, m: int = 3, alpha: float = 3.0) -> np.ndarray:
+    """alpha-weighted query expansion: each unit vector plus its ``m`` nearest others weighted by their cosine
+    to the power ``alpha``, renormalised."""
+    s = x @ x.T
+    np.fill_diagonal(s, -np.inf)
+    nn = np.argsort(-s, axis=1)[:, :m]
+    w = np.clip(np.take_along_axis(s, nn, axis=1), 0, None) ** alpha
+    return unit(x + (w[:, :, None] * x[nn]).sum(axis=1))
+
+
+def corpus_outputs(root: Path, cache: Path | None) -> dict:
+    """Window outputs of one corpus (computed once, then read from the cache)."""
+    cache = cache or root.parent / f".{root.name}-track-vectors"
     paths = [e.path for e in scan(root)]
-    groups = groups_of(root, paths)
     msd16 = cached(cache, "msd16", lambda: window_outputs(paths, "MSD_musicnn", 16))
     msd32 = cached(cache, "msd32", lambda: window_outputs(paths, "MSD_musicnn", 32))
     mtt16 = cached(cache, "mtt16", lambda: window_outputs(paths, "MTT_musicnn", 16))
     hand = cached(cache, "timbre", lambda: timbre_rhythm(paths))
     paths = [p for p in paths if p in msd16 and p in msd32 and p in mtt16 and p in hand]
-    groups = groups_of(root, paths)
-    DEFAULT = ("mean_pool", "penultimate")
+    return {"root": root, "cache": cache, "paths": paths, "groups": groups_of(root, paths), "msd16": msd16,
+            "msd32": msd32, "mtt16": mtt16, "hand": hand}
 
-    variants: dict[str, np.ndarray] = {}
-    variants["default: mean_pool + penultimate, mean over 16 windows, z (953)"] = unit(z(pooled(msd16, paths, DEFAULT, pool="mean")))
-    variants["mean and std over windows (1906; the default before)"] = unit(z(pooled(msd16, paths, DEFAULT)))
-    variants["raw cosine, no standardisation"] = unit(pooled(msd16, paths, DEFAULT, pool="mean"))
-    variants["mean_pool only, mean+std (1506)"] = unit(z(pooled(msd16, paths, ("mean_pool",))))
-    variants["mean_pool only, mean (753)"] = unit(z(pooled(msd16, paths, ("mean_pool",), pool="mean")))
-    variants["penultimate only, mean+std (400)"] = unit(z(pooled(msd16, paths, ("penultimate",))))
-    variants["tags only, mean+std (100)"] = unit(z(pooled(msd16, paths, ("tags",))))
-    variants["+ max_pool, mean+std (3412)"] = unit(z(pooled(msd16, paths, ("mean_pool", "max_pool", "penultimate"))))
-    variants["mean+max over windows (1906)"] = unit(z(pooled(msd16, paths, DEFAULT, pool="mean+max")))
-    for n in (4, 8):
-        variants[f"{n} of the 16 windows"] = unit(z(pooled(msd16, paths, DEFAULT, pool="mean", windows=n)))
-    variants["32 windows"] = unit(z(pooled(msd32, paths, DEFAULT, pool="mean")))
-    variants["MTT model instead of MSD"] = unit(z(pooled(mtt16, paths, DEFAULT, pool="mean")))
-    both = np.hstack([z(pooled(msd16, paths, DEFAULT, pool="mean")), z(pooled(mtt16, paths, DEFAULT, pool="mean"))])
-    variants["MSD + MTT concatenated (1906)"] = unit(both)
+
+DEFAULT = ("mean_pool", "penultimate")
+
+
+def variants(c: dict) -> dict[str, np.ndarray]:
+    """Every candidate's similarity matrix ``[n, n]`` for one corpus (higher is nearer)."""
+    paths, msd16, mtt16 = c["paths"], c["msd16"], c["mtt16"]
+    vec: dict[str, np.ndarray] = {}
+    vec["mean over 16 windows (953): the default"] = unit(z(pooled(msd16, paths, DEFAULT, pool="mean")))
+    vec["mean and std (1906): the default before"] = unit(z(pooled(msd16, paths, DEFAULT)))
+    vec["mean and max (1906)"] = unit(z(pooled(msd16, paths, DEFAULT, pool="mean+max")))
+    vec["raw cosine, no standardisation"] = unit(pooled(msd16, paths, DEFAULT, pool="mean"))
+    vec["mean-pooled mid-end only, mean (753)"] = unit(z(pooled(msd16, paths, ("mean_pool",), pool="mean")))
+    vec["penultimate only, mean and std (400)"] = unit(z(pooled(msd16, paths, ("penultimate",))))
+    vec["8 of the 16 windows"] = unit(z(pooled(msd16, paths, DEFAULT, pool="mean", windows=8)))
+    vec["32 windows"] = unit(z(pooled(c["msd32"], paths, DEFAULT, pool="mean")))
+    vec["32 windows, mean and std"] = unit(z(pooled(c["msd32"], paths, DEFAULT)))
+    vec["MTT model instead of MSD"] = unit(z(pooled(mtt16, paths, DEFAULT, pool="mean")))
+    vec["MSD + MTT, mean (1906)"] = unit(np.hstack([z(pooled(msd16, paths, DEFAULT, pool="mean")),
+                                                   z(pooled(mtt16, paths, DEFAULT, pool="mean"))]))
+    vec["MSD + MTT, mean and std (3812)"] = unit(np.hstack([z(pooled(msd16, paths, DEFAULT)),
+                                                           z(pooled(mtt16, paths, DEFAULT))]))
     base = z(pooled(msd16, paths, DEFAULT, pool="mean"))
-    timbre = z(pooled(hand, paths, ("timbre",), pool="mean"))
-    rhythm = z(pooled(hand, paths, ("rhythm",), pool="mean"))
-    for w in (0.5, 1.0):
-        # a block's weight: its share of the vector's squared length, relative to the default's
-        scale = lambda x, share: x * np.sqrt(share * base.shape[1] / x.shape[1])  # noqa: E731
-        variants[f"+ timbre (MFCC, contrast) at weight {w}"] = unit(np.hstack([base, scale(timbre, w)]))
-        variants[f"+ rhythm (onset autocorrelation) at weight {w}"] = unit(np.hstack([base, scale(rhythm, w)]))
-    variants["timbre statistics alone"] = unit(timbre)
+    timbre = z(pooled(c["hand"], paths, ("timbre",), pool="mean"))
+    vec["+ timbre (MFCC, contrast) at weight 0.5"] = unit(np.hstack([base, timbre * np.sqrt(0.5 * base.shape[1] / timbre.shape[1])]))
+    out = {name: v @ v.T for name, v in vec.items()}
+    # query-time rescorings and expansions of the two pooled vectors
+    for short, name in (("mean", "mean over 16 windows (953): the default"), ("mean+std", "mean and std (1906): the default before"),
+                        ("MSD+MTT mean", "MSD + MTT, mean (1906)"), ("MSD+MTT mean+std", "MSD + MTT, mean and std (3812)")):
+        v, s = vec[name], out[name]
+        out[f"{short}: CSLS, k=10"] = csls(s, 10)
+        out[f"{short}: CSLS, k=20"] = csls(s, 20)
+        if short.startswith("MSD+MTT"):
+            continue
+        out[f"{short}: local scaling (NICDM), k=10"] = nicdm(s, 10)
+        out[f"{short}: mutual proximity (Gaussian)"] = mutual_proximity(s)
+        q = expanded(v, 3, 3.0)
+        out[f"{short}: query expansion (3 neighbours, a=3)"] = q @ v.T
+        out[f"{short}: database-side expansion + QE"] = q @ q.T
+        out[f"{short}: QE, then CSLS k=10"] = csls(q @ v.T, 10)
+    return out
 
-    int8 = int8_variants(root, paths, groups, cache, DEFAULT, msd16) if args.int8 else None
 
-    names = list(variants)
-    res = {name: per_query(variants[name], groups, args.k) for name in names}
-    bp, ba = res[names[0]]
-    print(f"{root.name}: {len(paths)} tracks in {len(set(groups))} groups, each queries the other {len(paths) - 1}; "
-          f"95% paired bootstrap over queries against the first row")
-    print(f"{'track vector':<62} {'p@' + str(args.k):>6} {'Δ [95%]':>22} {'mAP':>6} {'Δ [95%]':>22}")
+def pooled_interval(diffs: list[np.ndarray], *, draws: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% interval of the mean over corpora (each weighing the same) of per-query differences, resampling
+    the queries within each corpus."""
+    rng = np.random.default_rng(seed)
+    means = np.mean([d[rng.integers(0, len(d), (draws, len(d)))].mean(axis=1) for d in diffs], axis=0)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def verdict(per_corpus: list[tuple[float, tuple[float, float]]], pooled: tuple[float, tuple[float, float]]) -> str:
+    """The rule for a default: it gains pooled beyond its interval, and loses beyond its interval on no corpus."""
+    if any(hi < 0 for _, (_, hi) in per_corpus):
+        return "loses"
+    if pooled[1][0] > 0:
+        return "GAINS"
+    return "level"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("corpus", type=Path, nargs="+", help="one or more folder-per-group corpora")
+    ap.add_argument("--cache", type=Path, default=None, help="where window outputs are kept between runs "
+                    "(one corpus; by default a hidden folder beside each corpus)")
+    ap.add_argument("--int8", action="store_true", help="add the 8-bit encoder, calibrated two-fold by group")
+    ap.add_argument("--reference", default=None, help="the row the others are paired with (default: the first)")
+    ap.add_argument("-k", type=int, default=10)
+    ap.add_argument("--json", dest="json_path", default=None)
+    args = ap.parse_args()
+    if args.cache and len(args.corpus) > 1:
+        ap.error("--cache names one corpus's cache; with several corpora each keeps its own beside it")
+    corpora = [corpus_outputs(root.resolve(), args.cache) for root in args.corpus]
+    names, results = None, []
+    for c in corpora:
+        sims = variants(c)
+        names = names or list(sims)
+        results.append({name: per_query_scores(sims[name], c["groups"], args.k) for name in names})
+    ref = args.reference or names[0]
+    if ref not in names:
+        ap.error(f"no variant named {ref!r}")
+    labels = [c["root"].name for c in corpora]
+    print(f"group precision@{args.k}, leave-one-out; Δ against {ref!r} on the same queries, 95% paired bootstrap; "
+          f"pooled: corpora weigh the same")
+    for c in corpora:
+        print(f"  {c['root'].name}: {len(c['paths'])} tracks in {len(set(c['groups']))} groups")
+    head = "".join(f" {lab[:10]:>10} {'Δ [95%]':>21}" for lab in labels)
+    print(f"{'track vector':<44}{head} {'pooled Δ [95%]':>22}  rule")
     rows = []
     for name in names:
-        p, a = res[name]
-        dp, da = p - bp, a - ba
-        cp, ca = bootstrap(dp), bootstrap(da)
-        rows.append({"variant": name, "p_at_k": float(p.mean()), "p_at_k_ci": bootstrap(p), "map": float(a.mean()),
-                     "map_ci": bootstrap(a), "d_p_at_k": float(dp.mean()), "d_p_at_k_ci": cp,
-                     "d_map": float(da.mean()), "d_map_ci": ca})
-        print(f"{name[:62]:<62} {p.mean():6.3f} {dp.mean():+.3f} [{cp[0]:+.3f}, {cp[1]:+.3f}] "
-              f"{a.mean():6.3f} {da.mean():+.3f} [{ca[0]:+.3f}, {ca[1]:+.3f}]")
-    lo, hi = bootstrap(bp)
-    print(f"(the default's own interval: p@{args.k} {bp.mean():.3f} [{lo:.3f}, {hi:.3f}])")
-    if int8 is not None:
-        # each half of the soundtracks is scored by the model calibrated on the other half: ranked within its half,
-        # where every vector comes from that one model (across halves, a model's own offset would pass for
-        # similarity, and halves are made of whole soundtracks), paired with the float vectors ranked alike
-        folds, q = int8
-        d_p, d_a, p8, pf = [], [], [], []
-        for fold in folds:
-            sel = np.flatnonzero(np.isin(groups, list(fold)))
-            floats = unit(z(pooled(msd16, [paths[i] for i in sel], DEFAULT, pool="mean")))  # the same, in float
-            fp, fa = per_query(floats, groups[sel], args.k)
-            ip, ia = per_query(q[sel], groups[sel], args.k)
-            d_p.append(ip - fp)
-            d_a.append(ia - fa)
-            p8.append(ip)
-            pf.append(fp)
-        dp, da = np.concatenate(d_p), np.concatenate(d_a)
-        cp, ca = bootstrap(dp), bootstrap(da)
-        print(f"int8 encoder, each half of the soundtracks ranked within itself by the model calibrated on the other: "
-              f"p@{args.k} {np.concatenate(p8).mean():.3f} against {np.concatenate(pf).mean():.3f}, "
-              f"{dp.mean():+.3f} [{cp[0]:+.3f}, {cp[1]:+.3f}]; mAP {da.mean():+.3f} [{ca[0]:+.3f}, {ca[1]:+.3f}]")
-        rows.append({"variant": "int8 encoder (within halves)", "d_p_at_k": float(dp.mean()), "d_p_at_k_ci": cp,
-                     "d_map": float(da.mean()), "d_map_ci": ca})
+        cells, per, dps = [], [], []
+        for lab, res in zip(labels, results):
+            (p, a), (bp, ba) = res[name], res[ref]
+            dp, da = p - bp, a - ba
+            ci = bootstrap(dp)
+            per.append((float(dp.mean()), ci))
+            dps.append(dp)
+            cells.append({"corpus": lab, "p_at_k": float(p.mean()), "p_at_k_ci": bootstrap(p), "map": float(a.mean()),
+                          "d_p_at_k": float(dp.mean()), "d_p_at_k_ci": ci, "d_map": float(da.mean()),
+                          "d_map_ci": bootstrap(da)})
+        pool = (float(np.mean([d.mean() for d in dps])), pooled_interval(dps))
+        rule = "" if name == ref else verdict(per, pool)
+        rows.append({"variant": name, "corpora": cells, "pooled_d_p_at_k": pool[0], "pooled_d_p_at_k_ci": pool[1],
+                     "rule": rule})
+        line = "".join(f" {cell['p_at_k']:10.3f} {d:+.3f} [{lo:+.3f},{hi:+.3f}]" for cell, (d, (lo, hi)) in zip(cells, per))
+        print(f"{name[:44]:<44}{line} {pool[0]:+.3f} [{pool[1][0]:+.3f},{pool[1][1]:+.3f}]  {rule}")
+    for c, res in zip(corpora, results):
+        bp = res[ref][0]
+        lo, hi = bootstrap(bp)
+        print(f"({c['root'].name}: the reference's own interval p@{args.k} {bp.mean():.3f} [{lo:.3f}, {hi:.3f}])")
+    if args.int8:
+        for c in corpora:
+            int8_report(c, args.k, rows)
     if args.json_path:
-        Path(args.json_path).write_text(json.dumps({"corpus": root.name, "tracks": len(paths), "rows": rows}, indent=2))
+        Path(args.json_path).write_text(json.dumps({"reference": ref, "k": args.k, "corpora": [
+            {"corpus": c["root"].name, "tracks": len(c["paths"]), "groups": len(set(c["groups"]))} for c in corpora],
+            "rows": rows}, indent=2))
+
+
+def int8_report(c: dict, k: int, rows: list) -> None:
+    # each half of the soundtracks is scored by the model calibrated on the other half: ranked within its half,
+    # where every vector comes from that one model (across halves, a model's own offset would pass for
+    # similarity, and halves are made of whole soundtracks), paired with the float vectors ranked alike
+    paths, groups, msd16 = c["paths"], c["groups"], c["msd16"]
+    folds, q = int8_variants(c["root"], paths, groups, c["cache"], DEFAULT, msd16)
+    d_p, d_a, p8, pf = [], [], [], []
+    for fold in folds:
+        sel = np.flatnonzero(np.isin(groups, list(fold)))
+        floats = unit(z(pooled(msd16, [paths[i] for i in sel], DEFAULT, pool="mean")))  # the same, in float
+        fp, fa = per_query(floats, groups[sel], k)
+        ip, ia = per_query(q[sel], groups[sel], k)
+        d_p.append(ip - fp)
+        d_a.append(ia - fa)
+        p8.append(ip)
+        pf.append(fp)
+    dp, da = np.concatenate(d_p), np.concatenate(d_a)
+    cp, ca = bootstrap(dp), bootstrap(da)
+    print(f"{c['root'].name}: int8 encoder, each half of the soundtracks ranked within itself by the model calibrated "
+          f"on the other: p@{k} {np.concatenate(p8).mean():.3f} against {np.concatenate(pf).mean():.3f}, "
+          f"{dp.mean():+.3f} [{cp[0]:+.3f}, {cp[1]:+.3f}]; mAP {da.mean():+.3f} [{ca[0]:+.3f}, {ca[1]:+.3f}]")
+    rows.append({"variant": "int8 encoder (within halves)", "corpus": c["root"].name, "d_p_at_k": float(dp.mean()),
+                 "d_p_at_k_ci": cp, "d_map": float(da.mean()), "d_map_ci": ca})
 
 
 def int8_variants(root, paths, groups, cache, default, msd16) -> dict:
