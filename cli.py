@@ -207,10 +207,13 @@ def _print_index_report(r) -> None:
               help="Treat the QUERY file as an excerpt (a clip of some song): tracks ranked by their analysed windows "
                    "that best match the clip's, with where in the track it matched. Default: on for an outside "
                    "file shorter than the stretch a track vector spans (about 48 s for musicnn).")
+@click.option("--cosine", is_flag=True,
+              help="Rank by plain cosine. By default a store of the default encoder ranks by CSLS, which discounts "
+                   "tracks that are near everything (hubs); the score shown is the cosine either way.")
 @click.option("--json", "as_json", is_flag=True, help="Print results as a JSON list.")
 @click.option("--m3u", type=click.Path(dir_okay=False, allow_dash=True), help="Write the results as an M3U playlist ('-' for stdout).")
 def search(queries, store, by_id, k, genres, genre_source, exclude_artist_of_query, max_per_artist, max_per_album,
-           tags, keep_copies, bpm_text, keys, compatible_key, excerpt, as_json, m3u):
+           tags, keep_copies, bpm_text, keys, compatible_key, excerpt, cosine, as_json, m3u):
     """Tracks that sound like QUERY: a file in the store, an id (--id), or any audio file. Several QUERYs:
     tracks like all of them (near the centroid of their vectors), none of them returned. --tag ranks by the
     encoder's predicted tags instead, or narrows the QUERYs' neighbours to the tracks high on them."""
@@ -220,7 +223,7 @@ def search(queries, store, by_id, k, genres, genre_source, exclude_artist_of_que
         raise UserError("search needs a QUERY (a file, or an id with --id) or a --tag")
     if excerpt and (by_id or len(queries) > 1 or tags):
         raise UserError("--excerpt takes one QUERY file")
-    s = _run(Searcher, store)
+    s = _run(Searcher, store, rescore=not cosine)
     diversity = {"max_per_artist": max_per_artist, "max_per_album": max_per_album}
     if keep_copies:
         diversity["collapse"] = False
@@ -470,6 +473,11 @@ def info(store, as_json):
     if tf:
         click.echo(f"transform {tf.get('kind')} fitted on {tf.get('fitted_on')} tracks; refitted when the library "
                    f"reaches {tf['refit_at']} tracks, or by 'soundalike reindex --refit'")
+    nb = data.get("neighbours")
+    if nb:
+        click.echo(f"ranking   CSLS: a track's r, its mean cosine to its {nb['k']} nearest, known for {nb['tracks']} tracks "
+                   f"(median {nb['median'] or 0:.3f}), all computed again at generation {nb['recomputed']} "
+                   "(search --cosine: plain cosine)")
     win = data.get("windows")
     if win:
         delta = f" + {win['delta']['count']} in a delta" if win.get("delta") else ""

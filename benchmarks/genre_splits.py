@@ -71,7 +71,7 @@ def main() -> None:
 
     corpus = Path(args.corpus).resolve()
     ds = list_dataset(corpus, log=lambda m: None)
-    backbone = MusicnnEncoder("MSD_musicnn")
+    backbone = MusicnnEncoder()  # the default: the same window features the head is trained on
     t0 = time.perf_counter()
     features = {r.path: backbone.encode(r.features)[0] for r in extract_many(ds.paths, backbone.frontend) if not r.error}
     print(f"{len(ds.paths)} tracks, {len(ds.classes)} classes; pretrained window features in "

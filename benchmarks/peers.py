@@ -7,7 +7,8 @@ queries. A file a system cannot decode is named on stderr, counted and left out 
 the figures are computed on the tracks every system analysed, so all systems answer the same queries.
 
 - soundalike: ``soundalike index CORPUS --db TMP --workers N`` as a new process, timed end to end (model
-  start-up included), with its peak resident memory; the store's index vectors, ranked by cosine.
+  start-up included), with its peak resident memory; the store's index vectors, ranked as its search ranks
+  them (CSLS where the store keeps each track's neighbourhood, else cosine).
 - Musly (pymusly): the "timbre" method (one Gaussian of 25 MFCCs, Jensen-Shannon divergence, mutual proximity)
   on the excerpt the musly command-line tool analyses: 30 s centred in the track, starting at 48 s at the
   latest. The music style is set on all tracks (a random 1000 past that, as musly does), the tracks are added,
@@ -37,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from quality import bootstrap, chance, groups_of, paired, per_query, per_query_scores  # noqa: E402
+from quality import bootstrap, chance, groups_of, paired, per_query_scores, store_scores  # noqa: E402
 
 from soundalike.catalog.scan import scan  # noqa: E402
 
@@ -148,13 +149,10 @@ def run_soundalike(root: Path, paths: list[str], workers: int, tmp: Path, route:
         report = json.load(out)
     for f in report["failures"]:
         print(f"soundalike: {f['path']}: {f['error']}", file=sys.stderr)
-    s = Store(store)
-    index = s.index()
-    by_path = {r["path"]: r["id"] for r in s.tracks.to_pylist() if r["status"] == "ok"}
-    done = [p for p in paths if p in by_path]
-    vectors = np.stack([index.reconstruct(int(by_path[p])) for p in done]).astype(np.float64)
-    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)  # cosine
-    return {"done": done, "unit": unit, "failed": report["failed"], "seconds": seconds,
+    have = {r["path"] for r in Store(store).tracks.to_pylist() if r["status"] == "ok"}
+    done = [p for p in paths if p in have]
+    _, scores = store_scores(store, done)  # ranked as search ranks them (CSLS where the store keeps r)
+    return {"done": done, "scores": scores, "failed": report["failed"], "seconds": seconds,
             "peak_rss_mb": round(usage.ru_maxrss / 1024), "decode_s": round(report["stages"]["decode"], 1),
             "encode_s": round(report["stages"]["encode"], 1)}
 
@@ -186,9 +184,9 @@ def corpus_run(root: Path, systems: list[str], workers: int, k: int, route: str 
     rows = []
     for system, r in runs.items():
         sel = np.asarray([done[system][p] for p in common], int)
-        p, ap = per_query(r["unit"][sel], groups, k) if "unit" in r else per_query_scores(r["scores"][np.ix_(sel, sel)], groups, k)
+        p, ap = per_query_scores(r["scores"][np.ix_(sel, sel)], groups, k)
         info = {key: (round(v, 1) if isinstance(v, float) else v) for key, v in r.items()
-                if key not in ("done", "unit", "scores")}
+                if key not in ("done", "scores")}
         rows.append({"system": system, "tracks": len(r["done"]), **info,
                      "tracks_per_hour": round(len(paths) / r["seconds"] * 3600),
                      "p_at_k": float(p.mean()), "p_at_k_ci": bootstrap(p), "map": float(ap.mean()),

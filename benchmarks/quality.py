@@ -65,7 +65,12 @@ def bootstrap(values: np.ndarray, *, draws: int = 2000, seed: int = 0) -> tuple[
 def retrieval(unit: np.ndarray, groups: np.ndarray, k: int = 10) -> dict:
     """Leave-one-out precision@k and mean average precision of cosine ranking, with 95% bootstrap intervals
     over queries, and the per-query values (for paired comparisons)."""
-    p, ap = per_query(unit, groups, k)
+    return retrieval_scores(unit @ unit.T, groups, k)
+
+
+def retrieval_scores(scores: np.ndarray, groups: np.ndarray, k: int = 10) -> dict:
+    """:func:`retrieval` of a ranking given as scores ``[n, n]`` (higher is nearer)."""
+    p, ap = per_query_scores(scores, groups, k)
     return {"p_at_k": float(p.mean()), "p_at_k_ci": bootstrap(p), "map": float(ap.mean()), "map_ci": bootstrap(ap),
             "per_query": {"p_at_k": p, "ap": ap}}
 
@@ -103,6 +108,20 @@ def timbre_features(path: str, *, n_windows: int = 16) -> np.ndarray:
     return np.concatenate([f.mean(axis=1), f.std(axis=1)])
 
 
+def store_scores(store: Path, paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The index vectors of ``paths`` in a store, and their scores ``[n, n]`` as search ranks them: cosine, less
+    half each candidate's r where the store ranks by CSLS (``catalog.neighbours``)."""
+    from soundalike.catalog.store import Store
+
+    s = Store(store)
+    index = s.index()
+    by_path = {r["path"]: r["id"] for r in s.tracks.to_pylist() if r["status"] == "ok"}
+    ids = np.asarray([by_path[p] for p in paths], np.int64)
+    unit = np.stack([index.reconstruct(int(i)) for i in ids]).astype(np.float64)
+    hubs = s.neighbourhoods()
+    return unit, unit @ unit.T - (0 if hubs is None else hubs.of(ids)[None, :] / 2)
+
+
 def encoder_run(root: Path, encoder: str, workdir: Path, paths: list[str]) -> tuple[np.ndarray, dict]:
     from soundalike.catalog.store import Store
     from soundalike.indexer.run import index_library
@@ -112,15 +131,13 @@ def encoder_run(root: Path, encoder: str, workdir: Path, paths: list[str]) -> tu
     report = index_library(root, store, model=encoder, genre_from="folder", progress=sys.stderr.isatty(),
                            log=lambda m: print(m, file=sys.stderr))
     seconds = time.perf_counter() - t
+    unit, scores = store_scores(store, paths)
     s = Store(store)
-    index = s.index()
-    by_path = {r["path"]: r["id"] for r in s.tracks.to_pylist() if r["status"] == "ok"}
-    unit = np.stack([index.reconstruct(int(by_path[p])) for p in paths])
     info = {"index_s": round(seconds, 1), "windows": report.windows, "failed": report.failed,
             "encode_s": round(report.stages["encode"], 1), "decode_s": round(report.stages["decode"], 1),
             "windows_per_s_model": round(report.windows / max(report.stages["encode"], 1e-9), 1),
             "dim": s.dim}
-    return unit, info
+    return scores, info
 
 
 def main(argv=None) -> int:
@@ -137,8 +154,8 @@ def main(argv=None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for enc in (args.encoder or ["musicnn"]) + args.model:
-            unit, info = encoder_run(root, enc, Path(tmp), paths)
-            rows.append({"method": Path(enc).name, **retrieval(unit, groups, args.k), **info})
+            scores, info = encoder_run(root, enc, Path(tmp), paths)
+            rows.append({"method": Path(enc).name, **retrieval_scores(scores, groups, args.k), **info})
     t = time.perf_counter()
     timbre = np.stack([timbre_features(p) for p in paths])
     rows.append({"method": "timbre baseline (MFCC+contrast)", **retrieval(unit_rows(zscore(timbre)), groups, args.k),

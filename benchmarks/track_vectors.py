@@ -254,6 +254,7 @@ def main() -> None:
     ap.add_argument("--reference", default=None, help="the row the others are paired with (default: the first)")
     ap.add_argument("-k", type=int, default=10)
     ap.add_argument("--json", dest="json_path", default=None)
+    ap.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     args = ap.parse_args()
     if args.cache and len(args.corpus) > 1:
         ap.error("--cache names one corpus's cache; with several corpora each keeps its own beside it")
@@ -291,6 +292,16 @@ def main() -> None:
                      "rule": rule})
         line = "".join(f" {cell['p_at_k']:10.3f} {d:+.3f} [{lo:+.3f},{hi:+.3f}]" for cell, (d, (lo, hi)) in zip(cells, per))
         print(f"{name[:44]:<44}{line} {pool[0]:+.3f} [{pool[1][0]:+.3f},{pool[1][1]:+.3f}]  {rule}")
+    if args.markdown:
+        print()
+        print("| variant | " + " | ".join(f"{lab} p@{args.k} | Δ [95%]" for lab in labels) + " | pooled Δ [95%] | rule |")
+        print("|---|" + "---|---|" * len(labels) + "---|---|")
+        for row in rows:
+            cells = " | ".join(f"{c['p_at_k']:.3f} | {c['d_p_at_k']:+.3f} [{c['d_p_at_k_ci'][0]:+.3f}, {c['d_p_at_k_ci'][1]:+.3f}]"
+                               for c in row["corpora"])
+            lo, hi = row["pooled_d_p_at_k_ci"]
+            name = f"**{row['variant']}**" if row["variant"] == ref else row["variant"]
+            print(f"| {name} | {cells} | {row['pooled_d_p_at_k']:+.3f} [{lo:+.3f}, {hi:+.3f}] | {row['rule']} |")
     for c, res in zip(corpora, results):
         bp = res[ref][0]
         lo, hi = bootstrap(bp)

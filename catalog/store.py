@@ -47,7 +47,7 @@ import pyarrow.parquet as pq
 
 from ..catalog.track import (COLUMNS, SCHEMA, STATUS_OK, Track, bool_arrow, equals_np, index_arrow, ints_np, ok_mask,
                              rows_table)
-from . import excerpts, indexes
+from . import excerpts, indexes, neighbours
 from .indexes import Fitted, LayeredIndex, Policy, TrackIndex, standardize, unit
 
 FORMAT = "soundalike-store"
@@ -228,6 +228,8 @@ def _listed(m: dict) -> list[str]:
     delta = (m.get("index") or {}).get("delta")
     if delta:
         out += [delta["file"], delta["hidden"]]
+    if neighbours.record_ok(m.get("neighbours")):
+        out.append(m["neighbours"]["file"])
     return out + excerpts.listed(m)
 
 
@@ -578,6 +580,7 @@ class Store:
         self._tracks: pa.Table | None = None
         self._index = None
         self._excerpts = None
+        self._neighbourhoods = None
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, attempts: int = 5, columns: list[str] | None = None,
@@ -749,6 +752,19 @@ class Store:
                 table, _ = self.track_rows()
                 self._index = current_index(self.path, self.manifest, ints_np(table.column("id"))[self.live_rows()])
         return self._index
+
+    def neighbourhoods(self) -> "neighbours.Neighbourhoods | None":
+        """Each track's neighbourhood for hub-aware ranking (None: the store keeps none; see
+        ``catalog.neighbours``)."""
+        record = self.manifest.get("neighbours")
+        if not neighbours.record_ok(record) or self.manifest["encoder"].get("rescore") != "csls":
+            return None
+        if self._neighbourhoods is None:
+            try:
+                self._neighbourhoods = neighbours.Neighbourhoods(self.path, record)
+            except (OSError, ValueError) as err:
+                raise StoreError(f"{self.path / record['file']}: unreadable neighbourhoods ({_short(err)}){_REMEDY}") from None
+        return self._neighbourhoods
 
     def excerpt_index(self) -> "excerpts.ExcerptIndex | None":
         """The window index of the last commit (None: the store keeps no windows). Tracks a checkpoint
@@ -1157,6 +1173,13 @@ class StoreWriter:
         m["windows"], written = excerpts.commit(self.path, m, gen, live, rebuild=rebuild or refit or compact,
                                                 newer_than=lambda n: _newer_shards(m, n))
         new_files += written
+        if m["encoder"].get("rescore") == "csls":
+            m["neighbours"], written = neighbours.commit(
+                self.path, m, gen, live, recompute=need_fit or rebuild or refit,
+                open_index=lambda: open_index(self.path, record, dim, mmap=True, fitted=lambda: _frozen(m, self.path)),
+                iter_vectors=lambda names, ids: iter_latest(self.path, names, ids),
+                newer_shards=lambda n: _newer_shards(m, n), atomic_write=_atomic_write)
+            new_files += written
         self._pending_rows = []
         self._removed = set()
         self._changed = {}
@@ -1339,7 +1362,8 @@ class StoreWriter:
     def _collect_garbage(self, keep: set[str]) -> None:
         """Delete store files referenced by neither this generation nor the one before it."""
         for p in [*self.path.glob("tracks.g*"), *self.path.glob("transform.g*"), *self.path.glob("template.g*"),
-                  *self.path.glob("windows.g*"), *(self.path / "vectors").glob("shard-*.npz")]:
+                  *self.path.glob("windows.g*"), *self.path.glob(f"{neighbours.PREFIX}*"),
+                  *(self.path / "vectors").glob("shard-*.npz")]:
             rel = p.relative_to(self.path).as_posix()
             if rel not in keep:
                 with contextlib.suppress(OSError):

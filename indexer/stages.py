@@ -70,7 +70,7 @@ def load_stage(model_path) -> tuple[object, dict, list[Path]]:
         raise IndexingError(str(err)) from None
     enc_meta = {"name": encoder.name, "fingerprint": encoder.fingerprint, "dim": encoder.dim,
                 "labels": encoder.labels, "runtime": runtime, "frontend": encoder.frontend.to_dict(),
-                "transform": getattr(encoder, "library_transform", None)}
+                "transform": getattr(encoder, "library_transform", None), "rescore": getattr(encoder, "rescore", None)}
     files: list[Path] = []
     if hasattr(encoder, "spec"):
         enc_meta["spec"] = encoder.spec()

@@ -222,7 +222,7 @@ class KerasEncoder(EncoderBase):
 
 
 #: Names of the built-in pretrained encoders (weights shipped by a package, nothing to train).
-BUILTIN = {"musicnn": "MSD_musicnn", "musicnn-msd": "MSD_musicnn", "musicnn-mtt": "MTT_musicnn"}
+BUILTIN = {"musicnn": "MSD_musicnn+MTT_musicnn", "musicnn-msd": "MSD_musicnn", "musicnn-mtt": "MTT_musicnn"}
 DEFAULT_ENCODER = "musicnn"
 
 

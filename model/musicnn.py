@@ -53,7 +53,14 @@ MTT_LABELS = [
 ]
 LABELS = {"MSD_musicnn": MSD_LABELS, "MTT_musicnn": MTT_LABELS}
 #: The encoder name a store records for each model.
-ENCODER_NAMES = {"MSD_musicnn": "musicnn-msd", "MTT_musicnn": "musicnn-mtt"}
+ENCODER_NAMES = {"MSD_musicnn": "musicnn-msd", "MTT_musicnn": "musicnn-mtt", "MSD_musicnn+MTT_musicnn": "musicnn"}
+#: The default: both models' window features side by side (1906 a window). Measured on two corpora of real music
+#: (``benchmarks/track_vectors.py``; A: 248 tracks of 13 soundtracks, B: 156 of 12 others; group precision@10,
+#: paired bootstrap over queries), against the MSD model alone: +0.009 [-0.007, +0.026] on A, +0.026 [+0.008,
+#: +0.044] on B, +0.017 [+0.006, +0.029] pooled; against mean and spread of the MSD model alone (the default
+#: before that, which held on a third collection): +0.023 [+0.003, +0.045], +0.010 [-0.013, +0.031]. Twice
+#: the model time.
+DEFAULT_VARIANT = "MSD_musicnn+MTT_musicnn"
 #: The tags of each model that name a genre (the rest are moods, decades, voices, instruments).
 GENRE_TAGS = {
     "MSD_musicnn": ["rock", "pop", "alternative", "indie", "electronic", "dance", "alternative rock", "jazz", "metal",
@@ -64,12 +71,11 @@ GENRE_TAGS = {
                     "dance", "country", "metal", "choral"],
 }
 INSTALL_HINT = "pip install --no-deps musicnn==0.1.0"
-#: How a track's window features become its raw vector. ``mean``: their mean over the windows (953), the
-#: default. ``mean+std``: mean and standard deviation (1906), the default before; stores made then record no
-#: ``pool`` and keep it. Re-measured on the dev corpus (248 tracks, 13 soundtracks; ``benchmarks/
-#: track_vectors.py``, paired bootstrap over queries): the mean alone scores group precision@10 +0.014
-#: [-0.002, +0.030] and mAP +0.017 [+0.008, +0.026] over mean+std, so the simpler, half-size vector is taken
-#: (mean and max, +0.004 [-0.007, +0.015] over the mean alone, is no evidence for the larger one).
+#: How a track's window features become its raw vector. ``mean``: their mean over the windows, the default.
+#: ``mean+std``: mean and standard deviation, the default before; stores made then record no ``pool`` and keep
+#: it. Measured on two corpora of real music (``benchmarks/track_vectors.py``, paired bootstrap over queries)
+#: with both models: mean and spread -0.017 [-0.033, -0.001] on A, +0.010 [-0.008, +0.029] on B against the
+#: mean alone, so the mean stays.
 POOLS = ("mean", "mean+std")
 DEFAULT_POOL = "mean"
 
@@ -105,7 +111,7 @@ def read_checkpoint(prefix: str) -> dict[str, np.ndarray]:
     }
 
 
-def build(num_classes: int = 50, *, midend_filters: int = 64, backend_units: int = 200):
+def build(num_classes: int = 50, *, midend_filters: int = 64, backend_units: int = 200, name: str = "musicnn"):
     """The Keras model. Input ``(187, 96)`` log-mel; outputs ``taggram, logits, penultimate, mean_pool,
     max_pool``. Layer names are the checkpoint's variable scopes, so weights load by name."""
     keras = import_keras()
@@ -160,13 +166,34 @@ def build(num_classes: int = 50, *, midend_filters: int = 64, backend_units: int
     width = mid.shape[2]
     mean_flat = L.Reshape((width,), name="mean_pool_flat")(mean_pool)
     max_flat = L.Reshape((width,), name="max_pool_flat")(max_pool)
-    return keras.Model(inp, [taggram, logits, penultimate, mean_flat, max_flat], name="musicnn")
+    return keras.Model(inp, [taggram, logits, penultimate, mean_flat, max_flat], name=name)
 
 
-def load(model: str = "MSD_musicnn"):
-    """The Keras model with the pretrained weights of ``model`` (MSD_musicnn or MTT_musicnn)."""
+def models_of(variant: str) -> list[str]:
+    """The pretrained models a variant runs: ``MSD_musicnn``, ``MTT_musicnn``, or both joined by ``+``."""
+    models = variant.split("+")
+    for m in models:
+        if m not in LABELS:
+            raise ValueError(f"unknown musicnn model {m!r}; choose from {sorted(LABELS)}")
+    return models
+
+
+def load(model: str = "MSD_musicnn", *, name: str = "musicnn"):
+    """The Keras model with the pretrained weights of ``model`` (MSD_musicnn or MTT_musicnn; or both, joined by
+    ``+``: one model over the same input whose tag scores and logits are the first's, and whose penultimate,
+    mean-pooled and max-pooled outputs are each the models' side by side, the first's first)."""
+    models = models_of(model)
+    if len(models) > 1:
+        keras = import_keras()
+        L = keras.layers
+        nets = [load(m, name=f"musicnn_{m.split('_')[0]}") for m in models]
+        inp = keras.Input((FRAMES, N_MELS), name="logmel")
+        outs = [net(inp) for net in nets]
+        joined = [L.Concatenate(axis=1, name=f"both_{part}")([o[i] for o in outs])
+                  for i, part in ((2, "penultimate"), (3, "mean_pool"), (4, "max_pool"))]
+        return keras.Model(inp, [outs[0][0], outs[0][1], *joined], name=name)
     weights = read_checkpoint(checkpoint_prefix(model))
-    net = build(len(LABELS[model]))
+    net = build(len(LABELS[model]), name=name)
     keras = import_keras()
     used = set()
     for layer in net.layers:
@@ -209,20 +236,25 @@ def frontend(n_windows: int = 16, peak: float = LEVEL_PEAK):
 class MusicnnEncoder(EncoderBase):
     """The pretrained musicnn as an encoder.
 
-    Window features are the mid-end's time-mean-pooled features (753) and the penultimate layer (200); a
-    track's raw vector is their mean over its windows (953; ``pool="mean"``, the default since the choice was
-    re-measured on 248 real tracks, see :data:`POOLS`), which the store standardises with the library's own
-    statistics before normalising (``library_transform = "standardize"``). Class probabilities are the 50 tag
-    scores. (``benchmarks/track_vectors.py`` measured the choices on real music; see the README.)
+    Window features are the mid-end's time-mean-pooled features (753) and the penultimate layer (200) of each
+    model the variant runs: by default both (MSD and MTT, 1906 a window, see :data:`DEFAULT_VARIANT`; the
+    mean-pooled features of both first, then both penultimate layers), else one (953). A track's raw vector is
+    their mean over its windows (``pool="mean"``, see :data:`POOLS`), which the store standardises with the
+    library's own statistics before normalising (``library_transform = "standardize"``). Class probabilities
+    are the first model's 50 tag scores. (``benchmarks/track_vectors.py`` measured the choices on real music;
+    see the README.)
     """
 
     library_transform = "standardize"
+    #: how search ranks a store of this encoder: by CSLS, discounting hubs (``catalog.neighbours``; measured on
+    #: two corpora of real music: +0.011 in group precision@10 pooled over plain cosine, gaining on both)
+    rescore = "csls"
     #: what a window keeps for excerpt search: the mean-pooled mid-end features (753); matched window to window
     #: on the dev corpus (``benchmarks/excerpt_windows.py``) they found 10 s excerpts' songs at recall@1 0.87
     #: (white noise at 20 dB SNR) to 0.99 (clean, MP3, 22 kHz, -6 dB, low-passed)
     excerpt_dim = 753
 
-    def __init__(self, model: str = "MSD_musicnn", *, n_windows: int = 16, peak: float = LEVEL_PEAK,
+    def __init__(self, model: str = DEFAULT_VARIANT, *, n_windows: int = 16, peak: float = LEVEL_PEAK,
                  pool: str = DEFAULT_POOL, runtime_route: str | None = None, warn=None):
         from ..model.encoder import fingerprint
 
@@ -233,7 +265,7 @@ class MusicnnEncoder(EncoderBase):
 
         self.variant = model
         self.name = ENCODER_NAMES[model]
-        self.labels = list(LABELS[model])
+        self.labels = list(LABELS[models_of(model)[0]])  # tag scores: the first model's
         self.frontend = frontend(n_windows, peak)
         self.net = load(model)
         self.window_dim = int(self.net.outputs[3].shape[-1] + self.net.outputs[2].shape[-1])
@@ -255,7 +287,7 @@ class MusicnnEncoder(EncoderBase):
         holds what ``__init__`` would have computed from the weights."""
         enc = cls.__new__(cls)
         enc.variant, enc.name, enc.fingerprint = meta["variant"], meta["name"], meta["fingerprint"]
-        enc.labels = list(LABELS[enc.variant])
+        enc.labels = list(LABELS[models_of(enc.variant)[0]])
         from ..model.frontend import FrontEnd
 
         enc.frontend = FrontEnd.from_dict(meta["frontend"])
@@ -281,7 +313,7 @@ class MusicnnEncoder(EncoderBase):
                 "peak": self.frontend.peak, "pool": self.pool}
 
     def encode(self, features: np.ndarray, *, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
-        """Window features ``[n, 953]`` (mean pool, penultimate) and tag scores ``[n, 50]`` for log-mel windows
+        """Window features ``[n, window_dim]`` (mean pool, penultimate) and tag scores ``[n, 50]`` for log-mel windows
         ``[n, 96, 187]``."""
         features = np.asarray(features, dtype=np.float32)
         if features.ndim != 3 or features.shape[1:] != (N_MELS, FRAMES):
@@ -299,7 +331,7 @@ class MusicnnEncoder(EncoderBase):
 
     def predicted(self, scores: np.ndarray, *, top: int = 5) -> tuple[str, float, list[str], list[float]]:
         """From a track's mean tag scores: its best genre tag and score, and its ``top`` tags and scores."""
-        genre_idx = [self.labels.index(t) for t in GENRE_TAGS[self.variant]]
+        genre_idx = [self.labels.index(t) for t in GENRE_TAGS[models_of(self.variant)[0]]]
         g = genre_idx[int(np.argmax(scores[genre_idx]))]
         order = np.argsort(-scores)[:top]
         return self.labels[g], float(scores[g]), [self.labels[i] for i in order], [float(scores[i]) for i in order]
@@ -313,8 +345,8 @@ class MusicnnEncoder(EncoderBase):
     MIN_WINDOWS_FOR_SPREAD = 4
 
     def summarize(self, window_features: np.ndarray) -> np.ndarray:
-        """Raw track vector from the window features ``[m, 953]``: their mean (``[953]``), or with
-        ``pool="mean+std"`` mean and standard deviation (``[1906]``; the deviation NaN, unknown, when ``m`` is
+        """Raw track vector from the window features ``[m, w]``: their mean (``[w]``), or with
+        ``pool="mean+std"`` mean and standard deviation (``[2w]``; the deviation NaN, unknown, when ``m`` is
         below :data:`MIN_WINDOWS_FOR_SPREAD`: the store's transform maps it to the library mean)."""
         w = np.asarray(window_features, dtype=np.float32)
         if self.pool == "mean":

@@ -34,8 +34,13 @@ NEIGHBOURS = 8  # candidates a track is compared with when grouping a whole libr
 COPY_COSINE_MEAN = 0.95
 
 #: encoders whose copy threshold was measured (their index-space cosine), by name and track-vector pooling (a
-#: store's encoder spec; none recorded: mean and spread); others collapse nothing by default
-MEASURED = {("musicnn-msd", "mean+std"): COPY_COSINE, ("musicnn-msd", "mean"): COPY_COSINE_MEAN}
+#: store's encoder spec; none recorded: mean and spread); others collapse nothing by default. The default
+#: encoder (both musicnn models, the mean over windows) measured on the same corpus and copies: MP3
+#: 0.974-1.000, 22 kHz and 6 dB quieter 0.996-1.000, trimmed 0.929-0.999 (median 0.990, 5th percentile 0.956);
+#: the nearest different track of its own soundtrack 0.882 at the 95th percentile; above 0.93 the same two
+#: versions of one piece (0.973, 0.959) and the same composer's pair (0.938): the same threshold holds.
+MEASURED = {("musicnn-msd", "mean+std"): COPY_COSINE, ("musicnn-msd", "mean"): COPY_COSINE_MEAN,
+            ("musicnn", "mean"): COPY_COSINE_MEAN}
 
 
 def threshold_for(encoder_info: dict | str | None) -> float | None:

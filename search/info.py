@@ -46,6 +46,7 @@ def store_info(path: str | os.PathLike) -> dict:
         "encoder": {k: m["encoder"].get(k) for k in ("name", "dim", "fingerprint", "labels", "model", "runtimes")},
         "index": m.get("index"),
         "windows": m.get("windows"),
+        "neighbours": m.get("neighbours") if m["encoder"].get("rescore") == "csls" else None,
         "transform": None if not m.get("transform") else {
             **m["transform"], "refit_at": math.ceil(REFIT_GROWTH * max(int(m["transform"].get("fitted_on") or 0), 1))},
         "counts": counts,

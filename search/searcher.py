@@ -135,7 +135,10 @@ class Searcher:
     HIT_COLUMNS = ["id", "path", "title", "artist", "album", "genre", "predicted_genre", "duration_s", "missing_since",
                    "bpm", "key"]
 
-    def __init__(self, store: Store | str | os.PathLike):
+    #: most candidates a hub-aware ranking fetches (beyond, it is the best order of those)
+    RESCORE_CAP = 4096
+
+    def __init__(self, store: Store | str | os.PathLike, *, rescore: bool = True):
         self.store = (store.load() if isinstance(store, Store) else
                       Store.open(store, columns=self.COLUMNS, dictionary=self.DICTIONARY))
         # the searchable tracks stay Arrow columns as stored (rows become Python objects only for the hits
@@ -158,6 +161,8 @@ class Searcher:
         self.last_mode: tuple[str, str] = ("track", "")  # which search answered the last file query, and why
         self._tag_cache: dict[str, np.ndarray] = {}
         self._manifest_seen = None  # (inode, mtime, size) of the manifest last found to be this generation's
+        #: rank by CSLS where the store keeps neighbourhoods (catalog.neighbours); False: by plain cosine
+        self.rescore = rescore
 
     def values(self, column: str) -> list:
         """One column's values for the searchable tracks, in the order of :attr:`ids`."""
@@ -186,7 +191,7 @@ class Searcher:
         if read_manifest(self.store.path)["generation"] == self.store.generation:
             self._manifest_seen = seen
             return self
-        new = Searcher(self.store.path)
+        new = Searcher(self.store.path, rescore=self.rescore)
         new._encoder = self._encoder
         return new
 
@@ -488,9 +493,24 @@ class Searcher:
                     self._filters.pop(next(iter(self._filters)))
                 self._filters[key] = packed
         drop = {int(i) for i in exclude_ids}
-        scores, ids = self.search_vectors(vector, k=k + len(drop), packed=packed)
-        keep = [(int(i), s) for s, i in zip(scores[0], ids[0]) if i >= 0 and int(i) not in drop][:k]
-        return [i for i, _ in keep], [s for _, s in keep]
+        hubs = self.store.neighbourhoods() if self.rescore else None
+        fetch = k + len(drop) if hubs is None else max(4 * (k + len(drop)), k + len(drop) + 40)
+        while True:
+            scores, ids = self.search_vectors(vector, k=fetch, packed=packed)
+            keep = [(int(i), float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0 and int(i) not in drop]
+            if hubs is None:
+                keep = keep[:k]
+                return [i for i, _ in keep], [s for _, s in keep]
+            # CSLS, less the query's own constant: cos - r(x) / 2 (catalog.neighbours)
+            cos = np.asarray([s for _, s in keep], np.float64)
+            rank = cos - hubs.of(np.asarray([i for i, _ in keep], np.int64)) / 2
+            order = np.argsort(-rank, kind="stable")[:k]
+            # exact when every candidate was seen, or when no track beyond the last one fetched (cosine at most
+            # that one's, r at least the library's least) could outrank the k-th
+            every = (ids[0] >= 0).sum() < fetch
+            if every or fetch >= self.RESCORE_CAP or (len(order) == k and rank[order[-1]] >= cos[-1] - hubs.min / 2):
+                return [keep[j][0] for j in order], [keep[j][1] for j in order]
+            fetch *= 4
 
     def _packed(self, mask: np.ndarray) -> tuple[np.ndarray, int]:
         """A mask over searchable tracks as an id bitmap for ``IDSelectorBitmap``, and how many it selects."""

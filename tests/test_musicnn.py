@@ -151,6 +151,23 @@ def test_golden_file_records_how_it_was_made(golden):
     assert "tensorflow" in json.dumps(meta)
 
 
+def test_the_default_runs_both_models_side_by_side(golden):
+    enc = musicnn.MusicnnEncoder(n_windows=4, runtime_route="openvino-f32")
+    assert enc.variant == "MSD_musicnn+MTT_musicnn" and enc.name == "musicnn" and enc.dim == enc.window_dim == 1906
+    feats = np.transpose(golden["inputs"], (0, 2, 1))
+    window_feats, tags = enc.encode(feats)
+    # the mean-pooled features of both, then both penultimate layers; the tag scores are MSD's
+    for at, part in ((0, "MSD_musicnn/mean_pool"), (753, "MTT_musicnn/mean_pool"), (1506, "MSD_musicnn/penultimate"),
+                     (1706, "MTT_musicnn/penultimate")):
+        ref = golden[part]
+        np.testing.assert_allclose(window_feats[:, at : at + ref.shape[1]], ref, atol=1e-3)
+    np.testing.assert_allclose(tags, golden["MSD_musicnn/taggram"], atol=1e-4)
+    assert enc.excerpt_dim == 753  # excerpts keep MSD's mean-pooled features, as before
+    assert load_encoder(enc.spec()).fingerprint == enc.fingerprint
+    assert musicnn.MusicnnEncoder("MSD_musicnn", n_windows=4).fingerprint != enc.fingerprint
+    assert enc.rescore == "csls"
+
+
 def test_default_encoder_indexes_a_library_without_training(library, tmp_path):
     from soundalike.catalog.store import Store
     from soundalike.indexer.run import index_library
@@ -160,12 +177,12 @@ def test_default_encoder_indexes_a_library_without_training(library, tmp_path):
     report = index_library(library.root, store, workers=0, progress=False, log=lambda m: None)
     assert report.added == len(library.files) and report.failed == 0
     s = Store(store)
-    assert s.encoder_info["name"] == "musicnn-msd" and s.dim == 953
+    assert s.encoder_info["name"] == "musicnn" and s.dim == 1906 and s.manifest["neighbours"]["tracks"] == len(library.files)
     assert s.encoder_info["runtimes"] == [report.runtime] and report.runtime.startswith("openvino")
     assert s.manifest["transform"]["kind"] == "standardize" and s.manifest["transform"]["fitted_on"] == len(library.files)
     # the index holds the library-standardised, unit-length version of the raw vectors kept in the shards
     ids, raw = s.vectors()
-    assert raw.shape == (len(library.files), 953) and np.isfinite(raw).all()
+    assert raw.shape == (len(library.files), 1906) and np.isfinite(raw).all()
     z = (raw - raw.mean(0)) / np.where(raw.std(0) < 1e-6, 1, raw.std(0))
     expected = z / np.linalg.norm(z, axis=1, keepdims=True)
     got = np.stack([s.index().reconstruct(int(i)) for i in ids])
@@ -265,7 +282,7 @@ def test_outside_queries_load_the_compiled_encoder_without_tensorflow(library, t
     from soundalike.model.musicnn import MusicnnEncoder
 
     x = np.random.default_rng(0).random((3, musicnn.N_MELS, musicnn.FRAMES), dtype=np.float32) * 3
-    ref = MusicnnEncoder("MSD_musicnn", runtime_route=enc._compiled.route).encode(x)[0]
+    ref = MusicnnEncoder(runtime_route=enc._compiled.route).encode(x)[0]
     np.testing.assert_allclose(enc.encode(x)[0], ref, atol=1e-4 if enc._compiled.route.endswith("f32") else 0.1)
     # damaged: the query falls back to the weights (TensorFlow), still answers, and the cache is made anew
     (folder / "model.xml").write_text("not a model")

@@ -174,7 +174,7 @@ def _snapshot(store: Path) -> dict[str, np.ndarray]:
 
 
 def test_sigkill_at_random_moments_loses_nothing(tmp_path, trained_model):
-    lib = make_library(tmp_path / "lib", per_kind=4, seconds=3.0)
+    lib = make_library(tmp_path / "lib", per_kind=8, seconds=3.0)  # enough work that a kill lands while it runs
     clean = tmp_path / "clean.soundalike"
     assert cli("index", lib.root, "--db", clean, "--model", trained_model, "--workers", "0", "--quiet").returncode == 0
 
@@ -194,7 +194,7 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path, trained_model):
             if (store / "manifest.json").exists() and read_manifest(store)["generation"] > gen:
                 break
             time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.6))
+        time.sleep(rng.uniform(0.0, 0.3))
         if proc.poll() is None:
             kills_after_a_commit += 1
         proc.send_signal(signal.SIGKILL)
