@@ -43,14 +43,39 @@ def _knn_mean(index, ids: np.ndarray, vectors: np.ndarray, k: int, batch: int = 
     out = np.full(len(ids), np.nan, np.float32)
     for at in range(0, len(ids), batch):
         scores, got = index.search(index.embed(vectors[at : at + batch]), k + 1)
-        mine = got == ids[at : at + batch, None]
-        other = (got >= 0) & ~mine
-        # the k best of the others: the row's first k + 1 results less itself (or the last one, when it is absent)
-        keep = other & (np.cumsum(other, axis=1) <= k)
-        n = keep.sum(axis=1)
-        total = np.where(keep, scores, 0.0).sum(axis=1)
-        out[at : at + batch] = np.where(n > 0, total / np.maximum(n, 1), np.nan)
+        out[at : at + batch] = _mean_of_others(scores, got, ids[at : at + batch], k)
     return out
+
+
+def _mean_of_others(scores: np.ndarray, got: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
+    """Row means of the ``k`` best results ``(scores, got)`` that are not the row's own id (NaN: none)."""
+    mine = got == ids[:, None]
+    other = (got >= 0) & ~mine
+    # the k best of the others: the row's first k + 1 results less itself (or the last one, when it is absent)
+    keep = other & (np.cumsum(other, axis=1) <= k)
+    n = keep.sum(axis=1)
+    total = np.where(keep, scores, 0.0).sum(axis=1)
+    return np.where(n > 0, total / np.maximum(n, 1), np.nan).astype(np.float32)
+
+
+def _all_pairs(index, batches, k: int, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Every streamed track's mean cosine to its ``k`` nearest others, exactly: the vectors decoded into the
+    index's space in float32 (``width`` floats a track: 100 MB at 100,000 tracks of 256) and searched by
+    matrix products (FAISS's brute-force kNN). For the sizes a flat index serves."""
+    import faiss
+
+    ids, xs = [], []
+    for b_ids, raw in batches:
+        ids.append(b_ids)
+        xs.append(index.embed(raw))
+    if not ids:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    ids, x = np.concatenate(ids), np.ascontiguousarray(np.concatenate(xs), dtype=np.float32)
+    out = np.empty(len(ids), np.float32)
+    for at in range(0, len(ids), block):
+        scores, pos = faiss.knn(x[at : at + block], x, min(k + 1, len(ids)), metric=faiss.METRIC_INNER_PRODUCT)
+        out[at : at + block] = _mean_of_others(scores, np.where(pos >= 0, ids[np.maximum(pos, 0)], -1), ids[at : at + block], k)
+    return ids, out
 
 
 def commit(root: Path, m: dict, gen: int, live: np.ndarray, *, open_index, iter_vectors, newer_shards,
@@ -80,8 +105,15 @@ def commit(root: Path, m: dict, gen: int, live: np.ndarray, *, open_index, iter_
     known[live] = True
     r[~known] = np.nan  # removed tracks keep nothing
     index, searched = None, 0
+    if fresh and names:
+        index = open_index()
+        if not index.is_ivf:  # every track against every other: exact, in float, by matrix products
+            ids, got = _all_pairs(index, iter_vectors(names, live), K)
+            r[ids] = got.astype(np.float16)
+            searched, names = len(ids), []
     for ids, vecs in iter_vectors(names, live):
         index = index or open_index()
+        # (through inverted lists, as deep as search probes: r then misses the neighbours search would miss)
         r[ids] = _knn_mean(index, ids, vecs, K).astype(np.float16)
         searched += len(ids)
     have = r[live][~np.isnan(r[live])].astype(np.float32)
