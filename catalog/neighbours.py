@@ -131,7 +131,6 @@ class Neighbourhoods:
 
     def __init__(self, root: Path, record: dict):
         self.k = int(record["k"])
-        self.min = float(record["min"]) if record.get("min") is not None else 0.0
         self.median = float(record["median"]) if record.get("median") is not None else 0.0
         self._r = np.load(root / record["file"], mmap_mode="r")
 
