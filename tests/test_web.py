@@ -50,8 +50,9 @@ def test_find_play_filter_mix_and_export_in_a_browser(browser, tmp_path, trained
     wait = WebDriverWait(browser, 30)
 
     def rows():
-        return [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
-                for tr in browser.find_elements(By.CSS_SELECTOR, "#list tbody tr")]
+        # read in one script: the page may redraw the table between two element lookups (a stale element)
+        return browser.execute_script("return [...document.querySelectorAll('#list tbody tr')]"
+                                      ".map(tr => [...tr.cells].map(td => td.innerText.trim()))")
 
     with running(create_app(store)) as url:
         browser.get(url + "/")
