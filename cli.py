@@ -102,7 +102,8 @@ def main() -> None:
 @main.command()
 @click.argument("library_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--db", "store", required=True, type=click.Path(), help="Store directory (created if missing).")
-@click.option("--model", help="Encoder: musicnn (the pretrained default), musicnn-mtt, or a trained .keras model. "
+@click.option("--model", help="Encoder: musicnn (the pretrained default: its MSD and MTT networks side by side), "
+              "musicnn-msd or musicnn-mtt (one network, half the model time), or a trained .keras model. "
               "Default: the store's own, or musicnn for a new store.")
 @click.option("--genre-from", type=click.Choice(["tags", "folder"]), default="tags", show_default=True,
               help="Genre from tags, or from each file's top folder under LIBRARY_DIR.")
@@ -412,7 +413,8 @@ def _write_m3u(target: str, hits, relative: bool = False) -> None:
 
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--model", default="musicnn", show_default=True, help="A built-in encoder (musicnn, musicnn-mtt) or a .keras model.")
+@click.option("--model", default="musicnn", show_default=True,
+              help="A built-in encoder (musicnn, musicnn-msd, musicnn-mtt) or a .keras model.")
 @click.option("--top", type=click.IntRange(1, 50), default=10, show_default=True)
 @JSON_OPTION
 def tags(file, model, top, as_json):
@@ -591,7 +593,7 @@ def reindex(store, refit, index_kind, memory, as_json):
 @click.option("--cache", type=click.Path(file_okay=False), default=None, help="Training cache folder (see 'prepare'); made or updated first.")
 @click.option("--no-augment", is_flag=True, help="No spectrogram augmentation (seed CNN).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--backbone", type=click.Choice(["none", "musicnn", "musicnn-mtt"]), default="musicnn", show_default=True,
+@click.option("--backbone", type=click.Choice(["none", "musicnn", "musicnn-msd", "musicnn-mtt"]), default="musicnn", show_default=True,
               help="Train a head on the frozen pretrained musicnn, or (none) the seed CNN from scratch.")
 @click.option("--windows", type=click.IntRange(1), default=None, help="Windows per track (default: the front end's).")
 @click.option("--workers", type=int, default=None, help="Decode processes (default: one per core).")
@@ -633,7 +635,7 @@ def train(dataset_dir, output, backbone, epochs, batch_size, val_fraction, test_
 @main.command()
 @click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("-o", "--output", "cache", required=True, type=click.Path(file_okay=False), help="Cache folder.")
-@click.option("--backbone", type=click.Choice(["none", "musicnn", "musicnn-mtt"]), default="musicnn", show_default=True,
+@click.option("--backbone", type=click.Choice(["none", "musicnn", "musicnn-msd", "musicnn-mtt"]), default="musicnn", show_default=True,
               help="Whose front end the cache is for (musicnn's, or the seed CNN's with none).")
 @click.option("--windows", type=click.IntRange(1), default=None, help="Windows per track.")
 @click.option("--images", is_flag=True, help="Also write every window's spectrogram as a PNG.")

@@ -198,7 +198,7 @@ def train_seed(dataset_dir, out_path, **kw) -> TrainResult:
     return train_model(dataset_dir, out_path, backbone="none", **kw)
 
 
-BACKBONES = ("none", "musicnn", "musicnn-mtt")
+BACKBONES = ("none", "musicnn", "musicnn-msd", "musicnn-mtt")
 #: default epochs, batch size and early-stopping patience (0: none, the last epoch is kept) per model kind
 RECIPES = {"none": {"epochs": 30, "batch_size": 32, "patience": 6},
            "head": {"epochs": 100, "batch_size": 64, "patience": 0}}
@@ -230,7 +230,7 @@ def train_model(
     sidecar. The seed CNN keeps its best epoch (lowest validation loss); the head trains a fixed schedule.
 
     ``backbone="none"`` trains the seed CNN from scratch on log-mel windows (with SpecAugment-style
-    augmentation through a ``tf.data`` pipeline); ``"musicnn"`` (or ``"musicnn-mtt"``) trains a small head on
+    augmentation through a ``tf.data`` pipeline); ``"musicnn"`` (or ``"musicnn-msd"``, ``"musicnn-mtt"``) trains a small head on
     the frozen pretrained network's window features, computed once. Either result is a normal encoder
     artefact for ``index`` and ``search``. The split is by track, stratified, with a fixed seed: train,
     validation (early stopping) and test (reported, never seen in training). With ``cache`` the log-mel
