@@ -9,9 +9,10 @@ and needs only the candidates' ``r``, which this module keeps: one float16 a tra
 ``neighbours.gN.npy`` (NaN: not known; 2 MB at a million tracks, memory-mapped by readers).
 
 Measured on two corpora of real music (``benchmarks/track_vectors.py``, leave-one-out group precision@10,
-paired bootstrap over queries) over the default track vector: +0.011 [-0.006, +0.029] on A (248 tracks, 13
-soundtracks), +0.046 [+0.030, +0.062] on B (156 tracks, 12 soundtracks), +0.029 [+0.017, +0.041] pooled;
-over the same vector by plain cosine +0.002 [-0.008, +0.011], +0.021 [+0.008, +0.033], +0.011 [+0.003, +0.020].
+paired bootstrap over queries): the default track vector ranked by CSLS against the same vector by plain
+cosine +0.002 [-0.008, +0.011] on A (248 tracks, 13 soundtracks), +0.021 [+0.008, +0.033] on B (156 tracks, 12
+soundtracks), +0.011 [+0.003, +0.020] pooled; against the previous default (the MSD network alone, cosine)
++0.011 [-0.006, +0.029], +0.046 [+0.030, +0.062], +0.029 [+0.017, +0.041].
 
 ``r`` is the mean inner product with the ``K`` nearest other tracks in the store's own index (what search
 scores). It is computed for a track when its vector enters the store, against the library as it then stands,
