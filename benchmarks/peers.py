@@ -149,9 +149,10 @@ def run_soundalike(root: Path, paths: list[str], workers: int, tmp: Path, route:
         report = json.load(out)
     for f in report["failures"]:
         print(f"soundalike: {f['path']}: {f['error']}", file=sys.stderr)
-    have = {r["path"] for r in Store(store).tracks.to_pylist() if r["status"] == "ok"}
+    s = Store(store)
+    have = {r["path"] for r in s.tracks.to_pylist() if r["status"] == "ok"}
     done = [p for p in paths if p in have]
-    _, scores = store_scores(store, done)  # ranked as search ranks them (CSLS where the store keeps r)
+    scores = store_scores(s, done)  # ranked as search ranks them (CSLS where the store keeps r)
     return {"done": done, "scores": scores, "failed": report["failed"], "seconds": seconds,
             "peak_rss_mb": round(usage.ru_maxrss / 1024), "decode_s": round(report["stages"]["decode"], 1),
             "encode_s": round(report["stages"]["encode"], 1)}

@@ -108,18 +108,15 @@ def timbre_features(path: str, *, n_windows: int = 16) -> np.ndarray:
     return np.concatenate([f.mean(axis=1), f.std(axis=1)])
 
 
-def store_scores(store: Path, paths: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The index vectors of ``paths`` in a store, and their scores ``[n, n]`` as search ranks them: cosine, less
-    half each candidate's r where the store ranks by CSLS (``catalog.neighbours``)."""
-    from soundalike.catalog.store import Store
-
-    s = Store(store)
+def store_scores(s, paths: list[str]) -> np.ndarray:
+    """Scores ``[n, n]`` between ``paths`` in the opened store ``s``, as search ranks them: the cosine of their
+    index vectors, less half each candidate's r where the store ranks by CSLS (``catalog.neighbours``)."""
     index = s.index()
     by_path = {r["path"]: r["id"] for r in s.tracks.to_pylist() if r["status"] == "ok"}
     ids = np.asarray([by_path[p] for p in paths], np.int64)
     unit = np.stack([index.reconstruct(int(i)) for i in ids]).astype(np.float64)
     hubs = s.neighbourhoods()
-    return unit, unit @ unit.T - (0 if hubs is None else hubs.of(ids)[None, :] / 2)
+    return unit @ unit.T - (0 if hubs is None else hubs.of(ids)[None, :] / 2)
 
 
 def encoder_run(root: Path, encoder: str, workdir: Path, paths: list[str]) -> tuple[np.ndarray, dict]:
@@ -131,8 +128,8 @@ def encoder_run(root: Path, encoder: str, workdir: Path, paths: list[str]) -> tu
     report = index_library(root, store, model=encoder, genre_from="folder", progress=sys.stderr.isatty(),
                            log=lambda m: print(m, file=sys.stderr))
     seconds = time.perf_counter() - t
-    unit, scores = store_scores(store, paths)
     s = Store(store)
+    scores = store_scores(s, paths)
     info = {"index_s": round(seconds, 1), "windows": report.windows, "failed": report.failed,
             "encode_s": round(report.stages["encode"], 1), "decode_s": round(report.stages["decode"], 1),
             "windows_per_s_model": round(report.windows / max(report.stages["encode"], 1e-9), 1),

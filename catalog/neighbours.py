@@ -92,16 +92,15 @@ def commit(root: Path, m: dict, gen: int, live: np.ndarray, *, open_index, iter_
     top = int(live.max()) + 1 if len(live) else 0
     r = np.full(top, np.nan, np.float16)
     names = list(m["shards"])  # whose vectors are searched: all, or those written since the last commit
-    if prev is not None and not recompute and prev["k"] == K:
+    fresh = prev is None or recompute or prev["k"] != K
+    if not fresh:
         try:
             old = np.load(root / prev["file"])
             r[: min(top, len(old))] = old[:top]
             names = newer_shards(int(prev["shards_covered"]))
         except (OSError, ValueError):
-            prev = None
-    fresh = prev is None or recompute or prev["k"] != K
-    if fresh:
-        r[:] = np.nan
+            fresh = True
+            r[:] = np.nan
     known = np.zeros(top, bool)
     known[live] = True
     r[~known] = np.nan  # removed tracks keep nothing
