@@ -128,6 +128,9 @@ def mel_spectrogram(y: np.ndarray, sample_rate: int, n_fft: int, hop_length: int
     y = np.pad(y, ((0, 0), (n_fft // 2, n_fft // 2)))
     frames = 1 + (y.shape[1] - n_fft) // hop_length
     view = np.lib.stride_tricks.sliding_window_view(y, n_fft, axis=1)[:, ::hop_length][:, :frames]
-    spec = np.fft.rfft(view * _hann(n_fft), axis=-1)  # in float64: NumPy's float32 FFT is the slower one here
-    power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)  # [n, frames, 1 + n_fft // 2]
+    # SciPy's FFT in float32: a third of the time of NumPy's (which computes in float64), the log-mel within 1e-5
+    from scipy.fft import rfft
+
+    spec = rfft(view * _hann(n_fft).astype(np.float32), axis=-1)
+    power = spec.real ** 2 + spec.imag ** 2  # [n, frames, 1 + n_fft // 2], float32
     return np.matmul(power, mel_filters(sample_rate, n_fft, n_mels, float(fmin), float(fmax)).T).transpose(0, 2, 1)
