@@ -137,6 +137,11 @@ def embed_batch(encoder, batch: list[Extracted]) -> list[Embedded]:
     return out
 
 
+#: decoded files waiting for the model take at most this much memory (the queue is counted in files; a file's
+#: windows have a fixed size): 64 MB is 55 files of musicnn's 16 windows, more than two model batches
+QUEUE_BYTES = 64 << 20
+
+
 class LocalEngine:
     """Decode and features in worker processes of this machine (``extract_many``), encode in this process,
     batching the windows of many files into one model call."""
@@ -154,7 +159,9 @@ class LocalEngine:
         """(files decoded since the last yield, files finished since the last yield), as they come."""
         # the workers decode the next batch while this one is encoded (a queue of two files a worker stalled
         # them for the whole model call: decoding and encoding took turns)
-        ahead = 2 * max(1, self.batch_windows // max(1, self.encoder.frontend.n_windows))
+        fe = self.encoder.frontend
+        per_file = fe.n_windows * fe.n_mels * fe.frames * 4  # bytes of one file's log-mel windows, at most
+        ahead = max(2, min(2 * max(1, self.batch_windows // max(1, fe.n_windows)), QUEUE_BYTES // per_file))
         for r in extract_many(paths, self.encoder.frontend, workers=self.workers, per_file=self.per_file,
                               timeout_s=self.timeout_s, ahead=ahead):
             if r.error:
