@@ -23,6 +23,7 @@ _USER_ERRORS = (
     (f"{__package__}.model.audio", "AudioError"),
     (f"{__package__}.model.musicnn", "WeightsMissing"),
     (f"{__package__}.model.runtime", "RuntimeChoiceError"),
+    (f"{__package__}.model.distill", "DistillError"),
 )
 
 
@@ -102,9 +103,10 @@ def main() -> None:
 @main.command()
 @click.argument("library_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--db", "store", required=True, type=click.Path(), help="Store directory (created if missing).")
-@click.option("--model", help="Encoder: musicnn (the pretrained default: its MSD and MTT networks side by side), "
-              "musicnn-msd or musicnn-mtt (one network, half the model time), or a trained .keras model. "
-              "Default: the store's own, or musicnn for a new store.")
+@click.option("--model", help="Encoder: musicnn (the pretrained MSD and MTT networks side by side), student (a "
+              "small CNN distilled from musicnn, shipped), musicnn-msd or musicnn-mtt (one network), a student of "
+              "your own (.npz from 'distill') or a trained .keras model. Default: the store's own, else the default "
+              "encoder.")
 @click.option("--genre-from", type=click.Choice(["tags", "folder"]), default="tags", show_default=True,
               help="Genre from tags, or from each file's top folder under LIBRARY_DIR.")
 @click.option("--workers", type=int, default=None, help="Decode processes (default: one per core; 0 = in this process).")
@@ -414,7 +416,7 @@ def _write_m3u(target: str, hits, relative: bool = False) -> None:
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--model", default="musicnn", show_default=True,
-              help="A built-in encoder (musicnn, musicnn-msd, musicnn-mtt) or a .keras model.")
+              help="A built-in encoder (musicnn, student, musicnn-msd, musicnn-mtt), a student .npz or a .keras model.")
 @click.option("--top", type=click.IntRange(1, 50), default=10, show_default=True)
 @JSON_OPTION
 def tags(file, model, top, as_json):
@@ -630,6 +632,51 @@ def train(dataset_dir, output, backbone, epochs, batch_size, val_fraction, test_
     if res.test_track_accuracy is not None:
         click.echo(f"test: track accuracy {res.test_track_accuracy:.3f}, window accuracy {res.test_window_accuracy:.3f} "
                    f"on {res.n_test_tracks} held-out tracks (soundalike evaluate {dataset_dir} --model {output} --test-split)")
+
+
+@main.command()
+@click.argument("music_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--work", required=True, type=click.Path(file_okay=False),
+              help="Folder for the collected windows and the teacher's features (a run interrupted resumes there).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Student to write (.npz; a .json sidecar goes beside it). Use it with 'index --model FILE.npz'.")
+@click.option("--epochs", type=click.IntRange(1), default=30, show_default=True, help="At most this many passes.")
+@click.option("--patience", type=click.IntRange(1), default=3, show_default=True,
+              help="Stop after this many epochs without a better held-out loss.")
+@click.option("--time-limit", type=click.FloatRange(min=0.1), default=None, help="Minutes of training at most.")
+@click.option("--no-augment", is_flag=True, help="Only the collected windows (no mixed or transposed ones).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=int, default=None, help="Decode processes (default: one per core).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def distill(music_dirs, work, output, epochs, patience, time_limit, no_augment, seed, workers, as_json):
+    """Train a small student encoder to reproduce the default encoder on the music under MUSIC_DIRS (no labels
+    needed): collect every track's windows and the teacher's features into --work, then fit the student."""
+    from .model import distill as d
+
+    if not output.endswith(".npz"):
+        raise UserError(f"{output}: the student file must end in .npz")
+    log = (lambda m: click.echo(m, err=True)) if as_json else click.echo
+    collected = {"tracks": 0, "windows": 0, "failed": 0, "augmented": 0}
+    subs = []
+    for folder in music_dirs:  # each folder is collected and augmented on its own: adding one redoes no other
+        sub = d.work_folder(work, folder)
+        got = _run(d.collect, [folder], sub, workers=workers, progress=not as_json, log=log)
+        aug = _run(d.augment, sub, seed=seed, progress=not as_json, log=log) if not no_augment else {"windows": 0}
+        for k in ("tracks", "windows", "failed"):
+            collected[k] += got[k]
+        collected["augmented"] += aug["windows"]
+        subs.append(sub)
+    log(f"collected {collected['tracks']} tracks ({collected['windows']} new windows, {collected['augmented']} new "
+        f"augmented windows, {collected['failed']} failed)")
+    windows = _run(d.load, subs, exclude=(lambda p: p.startswith("augmented:")) if no_augment else (lambda p: False))
+    res = _run(d.train, windows, output, epochs=epochs, patience=patience, seed=seed,
+               time_limit_s=time_limit * 60 if time_limit else None, progress=not as_json, log=log)
+    out = {"student": os.path.abspath(output), "tracks": int((~windows.augmented).sum()),
+           "windows": int(len(windows.mel)), "collected": collected, **res}
+    if as_json:
+        _echo_json(out)
+        return
+    click.echo(f"saved {output} (+ .json sidecar): {len(res['history'])} epochs, held-out loss {res['best_val_loss']:.4f}")
 
 
 @main.command()

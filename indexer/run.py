@@ -346,7 +346,12 @@ def _resolve_model(store_path: Path, model):
                                     f"not {model}; use the store's encoder or a new store")
             return have.get("spec") or str(model)  # (its front end as the store recorded it)
         try:
-            fp = read_sidecar(model).get("fingerprint")
+            if str(model).endswith(".npz"):
+                from ..model.student import StudentEncoder
+
+                fp = StudentEncoder(model).fingerprint
+            else:
+                fp = read_sidecar(model).get("fingerprint")
         except ModelError as err:
             raise IndexingError(str(err)) from None
         if fp != have["fingerprint"]:

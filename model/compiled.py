@@ -74,6 +74,27 @@ def save(encoder, ov_model, order: list[int]) -> Path | None:
     return folder
 
 
+def read_alias(key: str) -> str | None:
+    """The fingerprint recorded for an encoder identified by ``key`` (see :func:`write_alias`), or None."""
+    try:
+        return (cache_root() / "encoders" / "aliases" / key).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def write_alias(key: str, fingerprint: str) -> None:
+    """Record that the encoder identified by ``key`` (a hash of what it is built from, computed without
+    TensorFlow) has ``fingerprint``: a later process finds its compiled model without building it."""
+    folder = cache_root() / "encoders" / "aliases"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{key}.{os.getpid()}"
+        tmp.write_text(fingerprint)
+        os.replace(tmp, folder / key)
+    except OSError:
+        pass
+
+
 def load(fingerprint: str, route: str | None = None) -> "MusicnnEncoder | None":
     """The cached encoder of ``fingerprint`` for this OpenVINO, compiled for ``route`` (``auto``: bf16 where
     the CPU has it, else float32), or None (no OpenVINO, not cached, unreadable, or TensorFlow asked for)."""
@@ -116,4 +137,8 @@ def _from_cache(folder: Path, meta: dict, route: str):
         return None  # summarised differently by another version: not the same encoder
     model = compile_openvino(str(folder / "model.xml"), meta["order"], precision_for(route),
                              cache_dir=str(folder / "blobs"))
+    if (meta.get("spec") or {}).get("kind") == "student":
+        from ..model.student import StudentEncoder
+
+        return StudentEncoder.from_compiled(meta, model)
     return MusicnnEncoder.from_compiled(meta, model)

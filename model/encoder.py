@@ -222,7 +222,8 @@ class KerasEncoder(EncoderBase):
 
 
 #: Names of the built-in pretrained encoders (weights shipped by a package, nothing to train).
-BUILTIN = {"musicnn": "MSD_musicnn+MTT_musicnn", "musicnn-msd": "MSD_musicnn", "musicnn-mtt": "MTT_musicnn"}
+BUILTIN = {"musicnn": "MSD_musicnn+MTT_musicnn", "musicnn-msd": "MSD_musicnn", "musicnn-mtt": "MTT_musicnn",
+           "student": "student"}
 DEFAULT_ENCODER = "musicnn"
 
 
@@ -231,19 +232,28 @@ def is_builtin(ref) -> bool:
 
 
 def load_encoder(ref: str | os.PathLike | dict):
-    """An encoder from a ``.keras`` path, a built-in name (``musicnn``, ``musicnn-msd``, ``musicnn-mtt``) or
-    the ``spec`` dict a store recorded."""
+    """An encoder from a ``.keras`` path, a student's ``.npz``, a built-in name (``musicnn``, ``musicnn-msd``,
+    ``musicnn-mtt``, ``student``) or the ``spec`` dict a store recorded."""
     if isinstance(ref, dict):
+        if ref.get("kind") == "student":
+            from ..model.student import StudentEncoder
+
+            return StudentEncoder.load(ref.get("path"), n_windows=int(ref.get("n_windows", 16)),
+                                       peak=float(ref.get("peak", 0.95)))
         if ref.get("kind") == "musicnn":
             from ..model.musicnn import MusicnnEncoder
 
             # a spec without "peak" was written before the level was normalised: the recorded level, as then;
             # without "pool", before the mean alone became the track vector: mean and spread, as then
-            return MusicnnEncoder(ref["variant"], n_windows=int(ref.get("n_windows", 16)), peak=float(ref.get("peak", 0.0)),
-                                  pool=str(ref.get("pool", "mean+std")))
+            return MusicnnEncoder.load(ref["variant"], n_windows=int(ref.get("n_windows", 16)),
+                                       peak=float(ref.get("peak", 0.0)), pool=str(ref.get("pool", "mean+std")))
         raise ModelError(f"unknown encoder kind {ref.get('kind')!r}")
+    if ref == "student" or str(ref).endswith(".npz"):
+        from ..model.student import StudentEncoder
+
+        return StudentEncoder.load(None if ref == "student" else ref)
     if is_builtin(ref):
         from ..model.musicnn import MusicnnEncoder
 
-        return MusicnnEncoder(BUILTIN[ref])
+        return MusicnnEncoder.load(BUILTIN[ref])
     return KerasEncoder.load(ref)

@@ -53,7 +53,8 @@ MTT_LABELS = [
 ]
 LABELS = {"MSD_musicnn": MSD_LABELS, "MTT_musicnn": MTT_LABELS}
 #: The encoder name a store records for each model.
-ENCODER_NAMES = {"MSD_musicnn": "musicnn-msd", "MTT_musicnn": "musicnn-mtt", "MSD_musicnn+MTT_musicnn": "musicnn"}
+ENCODER_NAMES = {"MSD_musicnn": "musicnn-msd", "MTT_musicnn": "musicnn-mtt", "MSD_musicnn+MTT_musicnn": "musicnn",
+                 "student": "student"}
 #: The default: both models' window features side by side (1906 a window). Measured on two corpora of real music
 #: (``benchmarks/track_vectors.py``; A: 248 tracks of 13 soundtracks, B: 156 of 12 others; group precision@10,
 #: paired bootstrap over queries), against the MSD model alone: +0.009 [-0.007, +0.026] on A, +0.026 [+0.008,
@@ -222,6 +223,23 @@ def load(model: str = "MSD_musicnn", *, name: str = "musicnn"):
 LEVEL_PEAK = 0.95
 
 
+def _alias_key(model: str, n_windows: int, peak: float, pool: str) -> str | None:
+    """What identifies an encoder without building it: a hash of its checkpoint files' bytes and its parameters
+    (None when the files cannot be read: the encoder is then built, which names the problem)."""
+    import hashlib
+
+    h = hashlib.sha256(f"musicnn/{model}/{pool}/{MusicnnEncoder.MIN_WINDOWS_FOR_SPREAD}".encode())
+    h.update(frontend(n_windows, peak).canonical().encode())
+    try:
+        for m in models_of(model):
+            prefix = checkpoint_prefix(m)
+            for suffix in (".index", ".data-00000-of-00001"):
+                h.update(Path(prefix + suffix).read_bytes())
+    except (WeightsMissing, OSError):
+        return None
+    return h.hexdigest()[:32]
+
+
 def frontend(n_windows: int = 16, peak: float = LEVEL_PEAK):
     """musicnn's front end: 16 kHz mono, each track's analysed windows scaled so that their peak is ``peak``
     (0: the recorded level, as the original), n_fft 512, hop 256, 96 mel bands (librosa's Slaney mel,
@@ -282,6 +300,24 @@ class MusicnnEncoder(EncoderBase):
         return self._model().description
 
     @classmethod
+    def load(cls, model: str = DEFAULT_VARIANT, *, n_windows: int = 16, peak: float = LEVEL_PEAK,
+             pool: str = DEFAULT_POOL, runtime_route: str | None = None) -> "MusicnnEncoder":
+        """The encoder ``__init__`` makes, read from ``model.compiled``'s cache without TensorFlow when a process
+        of this machine compiled it before (found by a hash of the checkpoint files and every parameter), else
+        built from the weights."""
+        from ..model import compiled
+
+        key = _alias_key(model, n_windows, peak, pool)
+        fp = compiled.read_alias(key) if key else None
+        if fp:
+            enc = compiled.load(fp, runtime_route)
+            if enc is not None:
+                return enc
+        enc = cls(model, n_windows=n_windows, peak=peak, pool=pool, runtime_route=runtime_route)
+        enc._alias = key
+        return enc
+
+    @classmethod
     def from_compiled(cls, meta: dict, compiled) -> "MusicnnEncoder":
         """The encoder around a model compiled elsewhere (``model.compiled``'s cache, no TensorFlow): ``meta``
         holds what ``__init__`` would have computed from the weights."""
@@ -303,7 +339,8 @@ class MusicnnEncoder(EncoderBase):
                 # the next process that only queries loads this instead of TensorFlow (model.compiled)
                 from ..model import compiled
 
-                compiled.save(self, self._compiled.converted, self._compiled.order)
+                if compiled.save(self, self._compiled.converted, self._compiled.order) and getattr(self, "_alias", None):
+                    compiled.write_alias(self._alias, self.fingerprint)
                 self._compiled.converted = None
         return self._compiled
 
@@ -328,12 +365,18 @@ class MusicnnEncoder(EncoderBase):
         feats, tags = [], []
         for i in range(0, len(features), batch_size):
             x = np.ascontiguousarray(np.transpose(features[i : i + batch_size], (0, 2, 1)))
-            taggram, _, penultimate, mean_pool, _ = run(x)
-            feats.append(np.concatenate([np.asarray(mean_pool), np.asarray(penultimate)], axis=1).astype(np.float32))
-            tags.append(np.asarray(taggram, dtype=np.float32))
+            f, t = self._outputs(run(x))
+            feats.append(f)
+            tags.append(t)
         if not feats:
             return np.zeros((0, self.window_dim), np.float32), np.zeros((0, len(self.labels)), np.float32)
         return np.concatenate(feats), np.concatenate(tags)
+
+    def _outputs(self, out) -> tuple[np.ndarray, np.ndarray]:
+        """Window features and tag scores from the model's outputs."""
+        taggram, _, penultimate, mean_pool, _ = out
+        return (np.concatenate([np.asarray(mean_pool), np.asarray(penultimate)], axis=1).astype(np.float32),
+                np.asarray(taggram, dtype=np.float32))
 
     def predicted(self, scores: np.ndarray, *, top: int = 5) -> tuple[str, float, list[str], list[float]]:
         """From a track's mean tag scores: its best genre tag and score, and its ``top`` tags and scores."""

@@ -570,7 +570,7 @@ class Searcher:
         if duration >= span:
             return False, ""
         if not self.store.manifest.get("windows"):
-            keeps = (self.store.encoder_info.get("spec") or {}).get("kind") == "musicnn"  # (trained models keep none)
+            keeps = (self.store.encoder_info.get("spec") or {}).get("kind") in ("musicnn", "student")  # (trained models keep none)
             return False, (f"the query is {duration:.0f} s, but this store keeps no windows for excerpt search "
                            f"(indexed before they were kept: 'soundalike index DIR --db STORE --force')") if keeps else ""
         return True, (f"excerpt search: the query is {duration:.0f} s, shorter than the {span:.0f} s a track vector "
@@ -731,7 +731,7 @@ class Searcher:
             ref = self.store.encoder_path or self.store.encoder_info.get("spec")
             if ref is None:
                 raise StoreError(f"{self.store.path}: the store does not record its encoder, outside files cannot be embedded")
-            if isinstance(ref, dict) and ref.get("kind") == "musicnn":
+            if isinstance(ref, dict) and ref.get("kind") in ("musicnn", "student"):
                 # the model the last indexing (or query) process compiled, without TensorFlow (model.compiled)
                 from ..model import compiled
 

@@ -254,7 +254,7 @@ def test_outside_queries_load_the_compiled_encoder_without_tensorflow(library, t
     store = tmp_path / "default.soundalike"
     index_library(library.root, store, workers=0, progress=False, log=lambda m: None)
     fingerprint = Store(store).encoder_info["fingerprint"]
-    [folder] = list((cache / "encoders").iterdir())
+    [folder] = [f for f in (cache / "encoders").iterdir() if f.name != "aliases"]
     assert (folder / "model.xml").is_file() and (folder / "meta.json").is_file()
 
     from conftest import reencoded
