@@ -127,24 +127,45 @@ def run_bliss(root: Path, paths: list[str], workers: int, tmp: Path) -> dict:
             "analysis_s": t_analysis - t, "similarity_s": end - t_analysis}
 
 
-def run_soundalike(root: Path, paths: list[str], workers: int, tmp: Path, route: str | None = None) -> dict:
+#: what starts a measured command: a small process of its own, so that the command's peak RSS is its own. (A
+#: child started straight from a big process inherits that process's high-water mark at exec: Linux keeps the
+#: old memory's peak in ru_maxrss, so a 2.7 GB benchmark or test process made a 1 GB run read 2.7 GB.)
+_MEASURE = ("import os, subprocess, sys\n"
+            "p = subprocess.Popen(sys.argv[2:])\n"
+            "_, status, usage = os.wait4(p.pid, 0)\n"
+            "open(sys.argv[1], 'w').write(str(usage.ru_maxrss))\n"
+            "sys.exit(os.waitstatus_to_exitcode(status))\n")
+
+
+def run_measured(cmd: list[str], **run) -> tuple[subprocess.CompletedProcess, int]:
+    """Run ``cmd`` to its end (``run``: ``subprocess.run``'s options): how it ended, and its peak resident memory
+    in MB (that of the largest single process of its tree, itself or a worker it waited for, not their sum)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
+        done = subprocess.run([sys.executable, "-c", _MEASURE, rss.name, *cmd], **run)
+        text = open(rss.name).read().strip()
+    return done, round(int(text or 0) / 1024)
+
+
+def run_soundalike(root: Path, paths: list[str], workers: int, tmp: Path, route: str | None = None, *,
+                   model: str | None = None, cache: Path | None = None) -> dict:
+    """``soundalike index`` as a new process into a new store under ``tmp``; ``model``: its ``--model``;
+    ``cache``: its compiled-model cache (``SOUNDALIKE_CACHE``; default: the user's)."""
     from soundalike.catalog.store import Store
 
+    tmp = Path(tempfile.mkdtemp(dir=tmp))
     store = tmp / "x.soundalike"
     cmd = [str(Path(sys.executable).with_name("soundalike")), "index", str(root), "--db", str(store),
-           "--workers", str(workers), "--genre-from", "folder", "--json", "--quiet"]
+           "--workers", str(workers), "--genre-from", "folder", "--json", "--quiet"] + (["--model", model] if model else [])
     with open(tmp / "index.json", "w+") as out, open(tmp / "index.log", "w+") as log:
         t = time.perf_counter()
-        env = {**os.environ, **({"SOUNDALIKE_INFERENCE": route} if route else {})}
-        proc = subprocess.Popen(cmd, stdout=out, stderr=log, env=env)
-        # this child's own rusage: its peak RSS is that of the largest single process of its tree (itself or a
-        # decode worker it waited for), not their sum
-        _, status, usage = os.wait4(proc.pid, 0)
+        env = {**os.environ, **({"SOUNDALIKE_INFERENCE": route} if route else {}),
+               **({"SOUNDALIKE_CACHE": str(cache)} if cache else {})}
+        done, peak_mb = run_measured(cmd, stdout=out, stderr=log, env=env)
+        returncode = done.returncode
         seconds = time.perf_counter() - t
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
+        if returncode != 0:
             log.seek(0)
-            sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{log.read()[-3000:]}")
+            sys.exit(f"{' '.join(cmd)} failed ({returncode}):\n{log.read()[-3000:]}")
         out.seek(0)
         report = json.load(out)
     for f in report["failures"]:
@@ -154,8 +175,9 @@ def run_soundalike(root: Path, paths: list[str], workers: int, tmp: Path, route:
     done = [p for p in paths if p in have]
     scores = store_scores(s, done)  # ranked as search ranks them (CSLS where the store keeps r)
     return {"done": done, "scores": scores, "failed": report["failed"], "seconds": seconds,
-            "peak_rss_mb": round(usage.ru_maxrss / 1024), "decode_s": round(report["stages"]["decode"], 1),
-            "encode_s": round(report["stages"]["encode"], 1)}
+            "peak_rss_mb": peak_mb, "decode_s": round(report["stages"]["decode"], 1),
+            "encode_s": round(report["stages"]["encode"], 1),
+            "stages": {k: round(v, 1) for k, v in report["stages"].items()}}
 
 
 def cpu() -> dict:
@@ -167,16 +189,23 @@ def cpu() -> dict:
             **{f: f in flags for f in ("avx512_bf16", "amx_bf16")}}
 
 
-def corpus_run(root: Path, systems: list[str], workers: int, k: int, route: str | None = None) -> dict:
+def runners(systems: list[str], route: str | None = None) -> dict:
+    """The analysis of each named system: ``fn(root, paths, workers, tmp) -> run``."""
+    table = {"soundalike": lambda root, paths, workers, tmp: run_soundalike(root, paths, workers, tmp, route),
+             "musly": run_musly, "bliss": run_bliss}
+    return {s: table[s] for s in systems}
+
+
+def corpus_run(root: Path, systems: list[str] | dict, workers: int, k: int, route: str | None = None) -> dict:
+    """Every system (names, or a dict of name -> runner, see :func:`runners`; the first is the base the others
+    are paired with) on ``root``, one after another, and their quality on the tracks all of them analysed."""
     paths = [e.path for e in scan(root)]
+    table = systems if isinstance(systems, dict) else runners(systems, route)
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for system in systems:
+        for system, run in table.items():
             print(f"{root.name}: {system} ...", file=sys.stderr)
-            if system == "soundalike":
-                runs[system] = run_soundalike(root, paths, workers, Path(tmp), route)
-            else:
-                runs[system] = {"musly": run_musly, "bliss": run_bliss}[system](root, paths, workers, Path(tmp))
+            runs[system] = run(root, paths, workers, Path(tmp))
     done = {system: {p: i for i, p in enumerate(r["done"])} for system, r in runs.items()}
     common = [p for p in paths if all(p in d for d in done.values())]
     if len(common) < 2:
@@ -192,7 +221,7 @@ def corpus_run(root: Path, systems: list[str], workers: int, k: int, route: str 
                      "tracks_per_hour": round(len(paths) / r["seconds"] * 3600),
                      "p_at_k": float(p.mean()), "p_at_k_ci": bootstrap(p), "map": float(ap.mean()),
                      "map_ci": bootstrap(ap), "per_query": {"p_at_k": p, "ap": ap}})
-    base = next((r for r in rows if r["system"] == "soundalike"), None)
+    base = rows[0] if "peak_rss_mb" in rows[0] else None  # a soundalike run, when one came first
     for r in rows:
         if base is not None and r is not base:
             r.update(paired(r, base))
@@ -217,7 +246,7 @@ def show(res: dict, k: int) -> None:
                   f"{'style + add + similarity matrix' if r['system'] == 'musly' else 'distance matrix'} "
                   f"{r['similarity_s']:.1f} s")
         if "peak_rss_mb" in r:
-            print(f"  soundalike: whole process (model start-up included); decode {r['decode_s']:.1f} s summed over "
+            print(f"  {r['system']}: whole process (model start-up included); decode {r['decode_s']:.1f} s summed over "
                   f"workers, encode {r['encode_s']:.1f} s; peak RSS {r['peak_rss_mb']} MB")
 
 

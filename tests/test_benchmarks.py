@@ -97,3 +97,39 @@ def test_peers_rank_every_system_on_the_same_tracks(corpora, tmp_path):
             assert r["tracks"] == 9 and r["failed"] == 0 and r["tracks_per_hour"] > 0
             assert 0 <= r["p_at_k"] <= 1 and len(corpus["per_query_p_at_k"][r["system"]]) == 9
         assert corpus["rows"][0]["peak_rss_mb"] > 0
+
+
+def test_index_speed_times_first_and_warm_runs_beside_the_peers(corpora, tmp_path):
+    """Each encoder indexes twice as a new process (an empty model cache, then the one the first run left):
+    tracks an hour, stage times and peak RSS of both, the peers beside them on the same files."""
+    have = [s for s, mod in (("musly", "pymusly"), ("bliss", "bliss_audio")) if importlib.util.find_spec(mod)]
+    out = tmp_path / "speed.json"
+    res = run("index_speed.py", corpora[0], "--workers", "1", "--models", "student",
+              *([] if have == ["musly", "bliss"] and shutil.which("ffmpeg") else ["--no-peers"]), "--json", out)
+    data = json.loads(out.read_text())
+    [corpus] = data["corpora"]
+    rows = {r["system"]: r for r in corpus["rows"]}
+    first, warm = rows["student cold"], rows["student warm"]
+    for r in (first, warm):
+        assert r["tracks"] == 9 and r["failed"] == 0 and r["tracks_per_hour"] > 0
+        assert set(r["stages"]) >= {"decode", "features", "encode", "write"}
+    # the warm run reads the converted model: it neither builds it nor holds TensorFlow
+    assert warm["peak_rss_mb"] < first["peak_rss_mb"]
+    assert warm["p_at_k"] == pytest.approx(first["p_at_k"], abs=0.01)  # the same model, read back
+    assert "student warm:" in res.stdout and "tracks/h" in res.stdout
+
+
+def test_distill_quality_pairs_a_student_with_its_teacher(tmp_path):
+    """The student against the teacher on the same collected windows, per corpus and pooled, with the rule."""
+    lib = make_library(tmp_path / "music", per_kind=3, seconds=12.0, formats=("flac",), seed=4)
+    from soundalike.model import distill
+
+    distill.collect([str(lib.root)], tmp_path / "work", workers=0, progress=False, log=lambda m: None)
+    from soundalike.model.student import SHIPPED
+
+    out = run("distill_quality.py", SHIPPED, tmp_path / "work", "--windows", "4", "--json").stdout
+    data = json.loads(out)
+    [c] = data["corpora"]
+    assert c["tracks"] == 9 and 0 <= c["teacher"] <= 1 and 0 <= c["student"] <= 1
+    assert c["delta"] == pytest.approx(c["student"] - c["teacher"])
+    assert data["verdict"] in ("GAINS", "loses", "level") and 0 < c["window_cosine_median"] <= 1
