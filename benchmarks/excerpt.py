@@ -7,7 +7,7 @@ resampled to 22 kHz, white noise at 20 dB SNR, 6 dB quieter, low-passed at 8 kHz
 and queried as a user's clip is (``Searcher.search_excerpt``); a hit is the clip's own track. Also printed:
 the window index's bytes a track, the query time, and the indexing time with windows kept and without.
 
-    python benchmarks/excerpt.py CORPUS_DIR --workdir DIR [--distractors 2000] [--queries 100] [--json F]
+    python benchmarks/excerpt.py CORPUS_DIR --workdir DIR [--distractors 2000] [--queries 100] [--model M] [--json F]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, c - h), min(1.0, c + h)
 
 
-def index(root: Path, store: Path, *, windows: bool) -> dict:
+def index(root: Path, store: Path, *, windows: bool, model: str | None = None) -> dict:
     from soundalike.indexer.run import index_library
     from soundalike.model.musicnn import MusicnnEncoder
 
@@ -43,7 +43,7 @@ def index(root: Path, store: Path, *, windows: bool) -> dict:
     MusicnnEncoder.excerpt_dim = keep if windows else 0
     try:
         t = time.perf_counter()
-        report = index_library(root, store, progress=True, log=lambda m: None)
+        report = index_library(root, store, model=model, progress=True, log=lambda m: None)
         return {"seconds": round(time.perf_counter() - t, 1), "stages": {k: round(v, 1) for k, v in report.stages.items()},
                 "tracks": report.added}
     finally:
@@ -61,6 +61,7 @@ def main() -> None:
                     help="Also index the corpus alone twice, with windows and without, and print both times.")
     ap.add_argument("--width", type=int, default=None,
                     help="Rebuild the window index with this many PCA dimensions first (no audio decoded).")
+    ap.add_argument("--model", default=None, help="encoder (index --model); default: the default encoder")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     import soundfile as sf
@@ -89,8 +90,8 @@ def main() -> None:
     for name, target in (("corpus", args.corpus.resolve()), ("distractors", (work / "distractors").resolve())):
         if not (lib / name).exists():
             (lib / name).symlink_to(target, target_is_directory=True)
-    store = work / "excerpts.soundalike"
-    out["index"] = index(lib, store, windows=True)  # (a store already made: only what changed)
+    store = work / (f"excerpts-{Path(args.model).stem}.soundalike" if args.model else "excerpts.soundalike")
+    out["index"] = index(lib, store, windows=True, model=args.model)  # (a store already made: only what changed)
     print(f"index corpus + distractors: {out['index']}", flush=True)
     if args.width:
         from soundalike.catalog import check, excerpts
