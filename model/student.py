@@ -70,9 +70,7 @@ class StudentEncoder(MusicnnEncoder):
         enc = cls(path, n_windows=n_windows, peak=peak, runtime_route=runtime_route)
         from ..model import compiled
 
-        cached = compiled.load(enc.fingerprint, runtime_route)
-        if cached is not None:
-            enc._compiled = cached._compiled
+        compiled.load(enc.fingerprint, runtime_route, into=enc)  # (the weights are read and hashed once)
         return enc
 
     @property
