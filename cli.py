@@ -640,10 +640,12 @@ def train(dataset_dir, output, backbone, epochs, batch_size, val_fraction, test_
               help="Folder for the collected windows and the teacher's features (a run interrupted resumes there).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Student to write (.npz; a .json sidecar goes beside it). Use it with 'index --model FILE.npz'.")
-@click.option("--epochs", type=click.IntRange(1), default=30, show_default=True, help="At most this many passes.")
-@click.option("--patience", type=click.IntRange(1), default=3, show_default=True,
-              help="Stop after this many epochs without a better held-out loss.")
-@click.option("--time-limit", type=click.FloatRange(min=0.1), default=None, help="Minutes of training at most.")
+@click.option("--epochs", type=click.IntRange(1), default=30, show_default=True,
+              help="Passes over the windows; the learning rate decays to nothing over them.")
+@click.option("--patience", type=click.IntRange(1), default=None,
+              help="Stop after this many epochs without a better held-out loss (default: never; the best is kept).")
+@click.option("--time-limit", type=click.FloatRange(min=0.1), default=None,
+              help="Minutes of training at most: the learning rate then decays over the epochs that fit.")
 @click.option("--no-augment", is_flag=True, help="Only the collected windows (no mixed or transposed ones).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=int, default=None, help="Decode processes (default: one per core).")

@@ -90,8 +90,9 @@ class StudentEncoder(MusicnnEncoder):
 
         keras = import_keras()
         L, ops = keras.layers, keras.ops
-        core = build_student(self.window_dim, widths=tuple(self.meta["widths"]), embedding=int(self.meta["embedding"]))
-        weights = [self.arrays[f"w{i:03d}"] for i in range(len(core.weights))]
+        core = build_student(self.window_dim, widths=tuple(self.meta["widths"]), embedding=int(self.meta["embedding"]),
+                             bands=bool(self.meta.get("bands", False)))
+        weights = [self.arrays[f"w{i:03d}"].astype(np.float32) for i in range(len(core.weights))]
         core.set_weights(weights)
         mean, std = self.arrays["target_mean"], self.arrays["target_std"]
         inp = keras.Input((FRAMES, N_MELS), name="logmel")

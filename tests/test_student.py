@@ -168,3 +168,28 @@ def test_a_warm_index_run_imports_no_tensorflow(tmp_path, model):
     (ia, va), (ib, vb) = (Store(tmp_path / s).vectors() for s in ("a.soundalike", "b.soundalike"))
     assert list(ia) == list(ib)
     np.testing.assert_allclose(va, vb, rtol=1e-3, atol=1e-3)  # the same vectors, read from the cache
+
+
+def test_a_time_limit_fits_the_whole_learning_rate_decay_into_it(tmp_path):
+    """``--time-limit`` shapes the schedule: after the first epoch the trainer counts the epochs that fit, the
+    learning rate decays to nothing over them, and it stops there instead of running on at a high rate; the
+    student written loads and answers in the teacher's dimension."""
+    from soundalike.model import distill
+    from soundalike.model.student import StudentEncoder
+
+    rng = np.random.default_rng(0)
+    n, dim = 96, 1906
+    mel = rng.normal(size=(n, 96, 187)).astype(np.float16)
+    teacher = (mel.astype(np.float32).mean(axis=2) @ rng.normal(size=(96, dim)) * 0.1).astype(np.float16)
+    windows = distill.Windows(mel=mel, teacher=teacher, track=np.repeat(np.arange(12), 8),
+                              paths=[f"t{i}.ogg" for i in range(12)], groups=["g"] * 12, augmented=np.zeros(12, bool))
+    lines = []
+    res = distill.train(windows, tmp_path / "s.npz", epochs=1000, time_limit_s=20.0, widths=(4, 4, 4, 4, 8),
+                        embedding=16, progress=False, log=lines.append)
+    planned = [line for line in lines if "fit the time limit" in line]
+    assert len(planned) == 1, lines
+    fit = int(planned[0].split()[0])
+    assert 2 <= fit < 1000 and len(res["history"]) <= fit
+    enc = StudentEncoder(tmp_path / "s.npz")
+    feats, _ = enc.encode(rng.normal(size=(3, 96, 187)).astype(np.float32))
+    assert feats.shape == (3, dim) and np.isfinite(feats).all()
