@@ -238,7 +238,7 @@ BANDS = True
 
 
 def build_student(out_dim: int, *, widths=WIDTHS, embedding: int = EMBEDDING, frames: int = 187, n_mels: int = 96,
-                  bands: bool = False, seed: int = 0):
+                  bands: bool = BANDS, seed: int = 0):
     """The student: log-mel ``(frames, n_mels)`` -> ``out_dim`` standardised teacher features.
 
     Five 3x3 convolutions (``widths``), each with batch norm and ReLU, max-pooled 2x2 after the first three
