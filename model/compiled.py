@@ -134,6 +134,8 @@ def _from_cache(folder: Path, meta: dict, route: str, into=None):
     from ..model.musicnn import MusicnnEncoder
     from ..model.runtime import compile_openvino, precision_for
 
+    if (meta.get("spec") or {}).get("kind", "musicnn") != "musicnn":
+        return None  # the student is built from its arrays without TensorFlow (model.student): never cached
     if meta["min_windows_for_spread"] != MusicnnEncoder.MIN_WINDOWS_FOR_SPREAD:
         return None  # summarised differently by another version: not the same encoder
     model = compile_openvino(str(folder / "model.xml"), meta["order"], precision_for(route),
@@ -141,8 +143,4 @@ def _from_cache(folder: Path, meta: dict, route: str, into=None):
     if into is not None:
         into._route, into._compiled = model.route, model
         return into
-    if (meta.get("spec") or {}).get("kind") == "student":
-        from ..model.student import StudentEncoder
-
-        return StudentEncoder.from_compiled(meta, model)
     return MusicnnEncoder.from_compiled(meta, model)

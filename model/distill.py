@@ -234,16 +234,27 @@ WIDTHS = (16, 32, 64, 128, 192)
 #: the recipe's dense layer and pooling: every frequency band's channels into 768 lost 0.015 on corpus A (never
 #: heard) where the maximum over frequency into 512 lost 0.024, trained on the same music (docs/student.md)
 EMBEDDING = 768
-BANDS = True
+#: frequency bands kept before pooling over time: 6 (the fourth layer halves frequency) or 12 (it does not);
+#: 0 takes the maximum over frequency instead
+BANDS = 6
+
+
+def _bands(bands) -> int:
+    """``bands`` as a count: True (the first band-keeping students' sidecars) is 6, False 0."""
+    bands = 6 if bands is True else int(bands or 0)
+    if bands not in (0, 6, 12):
+        raise ValueError(f"bands must be 0, 6 or 12, not {bands}")
+    return bands
 
 
 def build_student(out_dim: int, *, widths=WIDTHS, embedding: int = EMBEDDING, frames: int = 187, n_mels: int = 96,
-                  bands: bool = BANDS, seed: int = 0):
+                  bands: int = BANDS, seed: int = 0):
     """The student: log-mel ``(frames, n_mels)`` -> ``out_dim`` standardised teacher features.
 
     Five 3x3 convolutions (``widths``), each with batch norm and ReLU, max-pooled 2x2 after the first three
-    and over frequency pairs after the fourth; then the maximum over frequency (with ``bands``: every one of
-    the 6 remaining frequency bands' channels, so where in the spectrum a pattern sits is kept), the mean and
+    and (with ``bands`` 6 or 0) over frequency pairs after the fourth; then every one of the ``bands`` remaining
+    frequency bands' channels (so where in the spectrum a pattern sits is kept; with 0, the maximum over
+    frequency), the mean and
     the maximum over time side by side, a dense layer of ``embedding`` with batch norm and ReLU, and a linear
     layer to the teacher's features.
     """
@@ -255,7 +266,8 @@ def build_student(out_dim: int, *, widths=WIDTHS, embedding: int = EMBEDDING, fr
     inp = keras.Input((frames, n_mels), name="logmel")
     x = L.Reshape((frames, n_mels, 1), name="expand")(inp)
     x = L.BatchNormalization(name="input_norm")(x)
-    pools = ((2, 2), (2, 2), (2, 2), (1, 2), None)
+    bands = _bands(bands)
+    pools = ((2, 2), (2, 2), (2, 2), None if bands == 12 else (1, 2), None)
     for i, (w, pool) in enumerate(zip(widths, pools)):
         x = L.Conv2D(w, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
         x = L.BatchNormalization(name=f"norm{i}")(x)
@@ -289,7 +301,7 @@ def _batch(mel: np.ndarray, idx: np.ndarray, rng: np.random.Generator | None) ->
 
 def train(windows: Windows, out: str | os.PathLike, *, epochs: int = 30, batch: int = 64, patience: int | None = None,
           val_fraction: float = 0.1, seed: int = 0, time_limit_s: float | None = None, widths=WIDTHS,
-          embedding: int = EMBEDDING, bands: bool = BANDS, cosine: bool = True, progress: bool = True,
+          embedding: int = EMBEDDING, bands: int = BANDS, cosine: bool = True, progress: bool = True,
           log=print) -> dict:
     """Fit a student to ``windows`` and write it to ``out`` (``.npz`` plus a ``.json`` sidecar). The windows of
     ``val_fraction`` of the tracks (drawn with ``seed``) are held out. With ``cosine`` (the recipe) the learning
@@ -396,7 +408,7 @@ def teacher_tag_layer() -> tuple[np.ndarray, np.ndarray]:
 
 
 def save_student(out: str | os.PathLike, net, *, mean: np.ndarray, std: np.ndarray, widths, trained: dict,
-                 embedding: int = EMBEDDING, bands: bool = BANDS) -> Path:
+                 embedding: int = EMBEDDING, bands: int = BANDS) -> Path:
     """Write the student's weights (``.npz``, in layer order) and its sidecar (``.json``) atomically."""
     out = Path(out)
     if out.suffix != ".npz":
@@ -412,7 +424,7 @@ def save_student(out: str | os.PathLike, net, *, mean: np.ndarray, std: np.ndarr
     np.savez(tmp, **arrays)
     os.replace(tmp, out)
     meta = {"format": FORMAT, "version": VERSION, "widths": list(widths), "embedding": int(embedding),
-            **({"bands": True} if bands else {}),
+            **({"bands": _bands(bands)} if _bands(bands) else {}),
             "out_dim": int(mean.shape[0]), "trained": trained}
     side = out.with_suffix(".json")
     tmp_side = side.with_name(f".{side.name}.tmp")

@@ -7,8 +7,9 @@ ship in the wheel. As an encoder it is a drop-in for the teacher: the same front
 features (the teacher's scale), the same track vector (their mean), store transform, CSLS ranking and excerpt
 columns, and tag scores from its MSD penultimate features through the MSD network's own last layer.
 
-Loading needs no TensorFlow once the model has been compiled on this machine: the fingerprint is a hash of the
-``.npz`` arrays, and ``model.compiled`` keeps the converted OpenVINO model under it.
+Loading needs no TensorFlow on the OpenVINO routes: the network is built as an OpenVINO graph straight from the
+``.npz`` arrays (:func:`openvino_model`, a few milliseconds), each batch norm folded into the layer before it.
+The Keras model (:attr:`StudentEncoder.net`) is the same network for the ``tensorflow`` route and for training.
 """
 
 from __future__ import annotations
@@ -44,6 +45,65 @@ def read(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
     return arrays, meta
 
 
+#: Keras's batch-norm epsilon, which the student was trained with
+BN_EPSILON = 1e-3
+
+
+def openvino_model(arrays: dict[str, np.ndarray], meta: dict):
+    """The student of ``arrays`` (and its sidecar ``meta``) as an OpenVINO model: log-mel ``[b, 187, 96]`` ->
+    tag scores ``[b, 50]`` and the teacher's window features ``[b, out_dim]``, computed as the Keras network of
+    ``model.distill.build_student`` computes them (float32, within 1e-4), without TensorFlow or a converter."""
+    from ..model.distill import _bands
+    from ..model.runtime import _import_openvino
+
+    ov = _import_openvino()
+    import openvino.opset13 as op
+
+    w = iter([arrays[f"w{i:03d}"].astype(np.float32) for i in range(sum(k[0] == "w" and k[1:].isdigit() for k in arrays))])
+
+    def norm():
+        gamma, beta, mean, var = next(w), next(w), next(w), next(w)
+        scale = gamma / np.sqrt(var + BN_EPSILON)
+        return scale, beta - mean * scale
+
+    def const(a):
+        return op.constant(np.ascontiguousarray(a, dtype=np.float32))
+
+    widths, bands = list(meta["widths"]), _bands(meta.get("bands", 0))
+    inp = op.parameter([-1, FRAMES, N_MELS], np.float32, name="logmel")
+    scale, shift = norm()  # the input's batch norm: one scale and shift
+    x = op.unsqueeze(op.add(op.multiply(inp, const(scale)), const(shift)), op.constant(np.array([1], np.int64)))  # [b, 1, t, mel]
+    pools = [(2, 2), (2, 2), (2, 2), None if bands == 12 else (1, 2), None]
+    for width, pool in zip(widths, pools):
+        kernel = next(w)  # [3, 3, in, out]
+        scale, shift = norm()
+        kernel = np.transpose(kernel * scale, (3, 2, 0, 1))  # [out, in, 3, 3], the norm's scale folded in
+        x = op.convolution(x, const(kernel), [1, 1], [1, 1], [1, 1], [1, 1])
+        x = op.relu(op.add(x, const(shift.reshape(1, width, 1, 1))))
+        if pool:
+            x = op.max_pool(x, list(pool), [1, 1], [0, 0], [0, 0], list(pool), auto_pad="valid").output(0)
+    if bands:  # [b, c, t, f] -> [b, t, f * c], as Keras flattens (frequency, channel)
+        x = op.reshape(op.transpose(x, op.constant(np.array([0, 2, 3, 1], np.int64))),
+                       op.constant(np.array([0, 0, -1], np.int64)), special_zero=True)
+    else:  # the maximum over frequency: [b, t, c]
+        x = op.transpose(op.reduce_max(x, op.constant(np.array([3], np.int64))), op.constant(np.array([0, 2, 1], np.int64)))
+    time = op.constant(np.array([1], np.int64))
+    x = op.concat([op.reduce_mean(x, time), op.reduce_max(x, time)], axis=1)
+    kernel = next(w)
+    scale, shift = norm()
+    x = op.relu(op.add(op.matmul(x, const(kernel * scale), False, False), const(shift)))
+    kernel, bias = next(w), next(w)
+    mean, std = arrays["target_mean"].astype(np.float32), arrays["target_std"].astype(np.float32)
+    # the teacher's scale folded into the last layer: (x @ k + b) * std + mean
+    feats = op.add(op.matmul(x, const(kernel * std), False, False), const(bias * std + mean), name="features")
+    pen = op.slice(feats, op.constant(np.array([MSD_PENULTIMATE.start], np.int64)),
+                   op.constant(np.array([MSD_PENULTIMATE.stop], np.int64)), op.constant(np.array([1], np.int64)),
+                   op.constant(np.array([1], np.int64)))
+    tags = op.sigmoid(op.add(op.matmul(pen, const(arrays["tag_kernel"]), False, False), const(arrays["tag_bias"])),
+                      name="tags")
+    return ov.Model([tags.output(0), feats.output(0)], [inp], NAME)
+
+
 class StudentEncoder(MusicnnEncoder):
     """The distilled student (see the module docstring): the teacher's interface, the student's model."""
 
@@ -66,12 +126,39 @@ class StudentEncoder(MusicnnEncoder):
     @classmethod
     def load(cls, path: str | Path | None = None, *, n_windows: int = 16, peak: float = LEVEL_PEAK,
              runtime_route: str | None = None) -> "StudentEncoder":
-        """The student, its model compiled from this machine's cache when there (no TensorFlow), else built."""
-        enc = cls(path, n_windows=n_windows, peak=peak, runtime_route=runtime_route)
-        from ..model import compiled
+        """The student (its model is compiled on first use: see :meth:`_model`)."""
+        return cls(path, n_windows=n_windows, peak=peak, runtime_route=runtime_route)
 
-        compiled.load(enc.fingerprint, runtime_route, into=enc)  # (the weights are read and hashed once)
-        return enc
+    def _model(self):
+        """The compiled model: on an OpenVINO route the graph of :func:`openvino_model` (no TensorFlow, nothing
+        cached: building and compiling it takes about 0.2 s), else the Keras model in TensorFlow."""
+        if self._compiled is not None:
+            return self._compiled
+        from ..model.runtime import (ENV, RuntimeChoiceError, _stderr, compile_openvino, cpu_has_bf16,
+                                     precision_for, requested)
+
+        route = requested(self._route)
+        if route != "tensorflow":
+            try:
+                precision = precision_for(route)
+                if precision == "bf16" and not cpu_has_bf16():
+                    raise RuntimeChoiceError(f"{ENV}={route}: this CPU has no native bf16 instructions (use openvino-f32)")
+                self._compiled = compile_openvino(openvino_model(self.arrays, self.meta), [0, 1], precision)
+                return self._compiled
+            except ImportError:
+                if route != "auto":
+                    raise RuntimeChoiceError(f"{ENV}={route}: OpenVINO is not installed (pip install openvino)") from None
+            except RuntimeChoiceError:
+                raise
+            except Exception as err:  # a plugin failure must not stop indexing: TensorFlow is exact
+                if route != "auto":
+                    raise
+                (self._warn or _stderr)(f"OpenVINO unavailable ({' '.join(str(err).split())[:160]}); "
+                                        "running the model in TensorFlow")
+        from ..model.runtime import compile_model
+
+        self._compiled = compile_model(self.net, (FRAMES, N_MELS), "tensorflow")
+        return self._compiled
 
     @property
     def net(self):
@@ -91,7 +178,7 @@ class StudentEncoder(MusicnnEncoder):
         keras = import_keras()
         L, ops = keras.layers, keras.ops
         core = build_student(self.window_dim, widths=tuple(self.meta["widths"]), embedding=int(self.meta["embedding"]),
-                             bands=bool(self.meta.get("bands", False)))
+                             bands=self.meta.get("bands", 0))
         weights = [self.arrays[f"w{i:03d}"].astype(np.float32) for i in range(len(core.weights))]
         core.set_weights(weights)
         mean, std = self.arrays["target_mean"], self.arrays["target_std"]
@@ -116,12 +203,3 @@ class StudentEncoder(MusicnnEncoder):
         if self.path != SHIPPED:
             spec["path"] = str(self.path)
         return spec
-
-    @classmethod
-    def from_compiled(cls, meta: dict, compiled) -> "StudentEncoder":
-        spec = meta.get("spec") or {}
-        enc = cls(spec.get("path"), n_windows=int(spec.get("n_windows", 16)), peak=float(spec.get("peak", LEVEL_PEAK)))
-        if enc.fingerprint != meta["fingerprint"]:
-            raise ValueError("the cached student is not the installed one")
-        enc._route, enc._compiled = compiled.route, compiled
-        return enc

@@ -731,7 +731,7 @@ class Searcher:
             ref = self.store.encoder_path or self.store.encoder_info.get("spec")
             if ref is None:
                 raise StoreError(f"{self.store.path}: the store does not record its encoder, outside files cannot be embedded")
-            if isinstance(ref, dict) and ref.get("kind") in ("musicnn", "student"):
+            if isinstance(ref, dict) and ref.get("kind") == "musicnn":
                 # the model the last indexing (or query) process compiled, without TensorFlow (model.compiled)
                 from ..model import compiled
 
