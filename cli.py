@@ -646,11 +646,14 @@ def train(dataset_dir, output, backbone, epochs, batch_size, val_fraction, test_
               help="Stop after this many epochs without a better held-out loss (default: never; the best is kept).")
 @click.option("--time-limit", type=click.FloatRange(min=0.1), default=None,
               help="Minutes of training at most: the learning rate then decays over the epochs that fit.")
+@click.option("--bands", type=click.Choice(["0", "6", "12"]), default=None,
+              help="Frequency bands the network keeps before pooling over time (0: their maximum). [default: the "
+                   "recipe's]")
 @click.option("--no-augment", is_flag=True, help="Only the collected windows (no mixed or transposed ones).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=int, default=None, help="Decode processes (default: one per core).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def distill(music_dirs, work, output, epochs, patience, time_limit, no_augment, seed, workers, as_json):
+def distill(music_dirs, work, output, epochs, patience, time_limit, bands, no_augment, seed, workers, as_json):
     """Train a small student encoder to reproduce the default encoder on the music under MUSIC_DIRS (no labels
     needed): collect every track's windows and the teacher's features into --work, then fit the student."""
     from .model import distill as d
@@ -672,6 +675,7 @@ def distill(music_dirs, work, output, epochs, patience, time_limit, no_augment, 
         f"augmented windows, {collected['failed']} failed)")
     windows = _run(d.load, subs, exclude=(lambda p: p.startswith("augmented:")) if no_augment else (lambda p: False))
     res = _run(d.train, windows, output, epochs=epochs, patience=patience, seed=seed,
+               bands=d.BANDS if bands is None else int(bands),
                time_limit_s=time_limit * 60 if time_limit else None, progress=not as_json, log=log)
     out = {"student": os.path.abspath(output), "tracks": int((~windows.augmented).sum()),
            "windows": int(len(windows.mel)), "collected": collected, **res}

@@ -141,7 +141,8 @@ def test_indexing_with_the_student_stays_small_in_memory(tmp_path):
 
 def test_distill_collects_trains_resumes_and_the_result_indexes(tmp_path):
     """``soundalike distill`` on a folder of synthesised music writes a student that ``index --model`` uses;
-    run again, it collects nothing twice; a file that cannot be decoded is named and skipped."""
+    run again (with the finer 12-band network), it collects nothing twice; a file that cannot be decoded is named
+    and skipped."""
     lib = make_library(tmp_path / "music", per_kind=2, seconds=20.0, formats=("flac", "ogg"), seed=5)
     (tmp_path / "music" / "broken.mp3").write_bytes(b"not audio at all" * 100)
     work, out = tmp_path / "work", tmp_path / "mine.npz"
@@ -154,8 +155,10 @@ def test_distill_collects_trains_resumes_and_the_result_indexes(tmp_path):
     assert "broken.mp3" in run.stderr
     assert out.is_file() and json.loads(out.with_suffix(".json").read_text())["trained"]["windows"] > 0
     again = subprocess.run([SOUNDALIKE, "distill", str(lib.root), "--work", str(work), "-o", str(out), "--epochs", "1",
-                            "--workers", "0", "--json"], capture_output=True, text=True, env=env, timeout=900)
+                            "--bands", "12", "--workers", "0", "--json"], capture_output=True, text=True, env=env,
+                           timeout=900)
     assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(out.with_suffix(".json").read_text())["bands"] == 12  # the finer network, indexed below
     assert json.loads(again.stdout)["collected"]["windows"] == 0  # nothing decoded again
     assert res["collected"]["augmented"] > 0 and json.loads(again.stdout)["collected"]["augmented"] == 0
 
