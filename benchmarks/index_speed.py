@@ -2,8 +2,10 @@
 
 For each encoder in ``--models`` (default: the student, then the teacher ``musicnn``), ``soundalike index``
 runs as a new process on the corpus twice, each time into a new store: first with an empty compiled-model
-cache (a first run on a machine: TensorFlow builds and converts the model), then with the cache that run left
-(every later run: the converted model is read without TensorFlow). Musly (timbre) and bliss analyse the same
+cache (a first run on a machine: for the teacher, TensorFlow builds and converts the model), then with the
+cache that run left (every later run: the converted teacher is read without TensorFlow). The student builds
+its OpenVINO graph from its arrays on every run, so its two runs differ only by what the first leaves in the
+system's file cache. Musly (timbre) and bliss analyse the same
 files with the same number of workers (``benchmarks/peers.py``). The model route is float32 unless told
 otherwise (``--inference``; CPUs without native bf16 have only that). Quality is each system's group
 precision@10 on the tracks all of them analysed, paired with the first soundalike row.
