@@ -113,9 +113,11 @@ def test_index_speed_times_first_and_warm_runs_beside_the_peers(corpora, tmp_pat
     for r in (first, warm):
         assert r["tracks"] == 9 and r["failed"] == 0 and r["tracks_per_hour"] > 0
         assert set(r["stages"]) >= {"decode", "features", "encode", "write"}
-    # the warm run reads the converted model: it neither builds it nor holds TensorFlow
-    assert warm["peak_rss_mb"] < first["peak_rss_mb"]
-    assert warm["p_at_k"] == pytest.approx(first["p_at_k"], abs=0.01)  # the same model, read back
+    # the student never holds TensorFlow (its graph is built from its arrays): a first run is no heavier than a
+    # warm one, and both stay under a gigabyte
+    assert max(first["peak_rss_mb"], warm["peak_rss_mb"]) < 1000
+    assert abs(first["peak_rss_mb"] - warm["peak_rss_mb"]) < 100
+    assert warm["p_at_k"] == pytest.approx(first["p_at_k"], abs=0.01)  # the same model both times
     assert "student warm:" in res.stdout and "tracks/h" in res.stdout
 
 
