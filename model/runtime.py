@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 import warnings
 from typing import Callable
 
@@ -75,9 +76,15 @@ class Compiled:
         return self.run(x)
 
 
+def _keras(net):
+    """The Keras model ``net``, or the one the function ``net`` makes (TensorFlow is imported only then)."""
+    return net() if isinstance(net, (types.FunctionType, types.MethodType)) else net
+
+
 def _tensorflow(net, input_shape: tuple[int, ...]) -> Compiled:
     import tensorflow as tf
 
+    net = _keras(net)
     # one graph for every batch size: ~15 % faster than eager calls, traced once
     fn = tf.function(lambda x: net(x, training=False), input_signature=[tf.TensorSpec([None, *input_shape], tf.float32)])
 
@@ -124,8 +131,10 @@ def compile_openvino(model, order: list[int], precision: str, cache_dir: str | N
     return Compiled(run, f"openvino-{precision}", f"openvino {ov.__version__.split('-')[0]} {precision}")
 
 
-def _openvino(net, input_shape: tuple[int, ...], precision: str) -> Compiled:
-    converted, order = convert(net, input_shape)
+def _openvino(net, input_shape: tuple[int, ...], precision: str, graph=None) -> Compiled:
+    if graph is not None:  # built directly: nothing converted, nothing to cache
+        return compile_openvino(*graph(), precision)
+    converted, order = convert(_keras(net), input_shape)
     out = compile_openvino(converted, order, precision)
     out.converted, out.order = converted, order  # what a cache of the compiled encoder saves
     return out
@@ -138,8 +147,10 @@ def precision_for(route: str) -> str:
     return "bf16" if cpu_has_bf16() else "f32"
 
 
-def compile_model(net, input_shape: tuple[int, ...], route: str | None = None, *, warn=None) -> Compiled:
-    """Compile the Keras model ``net`` (inputs ``[batch, *input_shape]``) for the requested route.
+def compile_model(net, input_shape: tuple[int, ...], route: str | None = None, *, warn=None, graph=None) -> Compiled:
+    """Compile the Keras model ``net`` (inputs ``[batch, *input_shape]``; or a function that makes it, called only
+    when TensorFlow runs it or the model is converted) for the requested route. ``graph``: a function that makes
+    the OpenVINO model and its output order directly, used on the OpenVINO routes instead of converting ``net``.
 
     ``auto`` falls back quietly when OpenVINO is not installed and with a one-line warning (through ``warn``,
     else on stderr) when it is installed but fails; an explicitly requested route that cannot run raises
@@ -153,11 +164,11 @@ def compile_model(net, input_shape: tuple[int, ...], route: str | None = None, *
         if precision == "bf16" and not cpu_has_bf16():
             raise RuntimeChoiceError(f"{ENV}={route}: this CPU has no native bf16 instructions (use openvino-f32)")
         try:
-            return _openvino(net, input_shape, precision)
+            return _openvino(net, input_shape, precision, graph)
         except ImportError:
             raise RuntimeChoiceError(f"{ENV}={route}: OpenVINO is not installed (pip install openvino)") from None
     try:
-        return _openvino(net, input_shape, precision_for("auto"))
+        return _openvino(net, input_shape, precision_for("auto"), graph)
     except ImportError:
         return _tensorflow(net, input_shape)
     except Exception as err:  # a converter or plugin failure must not stop indexing: TensorFlow is exact

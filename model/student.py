@@ -132,32 +132,11 @@ class StudentEncoder(MusicnnEncoder):
     def _model(self):
         """The compiled model: on an OpenVINO route the graph of :func:`openvino_model` (no TensorFlow, nothing
         cached: building and compiling it takes about 0.2 s), else the Keras model in TensorFlow."""
-        if self._compiled is not None:
-            return self._compiled
-        from ..model.runtime import (ENV, RuntimeChoiceError, _stderr, compile_openvino, cpu_has_bf16,
-                                     precision_for, requested)
+        if self._compiled is None:
+            from ..model.runtime import compile_model
 
-        route = requested(self._route)
-        if route != "tensorflow":
-            try:
-                precision = precision_for(route)
-                if precision == "bf16" and not cpu_has_bf16():
-                    raise RuntimeChoiceError(f"{ENV}={route}: this CPU has no native bf16 instructions (use openvino-f32)")
-                self._compiled = compile_openvino(openvino_model(self.arrays, self.meta), [0, 1], precision)
-                return self._compiled
-            except ImportError:
-                if route != "auto":
-                    raise RuntimeChoiceError(f"{ENV}={route}: OpenVINO is not installed (pip install openvino)") from None
-            except RuntimeChoiceError:
-                raise
-            except Exception as err:  # a plugin failure must not stop indexing: TensorFlow is exact
-                if route != "auto":
-                    raise
-                (self._warn or _stderr)(f"OpenVINO unavailable ({' '.join(str(err).split())[:160]}); "
-                                        "running the model in TensorFlow")
-        from ..model.runtime import compile_model
-
-        self._compiled = compile_model(self.net, (FRAMES, N_MELS), "tensorflow")
+            self._compiled = compile_model(lambda: self.net, (FRAMES, N_MELS), self._route, warn=self._warn,
+                                           graph=lambda: (openvino_model(self.arrays, self.meta), [0, 1]))
         return self._compiled
 
     @property
