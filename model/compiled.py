@@ -95,10 +95,9 @@ def write_alias(key: str, fingerprint: str) -> None:
         pass
 
 
-def load(fingerprint: str, route: str | None = None, *, into=None) -> "MusicnnEncoder | None":
+def load(fingerprint: str, route: str | None = None) -> "MusicnnEncoder | None":
     """The cached encoder of ``fingerprint`` for this OpenVINO, compiled for ``route`` (``auto``: bf16 where
-    the CPU has it, else float32), or None (no OpenVINO, not cached, unreadable, or TensorFlow asked for).
-    ``into``: an encoder already made (of that fingerprint) that takes the compiled model, instead of a new one."""
+    the CPU has it, else float32), or None (no OpenVINO, not cached, unreadable, or TensorFlow asked for)."""
     from ..model.runtime import RuntimeChoiceError, requested
 
     try:
@@ -118,7 +117,7 @@ def load(fingerprint: str, route: str | None = None, *, into=None) -> "MusicnnEn
         meta = json.loads((folder / "meta.json").read_text())
         if meta.get("format") != FORMAT or meta.get("version") != VERSION or meta.get("fingerprint") != fingerprint:
             return None
-        return _from_cache(folder, meta, route, into)
+        return _from_cache(folder, meta, route)
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError, RuntimeError):
@@ -128,7 +127,7 @@ def load(fingerprint: str, route: str | None = None, *, into=None) -> "MusicnnEn
         return None
 
 
-def _from_cache(folder: Path, meta: dict, route: str, into=None):
+def _from_cache(folder: Path, meta: dict, route: str):
     """The musicnn encoder with its model compiled from the cache: the same window features, tag scores and
     track vectors as one built from the package's weights on the same route, without TensorFlow."""
     from ..model.musicnn import MusicnnEncoder
@@ -140,7 +139,4 @@ def _from_cache(folder: Path, meta: dict, route: str, into=None):
         return None  # summarised differently by another version: not the same encoder
     model = compile_openvino(str(folder / "model.xml"), meta["order"], precision_for(route),
                              cache_dir=str(folder / "blobs"))
-    if into is not None:
-        into._route, into._compiled = model.route, model
-        return into
     return MusicnnEncoder.from_compiled(meta, model)

@@ -247,6 +247,11 @@ def _bands(bands) -> int:
     return bands
 
 
+def pools(bands) -> tuple:
+    """The max pooling after each of the five convolutions (None: none), for ``bands`` frequency bands."""
+    return ((2, 2), (2, 2), (2, 2), None if _bands(bands) == 12 else (1, 2), None)
+
+
 def build_student(out_dim: int, *, widths=WIDTHS, embedding: int = EMBEDDING, frames: int = 187, n_mels: int = 96,
                   bands: int = BANDS, seed: int = 0):
     """The student: log-mel ``(frames, n_mels)`` -> ``out_dim`` standardised teacher features.
@@ -254,9 +259,8 @@ def build_student(out_dim: int, *, widths=WIDTHS, embedding: int = EMBEDDING, fr
     Five 3x3 convolutions (``widths``), each with batch norm and ReLU, max-pooled 2x2 after the first three
     and (with ``bands`` 6 or 0) over frequency pairs after the fourth; then every one of the ``bands`` remaining
     frequency bands' channels (so where in the spectrum a pattern sits is kept; with 0, the maximum over
-    frequency), the mean and
-    the maximum over time side by side, a dense layer of ``embedding`` with batch norm and ReLU, and a linear
-    layer to the teacher's features.
+    frequency), the mean and the maximum over time side by side, a dense layer of ``embedding`` with batch norm
+    and ReLU, and a linear layer to the teacher's features.
     """
     from ..model._quiet import import_keras
 
@@ -267,8 +271,7 @@ def build_student(out_dim: int, *, widths=WIDTHS, embedding: int = EMBEDDING, fr
     x = L.Reshape((frames, n_mels, 1), name="expand")(inp)
     x = L.BatchNormalization(name="input_norm")(x)
     bands = _bands(bands)
-    pools = ((2, 2), (2, 2), (2, 2), None if bands == 12 else (1, 2), None)
-    for i, (w, pool) in enumerate(zip(widths, pools)):
+    for i, (w, pool) in enumerate(zip(widths, pools(bands))):
         x = L.Conv2D(w, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
         x = L.BatchNormalization(name=f"norm{i}")(x)
         x = L.ReLU(name=f"relu{i}")(x)
@@ -424,7 +427,7 @@ def save_student(out: str | os.PathLike, net, *, mean: np.ndarray, std: np.ndarr
     np.savez(tmp, **arrays)
     os.replace(tmp, out)
     meta = {"format": FORMAT, "version": VERSION, "widths": list(widths), "embedding": int(embedding),
-            **({"bands": _bands(bands)} if _bands(bands) else {}),
+            **({"bands": _bands(bands)} if bands else {}),
             "out_dim": int(mean.shape[0]), "trained": trained}
     side = out.with_suffix(".json")
     tmp_side = side.with_name(f".{side.name}.tmp")
