@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEPS := $(VENV)/.deps
 STAMP := $(VENV)/.installed
-SOURCES := __init__.py cli.py $(wildcard model/*.py catalog/*.py indexer/*.py search/*.py search/web/* demo/*.py)
+SOURCES := __init__.py cli.py $(wildcard model/*.py catalog/*.py indexer/*.py search/*.py search/web/* demo/*.py) $(wildcard model/weights/*)
 
 .PHONY: demo test setup bench clean
 
