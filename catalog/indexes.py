@@ -20,7 +20,7 @@ reader can never pair an index with another library's statistics:
 Encoders without a library transform (the seed CNN, trained heads) keep only the normalisation.
 
 Measured on the dev corpus (248 tracks, 13 soundtracks, group precision@10 with a paired bootstrap over
-queries; README "Compact index"): 8-bit codes of the full standardised vector lose nothing, and a PCA to 256
+queries; docs/internals.md): 8-bit codes of the full standardised vector lose nothing, and a PCA to 256
 dimensions loses at most 0.002 when fitted on the library itself; fitted on a few dozen tracks the PCA costs
 mAP, so smaller libraries keep every dimension. Random projections lost 0.01-0.04 and were dropped.
 """

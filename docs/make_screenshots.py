@@ -1,5 +1,5 @@
-"""The README's pictures: the web page after a search, and the library map, made from the demo's synthesised
-library (nothing downloaded; the same pictures on any machine, give or take fonts).
+"""The pictures of the README and docs/http.md: the web page after a search, and the library map, made from the
+demo's synthesised library (nothing downloaded; the same pictures on any machine, give or take fonts).
 
 Writes ``docs/page.png`` (headless Chromium through Selenium: Debian's ``chromium`` and ``chromium-driver``)
 and ``docs/map.png`` (``soundalike map``). Run from the repository root with the package installed:

@@ -260,7 +260,7 @@ class MusicnnEncoder(EncoderBase):
     their mean over its windows (``pool="mean"``, see :data:`POOLS`), which the store standardises with the
     library's own statistics before normalising (``library_transform = "standardize"``). Class probabilities
     are the first model's 50 tag scores. (``benchmarks/track_vectors.py`` measured the choices on real music;
-    see the README.)
+    see docs/quality.md.)
     """
 
     library_transform = "standardize"

@@ -7,7 +7,7 @@ original TF1 graph does 41-47 windows/s; ``python benchmarks/encoder_speed.py`` 
 
 - ``openvino-bf16``: bfloat16 arithmetic on CPUs with native bf16 instructions (AVX-512 BF16 or AMX), about
   2x the original graph. Outputs differ from float32 by about 1e-2 relative; the retrieval quality table
-  moved by less than 0.01 (README).
+  moved by less than 0.01 (docs/speed.md).
 - ``openvino-f32``: float32, exact to the original graph within 1e-4, about 1.3x.
 - ``tensorflow``: the Keras model in a ``tf.function``, exact, about 1.1x.
 
