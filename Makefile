@@ -8,9 +8,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEPS := $(VENV)/.deps
 STAMP := $(VENV)/.installed
-SOURCES := __init__.py cli.py $(wildcard model/*.py catalog/*.py indexer/*.py search/*.py search/web/* demo/*.py) $(wildcard model/weights/*)
+SOURCES := __init__.py cli.py errors.py $(wildcard model/*.py catalog/*.py indexer/*.py search/*.py search/web/* demo/*.py) $(wildcard model/weights/*)
 
-.PHONY: demo test setup bench clean
+.PHONY: demo test test-fast setup bench clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# everything but the slow system tests (install, soak, browser, Ray, training): for the edit-test loop
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m 'not slow'
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/scale.py

@@ -12,20 +12,7 @@ import sys
 
 import click
 
-# messages of these exceptions are one line that names the file and the reason
-_USER_ERRORS = (
-    (f"{__package__}.catalog.store", "StoreError"),
-    (f"{__package__}.catalog.indexes", "IndexBuildError"),
-    (f"{__package__}.search.searcher", "QueryError"),
-    (f"{__package__}.indexer.run", "IndexingError"),
-    (f"{__package__}.model.encoder", "ModelError"),
-    (f"{__package__}.model.train", "DatasetError"),
-    (f"{__package__}.model.audio", "AudioError"),
-    (f"{__package__}.model.musicnn", "WeightsMissing"),
-    (f"{__package__}.model.runtime", "RuntimeChoiceError"),
-    (f"{__package__}.model.distill", "DistillError"),
-)
-
+from .errors import SoundalikeError
 
 #: options several commands share
 STORE_OPTION = click.option("--db", "store", required=True, type=click.Path(), help="Store directory.")
@@ -42,27 +29,21 @@ MEMORY_OPTION = click.option(
 
 
 class UserError(click.ClickException):
-    """A bad request: one line on stderr, exit code 2 (click's usage convention)."""
+    """A bad request: one line on stderr, exit code 2 (click's usage convention) unless the error says another."""
 
     exit_code = 2
 
-
-def _user_error_types() -> tuple[type, ...]:
-    types = []
-    for module, name in _USER_ERRORS:
-        mod = sys.modules.get(module)  # only modules already imported can have raised
-        if mod is not None:
-            types.append(getattr(mod, name))
-    return tuple(types)
+    def __init__(self, message: str, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def _run(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``; a :class:`SoundalikeError` becomes its one line and its exit code."""
     try:
         return fn(*args, **kwargs)
-    except Exception as err:
-        if isinstance(err, _user_error_types()):
-            raise UserError(str(err)) from None
-        raise
+    except SoundalikeError as err:
+        raise UserError(str(err), err.exit_code) from None
 
 
 def _index_policy(store, kind: str | None, memory: str | None):

@@ -126,10 +126,10 @@ def main() -> None:
         rows.append({"route": route, "runtime": enc.runtime, "windows_per_s": rate, "first_call_s": round(ready, 2),
                      "max_abs_diff": {k: float(np.max(np.abs(out[k] - against[k]))) for k in out}})
     if args.int8:
-        # the 8-bit model (NNCF, model.quantize): speed only here, calibrated on these same windows (its quality is
+        # the 8-bit model (NNCF, benchmarks/quantize.py): speed only here, calibrated on these same windows (its quality is
         # measured by benchmarks/track_vectors.py --int8, calibrated on real music)
         from soundalike.model.musicnn import FRAMES, N_MELS
-        from soundalike.model.quantize import quantize_model
+        from quantize import quantize_model
         from soundalike.model.runtime import compile_openvino, precision_for
 
         enc = MusicnnEncoder("MSD_musicnn")

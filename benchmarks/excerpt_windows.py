@@ -64,7 +64,7 @@ def main() -> None:
 
     from soundalike.catalog.scan import scan
     from soundalike.model.audio import load_windows, peak_normalise, probe, read_windows, resample
-    from soundalike.model.encoder import load_encoder
+    from soundalike.model.registry import load_encoder
 
     enc = load_encoder("musicnn")
     fe = enc.frontend

@@ -26,7 +26,8 @@ import numpy as np
 
 
 
-from soundalike.model.train import list_dataset, split_three  # noqa: E402
+from soundalike.model.dataset import list_dataset  # noqa: E402
+from soundalike.model.train import split_three  # noqa: E402
 
 
 def link_dataset(root: Path, paths: list[str], corpus: Path) -> None:

@@ -51,7 +51,7 @@ def main() -> None:
     args = ap.parse_args()
     from soundalike.catalog.scan import scan
     from soundalike.model.audio import load_windows
-    from soundalike.model.encoder import load_encoder
+    from soundalike.model.registry import load_encoder
 
     enc = load_encoder("musicnn")
     fe = enc.frontend

@@ -22,7 +22,7 @@ MAX_TRACKS = 128
 def calibration_windows(encoder, paths: list[str], *, windows_per_track: int = WINDOWS_PER_TRACK,
                         max_tracks: int = MAX_TRACKS, seed: int = 0) -> np.ndarray:
     """Log-mel windows ``[n, frames, mels]`` (the network's layout) from up to ``max_tracks`` of ``paths``."""
-    from ..model.pipeline import extract_many
+    from soundalike.model.pipeline import extract_many
 
     rng = np.random.default_rng(seed)
     chosen = list(paths) if len(paths) <= max_tracks else [paths[i] for i in rng.choice(len(paths), max_tracks, replace=False)]
@@ -44,8 +44,8 @@ def quantize_model(net, input_shape: tuple[int, ...], windows: np.ndarray, *, ba
         import nncf
     except ImportError:
         raise ImportError("8-bit quantisation needs NNCF: pip install nncf") from None
-    from ..model._quiet import quiet_stderr
-    from ..model.runtime import convert
+    from soundalike.model._quiet import quiet_stderr
+    from soundalike.model.runtime import convert
 
     converted, order = convert(net, input_shape)
     batches = [windows[i : i + batch] for i in range(0, len(windows), batch)]
@@ -57,8 +57,8 @@ def quantize_model(net, input_shape: tuple[int, ...], windows: np.ndarray, *, ba
 
 def quantize_encoder(encoder, paths: list[str], *, log=None):
     """A compiled 8-bit model of a musicnn ``encoder`` (``model.runtime.Compiled``), calibrated on ``paths``."""
-    from ..model.musicnn import FRAMES, N_MELS
-    from ..model.runtime import compile_openvino, precision_for
+    from soundalike.model.musicnn import FRAMES, N_MELS
+    from soundalike.model.runtime import compile_openvino, precision_for
 
     windows = calibration_windows(encoder, paths)
     (log or (lambda m: print(m, file=sys.stderr)))(f"calibrating the 8-bit encoder on {len(windows)} windows")

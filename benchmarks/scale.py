@@ -176,7 +176,7 @@ def step_warm(store: str, queries: int) -> dict:
     # recall against exact search over the full raw vectors, standardised with the store's own statistics
     fitted = s.store.fitted()
     if ids is None:  # 1M: stream the shards for the exact answers
-        from soundalike.catalog.store import iter_latest
+        from soundalike.catalog.shards import iter_latest
 
         live = np.sort(all_ids)
         batches = lambda: iter_latest(s.store.path, s.store.manifest["shards"], live)  # noqa: E731

@@ -12,7 +12,7 @@ with its 95% paired bootstrap interval, and pooled over corpora (each corpus wei
 resampled within their corpus). The rule for a default, printed in the last column: it GAINS when the pooled
 difference clears zero and no corpus's interval lies wholly below zero; it "loses" when one does.
 
-``--int8`` adds the encoder quantised to 8 bits (``model.quantize``), calibrated two-fold by group: the int8
+``--int8`` adds the encoder quantised to 8 bits (``benchmarks/quantize.py``), calibrated two-fold by group: the int8
 vectors of one half of the soundtracks come from a model calibrated on windows of the other half only, so
 no track is ever scored by a model that saw it.
 
@@ -347,7 +347,7 @@ def int8_report(c: dict, k: int, rows: list) -> None:
 
 def int8_variants(root, paths, groups, cache, default, msd16) -> dict:
     from soundalike.model.musicnn import MusicnnEncoder
-    from soundalike.model.quantize import quantize_encoder
+    from quantize import quantize_encoder
 
     names = sorted(set(groups))
     rng = np.random.default_rng(0)

@@ -21,21 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..catalog.store import (
-    MANIFEST,
-    PREVIOUS,
-    STATUS_OK,
-    Store,
-    StoreError,
-    StoreLock,
-    StoreWriter,
-    _atomic_write,
-    _read_shard_ids,
-    _read_shards,
-    _sha256,
-    check_manifest,
-    read_manifest,
-)
+from ..catalog.layout import MANIFEST, PREVIOUS, StoreError, atomic_write, check_manifest, read_manifest, sha256
+from ..catalog.shards import read_shard_ids, read_shards
+from ..catalog.store import Store, StoreLock, StoreWriter
+from ..catalog.track import STATUS_OK
 from ..catalog.track import from_row
 
 
@@ -71,7 +60,7 @@ def _verify_once(path: Path) -> dict:
             size = p.stat().st_size
             if size != meta["size"]:
                 problems.append({"file": name, "problem": f"size {size}, manifest says {meta['size']}"})
-            elif _sha256(p) != meta["sha256"]:
+            elif sha256(p) != meta["sha256"]:
                 problems.append({"file": name, "problem": "checksum mismatch (the file was changed or damaged)"})
         except FileNotFoundError:
             problems.append({"file": name, "problem": "missing"})
@@ -94,7 +83,7 @@ def _verify_once(path: Path) -> dict:
 
 def _file_ok(path: Path, name: str, meta: dict | None) -> bool:
     p = path / name
-    return p.is_file() and (meta is None or (p.stat().st_size == meta["size"] and _sha256(p) == meta["sha256"]))
+    return p.is_file() and (meta is None or (p.stat().st_size == meta["size"] and sha256(p) == meta["sha256"]))
 
 
 def repair(path: str | os.PathLike) -> dict:
@@ -131,7 +120,7 @@ def _repair_locked(path: Path, lock: StoreLock) -> dict:
     for n in m["shards"]:
         try:
             ok = _file_ok(path, n, files.get(n))
-            _read_shards(path, [n])
+            read_shards(path, [n])
         except StoreError:
             ok = False
         if ok:
@@ -148,10 +137,10 @@ def _repair_locked(path: Path, lock: StoreLock) -> dict:
     m["files"] = {k: v for k, v in files.items() if k in kept or k.startswith("encoder/")}
     m["index"], m["transform"], m["index_template"], m["windows"] = None, None, None, None
     text = json.dumps(m, indent=1, sort_keys=True).encode()
-    _atomic_write(path / MANIFEST, lambda f: f.write(text))
+    atomic_write(path / MANIFEST, lambda f: f.write(text))
 
     with StoreWriter(path, encoder=m["encoder"], lock=lock) as w:
-        ids_with_vectors = set(np.concatenate([_read_shard_ids(path, n) for n in m["shards"]]).tolist()) if m["shards"] else set()
+        ids_with_vectors = set(np.concatenate([read_shard_ids(path, n) for n in m["shards"]]).tolist()) if m["shards"] else set()
         lost = 0
         for row in list(w.known().values()):
             if row["status"] == STATUS_OK and row["id"] not in ids_with_vectors:

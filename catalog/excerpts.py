@@ -26,7 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from . import indexes
+from .index_files import read_index
 from .indexes import LayeredIndex, Policy, TrackIndex
+from .layout import DELTA_FRACTION, REMEDY, StoreError, atomic_write, short
+from .shards import latest_in_shard, wanted_bitmap
 
 #: window ids: track id * SLOTS + the window's number within its track (an encoder analyses at most SLOTS)
 SLOTS = 64
@@ -54,7 +57,6 @@ def iter_latest_windows(root: Path, names: list[str], live: np.ndarray, rows: in
     """Stream the windows of the last vector written for every id in ``live``, as ``(window ids, float32[n,
     d])`` batches (newest shard first). A track whose last vector came without windows (a shard written
     before windows were kept) has none."""
-    from .store import StoreError, _REMEDY, _short, latest_in_shard, wanted_bitmap
 
     wanted = wanted_bitmap(live)
     for name in reversed(names):
@@ -71,7 +73,7 @@ def iter_latest_windows(root: Path, names: list[str], live: np.ndarray, rows: in
                 wids = ids[wrows[take]] * SLOTS + window_slots(wrows)[take]
                 wins = z["windows"][take]
         except Exception as err:
-            raise StoreError(f"{root / name}: unreadable vector shard ({_short(err)}){_REMEDY}") from None
+            raise StoreError(f"{root / name}: unreadable vector shard ({short(err)}){REMEDY}") from None
         for at in range(0, len(wids), rows):
             yield wids[at : at + rows], np.ascontiguousarray(wins[at : at + rows], dtype=np.float32)
 
@@ -79,7 +81,6 @@ def iter_latest_windows(root: Path, names: list[str], live: np.ndarray, rows: in
 def count_latest_windows(root: Path, names: list[str], live: np.ndarray) -> tuple[int, int]:
     """(windows, their width) that :func:`iter_latest_windows` would stream, from the shards' ids and window
     rows only (no window feature is read)."""
-    from .store import StoreError, _REMEDY, _short, latest_in_shard, wanted_bitmap
 
     wanted = wanted_bitmap(live)
     n, dim = 0, 0
@@ -91,7 +92,7 @@ def count_latest_windows(root: Path, names: list[str], live: np.ndarray) -> tupl
                     n += int(np.isin(z["window_rows"], pos).sum())
                     dim = dim or _npz_width(z, "windows")
         except Exception as err:
-            raise StoreError(f"{root / name}: unreadable vector shard ({_short(err)}){_REMEDY}") from None
+            raise StoreError(f"{root / name}: unreadable vector shard ({short(err)}){REMEDY}") from None
     return n, dim
 
 
@@ -113,7 +114,6 @@ def count_windows(m: dict, names: list[str]) -> int:
 def commit(root: Path, m: dict, gen: int, live: np.ndarray, *, rebuild: bool, newer_than) -> tuple[dict | None, list[str]]:
     """The window index record for generation ``gen`` and the files written for it. ``newer_than(n)``: the
     shards written since shard number ``n``. A delta when the previous index can take one, else a build."""
-    from .store import DELTA_FRACTION, _atomic_write
 
     prev = m.get("windows") or {}
     if not count_windows(m, m["shards"]):
@@ -132,7 +132,7 @@ def commit(root: Path, m: dict, gen: int, live: np.ndarray, *, rebuild: bool, ne
                     delta.add(wids, wins)
                 if delta.ntotal:
                     name = f"windows.g{gen:06d}.delta.faiss"
-                    _atomic_write(root / name, delta.write)
+                    atomic_write(root / name, delta.write)
                     record["delta"] = {"file": name, "count": int(delta.ntotal)}
                     written.append(name)
             return record, written
@@ -144,8 +144,8 @@ def commit(root: Path, m: dict, gen: int, live: np.ndarray, *, rebuild: bool, ne
                           transform_kind="standardize", fitted=None, policy=Policy(), widths=(EXCERPT_WIDTH,),
                           refine=whiten_within_tracks)
     name, tname = f"windows.g{gen:06d}.faiss", f"windows.g{gen:06d}.template.faiss"
-    _atomic_write(root / name, built.index.write)
-    _atomic_write(root / tname, lambda f: f.write(built.template))
+    atomic_write(root / name, built.index.write)
+    atomic_write(root / tname, lambda f: f.write(built.template))
     info = {k: built.info.get(k) for k in ("type", "width", "nprobe", "nlist", "recall_at_10") if built.info.get(k) is not None}
     record = {"file": name, "template": tname, "count": int(built.index.ntotal), "dim": int(dim),
               "kind": built.index.describe(), "generation": gen, "built": gen,
@@ -181,15 +181,6 @@ def whiten_within_tracks(fitted: indexes.Fitted, sample: np.ndarray, ids: np.nda
                           fitted.fitted_on)
 
 
-def listed(m: dict) -> list[str]:
-    """The files a manifest's window record references."""
-    w = m.get("windows") or {}
-    out = [w[k] for k in ("file", "template") if w.get(k)]
-    if w.get("delta"):
-        out.append(w["delta"]["file"])
-    return out
-
-
 @dataclasses.dataclass
 class WindowMatch:
     """One track's match: its score (the mean over the clip's windows of their best cosine with the track's
@@ -209,7 +200,6 @@ class ExcerptIndex:
 
     @classmethod
     def open(cls, root: Path, record: dict) -> "ExcerptIndex":
-        from .store import read_index
 
         dim = int(record["dim"])
         main = read_index(root, {"file": record["file"]}, dim, mmap=True)

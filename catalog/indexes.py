@@ -33,6 +33,8 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from ..errors import SoundalikeError
+
 PCA_WIDTHS = (256, 384, 512)  # the PCA keeps the fewest of these that hold PCA_KEEP of the variance (the most if none)
 PCA_KEEP = 0.99  # (256 and 512 measured the same precision on the dev corpus, whose spectrum 256 holds)
 PCA_MIN_FIT = 2000  # fitted on fewer tracks, the transform keeps every dimension (the PCA would be rank-poor)
@@ -49,8 +51,8 @@ ID_BYTES = 16  # an id in the index and its hash-table entry, about
 ADD_BATCH = 8192
 
 
-class IndexBuildError(Exception):
-    pass
+class IndexBuildError(SoundalikeError):
+    """An index that cannot be built as asked (a kind or memory budget that cannot hold the library)."""
 
 
 # ------------------------------------------------------------------------------------------------ policy
@@ -778,6 +780,39 @@ def load_template(data: bytes) -> TrackIndex:
     return TrackIndex.wrap(faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8)))
 
 
+def _first_pass(batches, n: int, dim: int, take: np.ndarray, qpos: np.ndarray, moments: "Moments | None"):
+    """One pass over the ``n`` vectors: their moments (into ``moments``, when given), the sample ``take`` marks
+    and the recall queries at positions ``qpos``: ``(sample, sample_ids, query_ids, query_raw)``."""
+    sample, sample_ids, q_ids, q_raw = [], [], [], []
+    at = 0
+    for ids, raw in batches():
+        if moments is not None:
+            moments.add(raw)
+        sel = take[at : at + len(ids)]
+        sample.append(raw[sel])
+        sample_ids.append(ids[sel])
+        qs = qpos[(qpos >= at) & (qpos < at + len(ids))] - at
+        q_ids.append(ids[qs])
+        q_raw.append(raw[qs])
+        at += len(ids)
+    if at != n:
+        raise IndexBuildError(f"expected {n} vectors, the shards hold {at}")
+    return (np.concatenate(sample) if sample else np.zeros((0, dim), np.float32),
+            np.concatenate(sample_ids) if sample_ids else np.zeros(0, np.int64),
+            np.concatenate(q_ids) if q_ids else np.zeros(0, np.int64),
+            np.concatenate(q_raw) if q_raw else np.zeros((0, dim), np.float32))
+
+
+def _reference(fitted: "Fitted", *, refined: bool):
+    """The exact form recall is measured against: raw vectors through the transform in float (with a refined
+    transform, through its basis too, which defines the metric)."""
+    if fitted.mean is None:
+        return unit
+    if refined and fitted.basis is not None:
+        return lambda x: unit(standardize(x, fitted.mean, fitted.std) @ fitted.basis)
+    return lambda x: standardize(x, fitted.mean, fitted.std)
+
+
 def build(batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], n: int, dim: int, *,
           transform_kind: str | None, fitted: Fitted | None, policy: Policy, seed: int = 0,
           measure: bool = True, template: bytes | None = None, widths: tuple[int, ...] = PCA_WIDTHS,
@@ -801,28 +836,12 @@ def build(batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], n: int
     take[rng.choice(n, size=n_sample, replace=False)] = True
     qpos = np.sort(rng.choice(n, size=min(n, RECALL_QUERIES if measure else 0), replace=False))
     moments = Moments(dim) if fitted is None and transform_kind not in (None, "none") else None
-    sample, sample_ids, q_ids, q_raw = [], [], [], []
-    at = 0
-    for ids, raw in batches():
-        if moments is not None:
-            moments.add(raw)
-        sel = take[at : at + len(ids)]
-        sample.append(raw[sel])
-        sample_ids.append(ids[sel])
-        qs = qpos[(qpos >= at) & (qpos < at + len(ids))] - at
-        q_ids.append(ids[qs])
-        q_raw.append(raw[qs])
-        at += len(ids)
-    if at != n:
-        raise IndexBuildError(f"expected {n} vectors, the shards hold {at}")
-    sample = np.concatenate(sample) if sample else np.zeros((0, dim), np.float32)
-    q_ids = np.concatenate(q_ids) if q_ids else np.zeros(0, np.int64)
-    q_raw = np.concatenate(q_raw) if q_raw else np.zeros((0, dim), np.float32)
+    sample, sample_ids, q_ids, q_raw = _first_pass(batches, n, dim, take, qpos, moments)
     fitted_given = fitted is not None
     if fitted is None:
         fitted = fit(transform_kind, moments, sample, n, widths)
         if refine is not None:
-            fitted = refine(fitted, sample, np.concatenate(sample_ids) if sample_ids else np.zeros(0, np.int64))
+            fitted = refine(fitted, sample, sample_ids)
     width = fitted.width or dim
     kind = policy.choose(n, width)
     index = load_template(template) if template is not None and fitted_given else None
@@ -838,14 +857,7 @@ def build(batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], n: int
     t_fit = time.perf_counter() - t0
 
     # second pass: add every vector, and the exact neighbours of the recall queries over the full vectors
-    if fitted.mean is None:
-        reference = unit
-    elif refine is not None and fitted.basis is not None:
-        def reference(x):
-            return unit(standardize(x, fitted.mean, fitted.std) @ fitted.basis)
-    else:
-        def reference(x):
-            return standardize(x, fitted.mean, fitted.std)
+    reference = _reference(fitted, refined=refine is not None)
     q_ref = reference(q_raw) if len(q_raw) else q_raw
 
     def adding():

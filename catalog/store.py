@@ -28,12 +28,17 @@ a delta index and a hidden list: its cost follows the change, not the library); 
 into one base table and updates the index in place; a refit, a compaction of mostly dead shards or a change
 of index kind rebuilds the index from the shards. A reader whose manifest has no up-to-date index builds one
 in memory from the last index and the shards written since.
+
+The store in parts: ``catalog.layout`` (file names, the manifest read and checked, atomic writes, the errors),
+``catalog.shards`` (reading track tables and vector shards), ``catalog.index_files`` (the track index on disk,
+with its deltas, brought up to date) and this module: the reader (:class:`Store`), the writer lock and the
+writer (:class:`StoreWriter`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import dataclasses
 import json
 import os
 import shutil
@@ -45,511 +50,60 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..catalog.track import (COLUMNS, SCHEMA, STATUS_OK, Track, bool_arrow, equals_np, index_arrow, ints_np, ok_mask,
+from ..catalog.track import (COLUMNS, STATUS_OK, Track, bool_arrow, equals_np, index_arrow, ints_np, ok_mask,
                              rows_table)
 from . import excerpts, indexes, neighbours
-from .indexes import Fitted, LayeredIndex, Policy, TrackIndex, standardize, unit
-
-FORMAT = "soundalike-store"
-VERSION = 2  # 2: the compact index (transform inside the FAISS file); 1 is read, and rewritten by its next commit
-MANIFEST = "manifest.json"
-PREVIOUS = "manifest.prev.json"  # the generation before, whose files are kept: what repair falls back to
-_REMEDY = "; 'soundalike verify' checks the store, 'soundalike repair' rebuilds what it can"
-SUFFIX = ".soundalike"
-#: The library transform is refitted when the library has grown to this many times the tracks it was fitted on
-#: (or with ``soundalike reindex --refit``); in between, scores do not move unless the library near a track did.
-REFIT_GROWTH = 1.5
-PART = ".part.parquet"  # a track table of changed rows over the base one (a checkpoint's, or a small commit's)
-DELTA_FRACTION = 0.02  # a commit writes a delta (index and track table) until it changes this share of the library
-SHARD_ROWS = 50_000  # vectors a shard holds at most when shards are compacted
-SHARD_ROWS_WINDOWS = 2_048  # ... when they carry window features too (24 KB a track: ~50 MB a shard)
-ROW_GROUP = 8_192  # rows of a track table's row group: a query reads the text of its hits' groups only
-
-
-class StoreError(Exception):
-    """A store that cannot be opened or written; the message names the path and the remedy."""
-
-
-class EncoderMismatch(StoreError):
-    pass
-
-
-class StoreLocked(StoreError):
-    pass
-
-
-# ------------------------------------------------------------------------------------------------ helpers
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _atomic_write(path: Path, write) -> None:
-    """``write(file_object)`` to a temporary name beside ``path``, fsync, rename over ``path``."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
-
-
-def _short(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text[:160] + "..." if len(text) > 160 else text
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _own_leftover(p: Path) -> bool:
-    """A file a store creation that was killed before its first commit may have left behind."""
-    return p.name in (".lock", "encoder", "vectors", PREVIOUS) or p.name.startswith(("tracks.g", "transform.g", "."))
-
-
-def is_store(path: str | os.PathLike) -> bool:
-    return (Path(path) / MANIFEST).is_file()
-
-
-def read_manifest(path: str | os.PathLike) -> dict:
-    """The manifest of the store at ``path``, checked key by key: anything malformed is a one-line StoreError."""
-    path = Path(path)
-    mf = path / MANIFEST
-    try:
-        manifest = json.loads(mf.read_text())
-    except FileNotFoundError:
-        if (path / PREVIOUS).is_file():
-            raise StoreError(f"{mf}: missing{_REMEDY}") from None
-        raise StoreError(f"{path}: not a soundalike store (no {MANIFEST}); create one with 'soundalike index'") from None
-    except NotADirectoryError:
-        raise StoreError(f"{path}: not a soundalike store (not a folder)") from None
-    except (OSError, ValueError, RecursionError) as err:
-        raise StoreError(f"{mf}: unreadable manifest ({_short(err)}){_REMEDY}") from None
-    return check_manifest(manifest, mf)
-
-
-def _is_int(v, low: int = 0) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= low
-
-
-def _is_name(v) -> bool:
-    """A file name inside the store: relative, no '..', no NUL."""
-    return (isinstance(v, str) and 0 < len(v) < 512 and not v.startswith(("/", "\\")) and "\x00" not in v
-            and ".." not in v.replace("\\", "/").split("/"))
-
-
-def check_manifest(m, mf: Path) -> dict:
-    """``m`` if it is a well-formed manifest of a store this version reads, else a one-line StoreError."""
-    if not isinstance(m, dict) or m.get("format") != FORMAT:
-        raise StoreError(f"{mf}: not a soundalike store manifest")
-    if _is_int(m.get("version"), 1) and m["version"] > VERSION:
-        raise StoreError(f"{mf}: written by a newer soundalike (store format {m['version']}, this one reads {VERSION})")
-
-    def bad(what: str) -> StoreError:
-        return StoreError(f"{mf}: malformed manifest ({what}){_REMEDY}")
-
-    for key in ("version", "generation", "next_id", "next_shard"):
-        if not _is_int(m.get(key), 1 if key == "version" else 0):
-            raise bad(f"{key!r} must be a non-negative integer, not {_short_repr(m.get(key))}")
-    enc = m.get("encoder")
-    if not isinstance(enc, dict):
-        raise bad("'encoder' must be an object")
-    if not (isinstance(enc.get("name"), str) and isinstance(enc.get("fingerprint"), str) and _is_int(enc.get("dim"), 1)):
-        raise bad("'encoder' needs a name, a fingerprint and a positive dim")
-    if enc.get("model") is not None and not _is_name(enc["model"]):
-        raise bad("'encoder.model' must be a file inside the store")
-    if enc.get("spec") is not None and not isinstance(enc["spec"], dict):
-        raise bad("'encoder.spec' must be an object")
-    if enc.get("transform") not in (None, "none", "standardize"):
-        raise bad(f"unknown library transform {_short_repr(enc.get('transform'))}")
-    if not isinstance(enc.get("runtimes", []), list) or not isinstance(enc.get("labels") or [], list):
-        raise bad("'encoder.runtimes' and 'encoder.labels' must be lists")
-    files = m.get("files")
-    if not isinstance(files, dict) or not all(
-        _is_name(k) and isinstance(v, dict) and _is_int(v.get("size")) and isinstance(v.get("sha256"), str)
-        for k, v in files.items()
-    ):
-        raise bad("'files' must map file names to their size and sha256")
-    for key in ("tracks", "shards"):
-        if not isinstance(m.get(key), list) or not all(_is_name(n) for n in m[key]):
-            raise bad(f"{key!r} must be a list of file names")
-    for key in ("index", "transform", "index_template"):
-        part = m.get(key)
-        if part is None:
-            continue
-        if not isinstance(part, dict) or not _is_name(part.get("file")):
-            raise bad(f"{key!r} must be null or an object naming its file")
-        counters = {"index": ("generation", "shards_indexed", "built", "updates"), "transform": ("fitted_on",),
-                    "index_template": ("generation",)}[key]
-        for c in counters:
-            if (c in part or c == "generation") and not _is_int(part.get(c)):
-                raise bad(f"'{key}.{c}' must be a non-negative integer")
-    if m.get("tracks_removed") is not None and not _is_name(m["tracks_removed"]):
-        raise bad("'tracks_removed' must be null or a file inside the store")
-    delta = (m.get("index") or {}).get("delta")
-    if delta is not None and not (isinstance(delta, dict) and _is_name(delta.get("file")) and _is_name(delta.get("hidden"))):
-        raise bad("'index.delta' must be null or an object naming its file and its hidden list")
-    win = m.get("windows")
-    if win is not None and not (isinstance(win, dict) and _is_name(win.get("file")) and _is_name(win.get("template"))
-                                and _is_int(win.get("dim"), 1) and _is_int(win.get("shards_indexed"))
-                                and (win.get("delta") is None or (isinstance(win["delta"], dict) and _is_name(win["delta"].get("file"))))):
-        raise bad("'windows' must be null or an object naming its index, template, width and shards indexed")
-    listed = _listed(m)
-    unlisted = [n for n in listed if n not in files]
-    if unlisted:
-        raise bad(f"{unlisted[0]} has no size and checksum under 'files'")
-    if not isinstance(m.get("counts", {}), dict):
-        raise bad("'counts' must be an object")
-    return m
-
-
-def _listed(m: dict) -> list[str]:
-    """Every file a (checked) manifest's generation references, besides the encoder's."""
-    out = [*m["tracks"], *m["shards"], *(m[k]["file"] for k in ("index", "transform", "index_template") if m.get(k))]
-    if m.get("tracks_removed"):
-        out.append(m["tracks_removed"])
-    delta = (m.get("index") or {}).get("delta")
-    if delta:
-        out += [delta["file"], delta["hidden"]]
-    if neighbours.record_ok(m.get("neighbours")):
-        out.append(m["neighbours"]["file"])
-    return out + excerpts.listed(m)
-
-
-def _short_repr(v) -> str:
-    text = repr(v)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _read_track_rows(root: Path, names: list[str], columns: list[str] | None = None,
-                     removed: np.ndarray | None = None, dictionary: tuple[str, ...] = (),
-                     source=None) -> tuple[pa.Table, np.ndarray | None]:
-    """Base table plus parts, concatenated, and which of their rows count (None: all): for an id present more
-    than once the last row wins, and ids in ``removed`` are left out. ``columns`` (``id`` is always read)
-    limits what is read from disk; ``dictionary``: see :func:`_read_parquet`; ``source``: name -> what to
-    read (a path, or a file the caller holds open)."""
-    schema = SCHEMA if columns is None else pa.schema([SCHEMA.field(c) for c in dict.fromkeys(["id", *columns])])
-    tables = []
-    for name in names:
-        try:
-            tables.append(_read_parquet(root / name if source is None else source(name), schema, dictionary))
-        except Exception as err:
-            raise StoreError(f"{root / name}: unreadable track table ({_short(err)}){_REMEDY}") from None
-    if not tables:
-        return _read_parquet_empty(schema, dictionary), None
-    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    removed = np.zeros(0, np.int64) if removed is None else np.asarray(removed, np.int64)
-    if len(tables) == 1 and not len(removed) and not names[0].endswith(PART):
-        return table, None
-    # newest table first, each row kept unless a newer table (or the removal list) already named its id: one
-    # pass over an id bitmap (no sort of a million ids for the few rows a part changes)
-    all_ids = [ints_np(t.column("id")) for t in tables]
-    top = int(max([removed.max(initial=-1), *(i.max(initial=-1) for i in all_ids)])) + 1
-    seen = np.zeros(top, bool)
-    seen[removed] = True
-    keeps = [None] * len(tables)
-    for at in range(len(tables) - 1, -1, -1):
-        ids = all_ids[at]
-        keep = ~seen[ids]
-        if names[at].endswith(PART) and len(ids):  # a part may list an id twice: its last row wins (a base never does)
-            _, last_rev = np.unique(ids[::-1], return_index=True)
-            last = np.zeros(len(ids), bool)
-            last[len(ids) - 1 - last_rev] = True
-            keep &= last
-        seen[ids] = True
-        keeps[at] = keep
-    keep = np.concatenate(keeps)
-    return table, None if keep.all() else keep
-
-
-def _read_parquet_empty(schema: pa.Schema, dictionary: tuple[str, ...]) -> pa.Table:
-    return pa.schema([pa.field(f.name, pa.dictionary(pa.int32(), f.type)) if f.name in dictionary else f
-                      for f in schema]).empty_table()
-
-
-def _read_tracks(root: Path, names: list[str], columns: list[str] | None = None,
-                 removed: np.ndarray | None = None) -> pa.Table:
-    """The rows that count of :func:`_read_track_rows` (one row per track)."""
-    table, keep = _read_track_rows(root, names, columns, removed)
-    return table if keep is None else table.filter(bool_arrow(keep))
-
-
-def read_removed(root: Path, m: dict) -> np.ndarray:
-    """Ids removed since the manifest's base track table was written (int64, sorted)."""
-    name = m.get("tracks_removed")
-    if not name:
-        return np.zeros(0, np.int64)
-    try:
-        return np.load(root / name).astype(np.int64)
-    except Exception as err:
-        raise StoreError(f"{root / name}: unreadable removal list ({_short(err)}){_REMEDY}") from None
-
-
-def live_ids(table: pa.Table) -> np.ndarray:
-    """Ids of the tracks of ``table`` that have a vector (status ok)."""
-    return ints_np(table.column("id"))[ok_mask(table.column("status"))]
-
-
-def _read_parquet(p, schema: pa.Schema, dictionary: tuple[str, ...] = ()) -> pa.Table:
-    """The ``schema`` columns of one Parquet file (a column an older store lacks comes back as nulls); the text
-    columns named in ``dictionary`` stay dictionary-encoded as Parquet stores them (no decoding, and codes
-    without the compute module). Read with ``ParquetFile``, not ``read_table``: the datasets layer behind the
-    latter imports pandas, half a second of a cold query."""
-    if dictionary:
-        schema = pa.schema([pa.field(f.name, pa.dictionary(pa.int32(), f.type)) if f.name in dictionary else f
-                            for f in schema])
-    f = pq.ParquetFile(p, read_dictionary=[c for c in dictionary if c in schema.names] or None)
-    have = set(f.schema_arrow.names)
-    table = f.read(columns=[c for c in schema.names if c in have])
-    cols = [table.column(c) if c in have else pa.nulls(len(table), schema.field(c).type) for c in schema.names]
-    return pa.Table.from_arrays(cols, schema=schema) if have >= set(schema.names) else pa.table(
-        {c: col for c, col in zip(schema.names, cols)}).cast(schema)
-
-
-def _read_shards(root: Path, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """All shard rows, later shards last: (ids int64[n], vectors float32[n, d])."""
-    ids, vecs = [], []
-    for name in names:
-        try:
-            with np.load(root / name) as z:
-                ids.append(z["ids"].astype(np.int64))
-                vecs.append(z["vectors"].astype(np.float32))
-        except Exception as err:
-            raise StoreError(f"{root / name}: unreadable vector shard ({_short(err)}){_REMEDY}") from None
-    if not ids:
-        return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
-    return np.concatenate(ids), np.concatenate(vecs)
-
-
-def _shard_number(name: str) -> int:
-    """``vectors/shard-000012.npz`` -> 12 (-1 for a name of another shape)."""
-    stem = name.rsplit("/", 1)[-1]
-    digits = stem[len("shard-"):-len(".npz")] if stem.startswith("shard-") and stem.endswith(".npz") else ""
-    return int(digits) if digits.isdigit() else -1
-
-
-def _read_shard_ids(root: Path, name: str) -> np.ndarray:
-    """Only the ids of a shard (8 bytes a row: cheap to count dead rows without reading any vector)."""
-    try:
-        with np.load(root / name) as z:
-            return z["ids"]
-    except Exception as err:
-        raise StoreError(f"{root / name}: unreadable vector shard ({_short(err)}){_REMEDY}") from None
-
-
-def latest_vectors(ids: np.ndarray, vecs: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The last vector written for every id in ``live`` (ids without a vector are left out), sorted by id."""
-    if len(ids) == 0:
-        return np.zeros(0, np.int64), vecs
-    uniq, last_rev = np.unique(ids[::-1], return_index=True)
-    rows = len(ids) - 1 - last_rev
-    keep = np.isin(uniq, live)
-    return uniq[keep], vecs[rows[keep]]
-
-
-def wanted_bitmap(live: np.ndarray) -> np.ndarray:
-    """A bitmap over ids, True for the ids in ``live``."""
-    live = np.asarray(live, np.int64)
-    wanted = np.zeros(int(live.max()) + 1 if len(live) else 0, bool)
-    wanted[live] = True
-    return wanted
-
-
-def latest_in_shard(ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The ids of one shard still ``wanted`` (a bitmap over ids), and the row of each one's last occurrence
-    in the shard; they are no longer wanted afterwards (the shards are read newest first)."""
-    uniq, last_rev = np.unique(ids[::-1], return_index=True)
-    pos = len(ids) - 1 - last_rev
-    ok = uniq < len(wanted)
-    ok[ok] = wanted[uniq[ok]]
-    uniq, pos = uniq[ok], pos[ok]
-    wanted[uniq] = False
-    return uniq, pos
-
-
-def iter_latest(root: Path, names: list[str], live: np.ndarray, rows: int = 8192):
-    """Stream the last vector written for every id in ``live``, as ``(ids, float32[n, d])`` batches of at
-    most ``rows`` (newest shard first; each live id with a vector exactly once). Memory: one shard."""
-    wanted = wanted_bitmap(live)
-    for name in reversed(names):
-        ids, vecs = _read_shards(root, [name])
-        if not len(ids):
-            continue
-        uniq, pos = latest_in_shard(ids, wanted)
-        if not len(uniq):
-            continue
-        for at in range(0, len(uniq), rows):
-            yield uniq[at : at + rows], np.ascontiguousarray(vecs[pos[at : at + rows]], dtype=np.float32)
-
-
-def _iter_latest_rows(root: Path, names: list[str], live: np.ndarray):
-    """Like :func:`iter_latest`, a shard at a time, with each row's window features (None: none kept):
-    ``(ids, vectors, [float16[m, d] or None, ...])``."""
-    wanted = wanted_bitmap(live)
-    for name in reversed(names):
-        try:
-            with np.load(root / name) as z:
-                uniq, pos = latest_in_shard(z["ids"].astype(np.int64), wanted)
-                if not len(uniq):
-                    continue
-                vecs = z["vectors"][pos].astype(np.float32)
-                windows = [None] * len(pos)
-                if "windows" in z.files:
-                    wrows, wins = z["window_rows"], z["windows"]
-                    starts = np.searchsorted(wrows, pos, "left")
-                    ends = np.searchsorted(wrows, pos, "right")
-                    windows = [wins[a:b] if b > a else None for a, b in zip(starts, ends)]
-        except Exception as err:
-            raise StoreError(f"{root / name}: unreadable vector shard ({_short(err)}){_REMEDY}") from None
-        yield uniq, vecs, windows
-
-
-def count_latest(root: Path, names: list[str], live: np.ndarray) -> int:
-    """How many ids of ``live`` have a vector in the shards (reads only the ids)."""
-    have = np.unique(np.concatenate([_read_shard_ids(root, n) for n in names])) if names else np.zeros(0, np.int64)
-    return int(np.isin(np.asarray(live, np.int64), have).sum())
-
-
-def load_fitted(p: Path, dim: int, fitted_on: int = 0) -> Fitted:
-    """The library transform saved at ``p`` (``mean``, ``std`` and, when it reduces, ``basis``)."""
-    try:
-        with np.load(p) as z:
-            fitted = Fitted(z["mean"], z["std"], z["basis"] if "basis" in z.files else None, fitted_on)
-    except Exception as err:
-        raise StoreError(f"{p}: unreadable transform ({_short(err)}){_REMEDY}") from None
-    if fitted.mean.shape != (dim,) or fitted.std.shape != (dim,) or (
-            fitted.basis is not None and (fitted.basis.ndim != 2 or fitted.basis.shape[0] != dim)):
-        raise StoreError(f"{p}: transform does not fit vectors of width {dim}{_REMEDY}")
-    return fitted
-
-
-def save_fitted(f, fitted: Fitted) -> None:
-    extra = {} if fitted.basis is None else {"basis": fitted.basis}
-    np.savez(f, mean=fitted.mean, std=fitted.std, **extra)
-
-
-def _legacy_transform(fitted: Fitted | None):
-    """The first format's query-side transform: standardise (NaN -> the mean), then unit length."""
-    if fitted is None or fitted.mean is None:
-        return unit
-    return lambda x: standardize(x, fitted.mean, fitted.std)
-
-
-LEGACY_KIND = "IDMap2,Flat"  # the first format: unit vectors of the full width, the transform in its own file
-
-
-# ------------------------------------------------------------------------------------------------ reading
-
-
-def read_index(root: Path, info: dict, dim: int, *, mmap: bool, fitted=None) -> TrackIndex:
-    """The index file named by ``info`` (a manifest's ``index``). ``fitted``: a callable giving the store's
-    transform, needed only by the first format (whose index holds no transform)."""
-    import faiss
-
-    p = root / info["file"]
-    try:
-        # memory-mapped: a reader opens at once and shares the page cache instead of copying the codes (safe:
-        # a store never changes a file in place, and a mapped file outlives its name)
-        raw = faiss.read_index(str(p), getattr(faiss, "IO_FLAG_MMAP_IFC", 0) if mmap else 0)
-    except Exception as err:
-        raise StoreError(f"{p}: unreadable FAISS index ({_short(err)}){_REMEDY}") from None
-    if raw.d != dim:
-        raise StoreError(f"{p}: index of width {raw.d}, the manifest says {dim}{_REMEDY}")
-    if info.get("kind") == LEGACY_KIND:
-        return TrackIndex.legacy(raw, _legacy_transform(fitted() if callable(fitted) else fitted))
-    try:
-        return TrackIndex.wrap(raw)
-    except indexes.IndexBuildError as err:
-        raise StoreError(f"{p}: {err}{_REMEDY}") from None
-
-
-def open_index(root: Path, info: dict, dim: int, *, mmap: bool, fitted=None) -> TrackIndex | LayeredIndex:
-    """The index a manifest's ``index`` describes: its main file, with the delta and the hidden ids a small
-    commit wrote beside it when there are some."""
-    main = read_index(root, info, dim, mmap=mmap, fitted=fitted)
-    delta = info.get("delta")
-    if not delta:
-        return main
-    index = read_index(root, {"file": delta["file"]}, dim, mmap=False)
-    p = root / delta["hidden"]
-    try:
-        hidden = np.load(p).astype(np.int64)
-    except Exception as err:
-        raise StoreError(f"{p}: unreadable list of replaced vectors ({_short(err)}){_REMEDY}") from None
-    return LayeredIndex(main, index, hidden)
-
-
-def _newer_shards(m: dict, shards_indexed: int) -> list[str]:
-    return [n for n in m["shards"] if _shard_number(n) >= int(shards_indexed)]
-
-
-def _no_longer_held(held: np.ndarray, live: np.ndarray, new_ids: np.ndarray) -> np.ndarray:
-    """Which of the ``held`` ids an index must drop: tracks no longer live, and tracks re-embedded since
-    (``new_ids``). One pass over an id bitmap: set operations on a million ids hashed for 1.8 s."""
-    top = int(max(held.max(initial=-1), live.max(initial=-1), new_ids.max(initial=-1))) + 1
-    stays = np.zeros(top, bool)
-    stays[live] = True
-    stays[new_ids] = False
-    return held[~stays[held]]
-
-
-def bring_up_to_date(index: TrackIndex, root: Path, m: dict, shards_indexed: int, live: np.ndarray) -> None:
-    """Apply to ``index`` what changed since it was built: vectors of tracks removed or re-embedded leave it,
-    the vectors of the shards written since go in. No other vector is read."""
-    live = np.asarray(live, np.int64)
-    batches = list(iter_latest(root, _newer_shards(m, shards_indexed), live))
-    new_ids = np.concatenate([b[0] for b in batches]) if batches else np.zeros(0, np.int64)
-    index.remove(_no_longer_held(index.ids(), live, new_ids))
-    for ids, vecs in batches:
-        index.add(ids, vecs)
-
-
-def _frozen(m: dict, root: Path) -> Fitted | None:
-    """The store's library transform as it stands (a none-transform for encoders without one; None when one
-    is needed and none has been fitted)."""
+from .indexes import Fitted, Policy, TrackIndex
+from .index_files import (LEGACY_KIND, bring_up_to_date, current_index, frozen_transform, newer_shards,
+                          no_longer_held, open_index, read_index, save_fitted)
+from .layout import (DELTA_FRACTION, FORMAT, MANIFEST, PART, PREVIOUS, REFIT_GROWTH, REMEDY, ROW_GROUP, SHARD_ROWS,
+                     SHARD_ROWS_WINDOWS, VERSION, EncoderMismatch, StoreError, StoreLocked, atomic_write, is_count,
+                     is_store, listed, own_leftover, read_manifest, sha256, short)
+from .shards import (count_latest, iter_latest, iter_latest_rows, latest_vectors, live_ids, read_removed,
+                     read_shard_ids, read_shards, read_track_rows, read_tracks, shard_number)
+
+#: what callers import from here: the store's errors and the names of its manifest
+__all__ = ["DELTA_FRACTION", "MANIFEST", "CommitPlan", "plan_commit", "PREVIOUS", "REFIT_GROWTH", "EncoderMismatch", "Store", "StoreError",
+           "StoreLock", "StoreLocked", "StoreWriter", "is_store", "read_manifest", "to_table_rows"]
+
+
+@dataclasses.dataclass(frozen=True)
+class CommitPlan:
+    """What a commit does beyond writing its rows, decided from the manifest and a few counts (no file read)."""
+
+    #: the library transform is fitted anew (none yet, the library grown to REFIT_GROWTH times the tracks it was
+    #: fitted on, or asked); the index is then rebuilt
+    fit: bool
+    #: the shards are rewritten with only the live rows (more than half of their rows dead)
+    compact: bool
+    #: the quantisers of an encoder without a transform are retrained (grown by the same rule)
+    retrain: bool
+    #: the index built before may stay: a delta beside it, or updated in place; otherwise it is rebuilt
+    keep_index: bool
+    #: the excerpt index is rebuilt rather than given a delta
+    rebuild_windows: bool
+    #: every track's neighbourhood (CSLS) is computed again, not only the new tracks'
+    recompute_neighbours: bool
+
+
+def plan_commit(m: dict, *, live: int, shard_rows: int, policy: Policy, refit: bool = False,
+                rebuild: bool = False) -> CommitPlan:
+    """The plan of a commit of manifest ``m`` with ``live`` tracks holding a vector, ``shard_rows`` rows in its
+    shards (live or dead), index ``policy``; ``refit`` and ``rebuild`` are what the caller asked for."""
     kind = m["encoder"].get("transform")
-    if kind in (None, "none"):
-        return Fitted(None, None, None, 0)
-    info = m.get("transform")
-    if not info:
-        return None
-    return load_fitted(root / info["file"], int(m["encoder"]["dim"]), int(info.get("fitted_on") or 0))
-
-
-def current_index(root: Path, m: dict, live: np.ndarray) -> TrackIndex:
-    """The index a generation without a built one would have: the last built index brought up to date, or
-    (none usable) one built from the shards in memory."""
+    fitted_info = m.get("transform")
+    no_transform = kind in (None, "none")
+    fit = not no_transform and (refit or not fitted_info
+                                or live >= REFIT_GROWTH * max(int(fitted_info.get("fitted_on", 0)), 1))
+    compact = shard_rows > 2 * max(live, 1) and len(m["shards"]) > 1  # mostly dead rows
+    tinfo = m.get("index_template")
+    # the quantisers are frozen with the transform; for encoders without one, retrained by the same growth rule
+    retrain = bool(tinfo) and no_transform and live >= REFIT_GROWTH * max(int(tinfo.get("trained_on") or 0), 1)
     prev = m.get("index") or {}
-    dim = int(m["encoder"]["dim"])
-    if prev and prev.get("kind") != LEGACY_KIND and prev.get("shards_indexed") is not None and (root / prev["file"]).is_file():
-        try:
-            index = read_index(root, prev, dim, mmap=False)
-        except StoreError:
-            index = None
-        if index is not None:
-            bring_up_to_date(index, root, m, prev["shards_indexed"], live)
-            return index
-    built = indexes.build(lambda: iter_latest(root, m["shards"], live), count_latest(root, m["shards"], live), dim,
-                          transform_kind=m["encoder"].get("transform"), fitted=_frozen(m, root),
-                          policy=Policy.from_dict(m.get("index_policy")), measure=False)
-    return built.index
+    keep = (not (fit or rebuild or compact or retrain) and prev.get("shards_indexed") is not None
+            and prev.get("kind") != LEGACY_KIND and Policy.from_dict(prev.get("policy")) == policy)
+    return CommitPlan(fit=fit, compact=compact, retrain=retrain, keep_index=keep,
+                      rebuild_windows=rebuild or refit or compact, recompute_neighbours=fit or rebuild or refit)
 
 
 #: (header, trailer) bytes of the file kinds a store holds
@@ -562,7 +116,7 @@ class Store:
 
     def __init__(self, path: str | os.PathLike, *, columns: list[str] | None = None, dictionary: tuple[str, ...] = ()):
         """``columns``: the track columns this view reads (default: all); ``id`` and ``status`` always.
-        ``dictionary``: text columns kept dictionary-encoded (see :func:`_read_parquet`)."""
+        ``dictionary``: text columns kept dictionary-encoded (see :func:`read_parquet`)."""
         self.path = Path(path)
         self.manifest = read_manifest(self.path)
         self._check_files()
@@ -613,7 +167,7 @@ class Store:
         return self
 
     def _damaged(self, p: Path, reason: str) -> StoreError:
-        return StoreError(f"{p}: {reason}{_REMEDY}")
+        return StoreError(f"{p}: {reason}{REMEDY}")
 
     def _check_files(self) -> None:
         """Cheap checks on open: every listed file exists with its recorded size and the right magic bytes
@@ -659,13 +213,13 @@ class Store:
             try:
                 self._maps[name] = pa.memory_map(str(self.path / name))
             except OSError as err:
-                raise StoreError(f"{self.path / name}: unreadable track table ({_short(err)}){_REMEDY}") from None
+                raise StoreError(f"{self.path / name}: unreadable track table ({short(err)}){REMEDY}") from None
         return self._maps[name]
 
     def column(self, name: str):
         """One track column, aligned with the table of :meth:`track_rows` (read on first use)."""
         if name not in self._extra:
-            table, _ = _read_track_rows(self.path, self.manifest["tracks"], [name], read_removed(self.path, self.manifest),
+            table, _ = read_track_rows(self.path, self.manifest["tracks"], [name], read_removed(self.path, self.manifest),
                                         self._dictionary, self._source)
             self._extra[name] = table.column(name)
         return self._extra[name]
@@ -706,7 +260,7 @@ class Store:
         """The track tables as stored (base and parts concatenated) and which rows count (None: all); what a
         searcher reads, without the filtering that :attr:`tracks` does."""
         if self._rows is None:
-            self._rows = _read_track_rows(self.path, self.manifest["tracks"], self._columns,
+            self._rows = read_track_rows(self.path, self.manifest["tracks"], self._columns,
                                           read_removed(self.path, self.manifest), self._dictionary, self._source)
         return self._rows
 
@@ -728,9 +282,9 @@ class Store:
         """Raw track vectors of the live ok tracks: (ids, float32[n, d]), sorted by id."""
         t = self.tracks
         live = live_ids(t)
-        ids, vecs = _read_shards(self.path, self.manifest["shards"])
+        ids, vecs = read_shards(self.path, self.manifest["shards"])
         if len(ids) and vecs.shape[1] != self.dim:
-            raise StoreError(f"{self.path}: vector shards are {vecs.shape[1]} wide, the manifest says {self.dim}{_REMEDY}")
+            raise StoreError(f"{self.path}: vector shards are {vecs.shape[1]} wide, the manifest says {self.dim}{REMEDY}")
         return latest_vectors(ids, vecs, live)
 
     def transform(self):
@@ -739,7 +293,7 @@ class Store:
 
     def fitted(self) -> Fitted | None:
         """The library transform the writer keeps (None: none fitted yet)."""
-        return _frozen(self.manifest, self.path)
+        return frozen_transform(self.manifest, self.path)
 
     def index(self) -> TrackIndex:
         """The track index of this generation: read from disk (memory-mapped), or, after a checkpoint that
@@ -763,7 +317,7 @@ class Store:
             try:
                 self._neighbourhoods = neighbours.Neighbourhoods(self.path, record)
             except (OSError, ValueError) as err:
-                raise StoreError(f"{self.path / record['file']}: unreadable neighbourhoods ({_short(err)}){_REMEDY}") from None
+                raise StoreError(f"{self.path / record['file']}: unreadable neighbourhoods ({short(err)}){REMEDY}") from None
         return self._neighbourhoods
 
     def excerpt_index(self) -> "excerpts.ExcerptIndex | None":
@@ -835,7 +389,7 @@ class StoreWriter:
             index_policy = Policy.from_dict(index_policy)
         if self.path.exists() and not self.path.is_dir():
             raise StoreError(f"{self.path}: exists and is not a store directory")
-        if self.path.is_dir() and not is_store(self.path) and not all(map(_own_leftover, self.path.iterdir())):
+        if self.path.is_dir() and not is_store(self.path) and not all(map(own_leftover, self.path.iterdir())):
             raise StoreError(f"{self.path}: folder exists, is not empty and is not a soundalike store")
         self.path.mkdir(parents=True, exist_ok=True)
         # a lock handed in (e.g. by repair) stays the caller's to release
@@ -853,7 +407,7 @@ class StoreWriter:
         if is_store(self.path):
             self.manifest = m = read_manifest(self.path)
             # never reuse an id or overwrite a shard, whatever the counters say
-            m["next_shard"] = max([m["next_shard"], *(_shard_number(n) + 1 for n in m["shards"])])
+            m["next_shard"] = max([m["next_shard"], *(shard_number(n) + 1 for n in m["shards"])])
             have = self.manifest["encoder"]
             if have["fingerprint"] != encoder["fingerprint"]:
                 raise EncoderMismatch(
@@ -921,7 +475,7 @@ class StoreWriter:
         self._stale = False
         self._removed_before = read_removed(self.path, m)
         self._base_names = list(m["tracks"])  # (a checkpoint adds parts to the manifest: not to the base)
-        light, keep = _read_track_rows(self.path, self._base_names, ["status", "path"], self._removed_before, ("status",))
+        light, keep = read_track_rows(self.path, self._base_names, ["status", "path"], self._removed_before, ("status",))
         # position in the committed rows -> row of ``light`` (which also holds rows that no longer count)
         self._base_rows = np.arange(len(light)) if keep is None else np.flatnonzero(keep)
         self._base_ids = ints_np(light.column("id"))[self._base_rows]
@@ -938,7 +492,7 @@ class StoreWriter:
     def _base(self) -> pa.Table:
         """Every column of the committed rows (in the order of ``_base_ids``)."""
         if self._base_table is None:
-            self._base_table = _read_tracks(self.path, self._base_names, None, self._removed_before)
+            self._base_table = read_tracks(self.path, self._base_names, None, self._removed_before)
             assert len(self._base_table) == len(self._base_ids)
         return self._base_table
 
@@ -1072,7 +626,7 @@ class StoreWriter:
         if shard:
             new_files.append(shard)
         part = f"tracks.g{gen:06d}{PART}"
-        _atomic_write(self.path / part, lambda f: pq.write_table(to_table_rows(self._pending_rows), f))
+        atomic_write(self.path / part, lambda f: pq.write_table(to_table_rows(self._pending_rows), f))
         new_files.append(part)
         self.manifest["tracks"] = self.manifest["tracks"] + [part]
         self._pending_rows = []
@@ -1108,25 +662,11 @@ class StoreWriter:
         live = self._live()
         statuses = self._statuses()
         new_files += self._commit_tracks(gen, rebuild or refit)
-
-        dim = int(m["encoder"]["dim"])
-        kind = m["encoder"].get("transform")
-        fitted_info = m.get("transform")
-        if kind in (None, "none"):
-            need_fit = False
-        else:
-            need_fit = refit or not fitted_info or len(live) >= REFIT_GROWTH * max(int(fitted_info.get("fitted_on", 0)), 1)
         policy = Policy.from_dict(m.get("index_policy"))
-        shard_rows = self._shard_rows()
-        compact = shard_rows > 2 * max(len(live), 1) and len(m["shards"]) > 1  # mostly dead rows
+        plan = plan_commit(m, live=len(live), shard_rows=self._shard_rows(), policy=policy, refit=refit, rebuild=rebuild)
         prev = m.get("index") or {}
-        tinfo = m.get("index_template")
-        # the quantisers are frozen with the transform; for encoders without one, retrained by the same growth rule
-        stale = bool(tinfo) and kind in (None, "none") and len(live) >= REFIT_GROWTH * max(int(tinfo.get("trained_on") or 0), 1)
-        index = None
-        record = None
-        if not (need_fit or rebuild or compact or stale) and prev.get("shards_indexed") is not None \
-                and prev.get("kind") != LEGACY_KIND and Policy.from_dict(prev.get("policy")) == policy:
+        index, record = None, None
+        if plan.keep_index:
             record = self._delta_record(prev, live, gen, new_files, policy)
             if record is None:
                 index = self._updated_index(prev, live)
@@ -1135,57 +675,82 @@ class StoreWriter:
         updated = index is not None
         info = {}
         if record is None and index is None:
-            if compact:
-                new_files += self._compact_shards(live)
-            fitted = None if need_fit else _frozen(m, self.path)
-            template = (self.path / tinfo["file"]).read_bytes() if tinfo and fitted is not None and not stale else None
-            built = indexes.build(lambda: iter_latest(self.path, m["shards"], live),
-                                  count_latest(self.path, m["shards"], live), dim, transform_kind=kind,
-                                  fitted=fitted, policy=policy, template=template)
-            index, info = built.index, built.info
-            if built.template is not None:
-                tname = f"template.g{gen:06d}.faiss"
-                _atomic_write(self.path / tname, lambda f: f.write(built.template))
-                new_files.append(tname)
-                m["index_template"] = {"file": tname, "generation": gen, "type": info["type"],
-                                       "trained_on": int(info["trained_on"])}
-            if need_fit:
-                tname = f"transform.g{gen:06d}.npz"
-                _atomic_write(self.path / tname, lambda f: save_fitted(f, built.fitted))
-                new_files.append(tname)
-                m["transform"] = {"kind": "standardize", "file": tname, "fitted_on": int(built.fitted.fitted_on),
-                                  "generation": gen, "width": int(index.width)}
+            index, info = self._rebuilt_index(gen, live, plan, policy, new_files)
         if record is None:
-            iname = f"tracks.g{gen:06d}.faiss"
-            # streamed to the file in blocks: no serialised copy of the whole index in memory
-            _atomic_write(self.path / iname, index.write)
-            new_files.append(iname)
-            # built: the generation whose commit last built it whole; updates: commits that changed it since
-            drop = ("file", "count", "generation", "shards_indexed", "delta", "bytes")
-            record = {k: v for k, v in prev.items() if k not in drop} if updated else info
-            record.update({"file": iname, "kind": index.describe(), "metric": "inner_product", "count": int(index.ntotal),
-                           "generation": gen, "shards_indexed": int(m["next_shard"]),
-                           "built": int(prev.get("built", prev.get("generation", gen))) if updated else gen,
-                           "updates": int(prev.get("updates", 0)) + 1 if updated else 0,
-                           "bytes": int((self.path / iname).stat().st_size)})
+            record = self._write_index(gen, index, prev if updated else None, info, new_files)
         m["index"] = record
-        m["shard_windows"] = {n: c for n, c in (m.get("shard_windows") or {}).items() if n in m["shards"]}
-        m["windows"], written = excerpts.commit(self.path, m, gen, live, rebuild=rebuild or refit or compact,
-                                                newer_than=lambda n: _newer_shards(m, n))
-        new_files += written
-        if m["encoder"].get("rescore") == "csls":
-            m["neighbours"], written = neighbours.commit(
-                self.path, m, gen, live, recompute=need_fit or rebuild or refit,
-                open_index=lambda: open_index(self.path, record, dim, mmap=True, fitted=lambda: _frozen(m, self.path)),
-                iter_vectors=lambda names, ids: iter_latest(self.path, names, ids),
-                newer_shards=lambda n: _newer_shards(m, n), atomic_write=_atomic_write)
-            new_files += written
+        self._commit_beside(gen, live, plan, record, new_files)
         self._pending_rows = []
         self._removed = set()
         self._changed = {}
         self._session_paths = {}
         self._publish(gen, new_files, statuses=statuses)
         self._stale = True  # the committed rows are read again when next needed (a writer is mostly closed now)
+
+    def _rebuilt_index(self, gen: int, live: np.ndarray, plan: "CommitPlan", policy: Policy,
+                       new_files: list[str]) -> tuple[TrackIndex, dict]:
+        """The index built anew from the shards (compacted first when the plan says so), with a new template
+        and, when the plan fits one, a new library transform written beside it."""
+        m = self.manifest
+        tinfo = m.get("index_template")
+        if plan.compact:
+            new_files += self._compact_shards(live)
+        fitted = None if plan.fit else frozen_transform(m, self.path)
+        template = (self.path / tinfo["file"]).read_bytes() if tinfo and fitted is not None and not plan.retrain else None
+        built = indexes.build(lambda: iter_latest(self.path, m["shards"], live),
+                              count_latest(self.path, m["shards"], live), int(m["encoder"]["dim"]),
+                              transform_kind=m["encoder"].get("transform"), fitted=fitted, policy=policy,
+                              template=template)
+        index, info = built.index, built.info
+        if built.template is not None:
+            tname = f"template.g{gen:06d}.faiss"
+            atomic_write(self.path / tname, lambda f: f.write(built.template))
+            new_files.append(tname)
+            m["index_template"] = {"file": tname, "generation": gen, "type": info["type"],
+                                   "trained_on": int(info["trained_on"])}
+        if plan.fit:
+            tname = f"transform.g{gen:06d}.npz"
+            atomic_write(self.path / tname, lambda f: save_fitted(f, built.fitted))
+            new_files.append(tname)
+            m["transform"] = {"kind": "standardize", "file": tname, "fitted_on": int(built.fitted.fitted_on),
+                              "generation": gen, "width": int(index.width)}
+        return index, info
+
+    def _write_index(self, gen: int, index: TrackIndex, updated_from: dict | None, info: dict,
+                     new_files: list[str]) -> dict:
+        """Write ``index`` as this generation's main index; its manifest record (``updated_from``: the record
+        of the index it was updated from in place, None when it was built whole, with ``info``)."""
+        iname = f"tracks.g{gen:06d}.faiss"
+        # streamed to the file in blocks: no serialised copy of the whole index in memory
+        atomic_write(self.path / iname, index.write)
+        new_files.append(iname)
+        # built: the generation whose commit last built it whole; updates: commits that changed it since
+        prev = updated_from or {}
+        drop = ("file", "count", "generation", "shards_indexed", "delta", "bytes")
+        record = {k: v for k, v in prev.items() if k not in drop} if updated_from is not None else info
+        record.update({"file": iname, "kind": index.describe(), "metric": "inner_product", "count": int(index.ntotal),
+                       "generation": gen, "shards_indexed": int(self.manifest["next_shard"]),
+                       "built": int(prev.get("built", prev.get("generation", gen))) if updated_from is not None else gen,
+                       "updates": int(prev.get("updates", 0)) + 1 if updated_from is not None else 0,
+                       "bytes": int((self.path / iname).stat().st_size)})
+        return record
+
+    def _commit_beside(self, gen: int, live: np.ndarray, plan: "CommitPlan", record: dict, new_files: list[str]) -> None:
+        """What is kept beside the track index: the excerpt index of the tracks' windows, and each track's
+        neighbourhood for CSLS."""
+        m = self.manifest
+        m["shard_windows"] = {n: c for n, c in (m.get("shard_windows") or {}).items() if n in m["shards"]}
+        m["windows"], written = excerpts.commit(self.path, m, gen, live, rebuild=plan.rebuild_windows,
+                                                newer_than=lambda n: newer_shards(m, n))
+        new_files += written
+        if m["encoder"].get("rescore") == "csls":
+            dim = int(m["encoder"]["dim"])
+            m["neighbours"], written = neighbours.commit(
+                self.path, m, gen, live, recompute=plan.recompute_neighbours,
+                open_index=lambda: open_index(self.path, record, dim, mmap=True, fitted=lambda: frozen_transform(m, self.path)),
+                iter_vectors=lambda names, ids: iter_latest(self.path, names, ids),
+                newer_shards=lambda n: newer_shards(m, n), atomic_write=atomic_write)
+            new_files += written
 
     def _commit_tracks(self, gen: int, merge: bool) -> list[str]:
         """Write this commit's track table: a part of the rows changed since the last checkpoint and the list
@@ -1203,21 +768,21 @@ class StoreWriter:
         if merge or base is None or part_rows + len(removed) > DELTA_FRACTION * base_rows or len(parts) >= 64:
             table = self._merged()
             name = f"tracks.g{gen:06d}.parquet"
-            _atomic_write(self.path / name, lambda f: pq.write_table(table, f, row_group_size=ROW_GROUP))
+            atomic_write(self.path / name, lambda f: pq.write_table(table, f, row_group_size=ROW_GROUP))
             m["tracks"], m["tracks_removed"] = [name], None
             return [name]
         written = []
         if self._pending_rows:
             part = f"tracks.g{gen:06d}{PART}"
             rows = to_table_rows(self._pending_rows)
-            _atomic_write(self.path / part, lambda f: pq.write_table(rows, f))
+            atomic_write(self.path / part, lambda f: pq.write_table(rows, f))
             m["tracks"] = names + [part]
             written.append(part)
         if not np.array_equal(removed, self._removed_before):
             m["tracks_removed"] = None
             if len(removed):
                 name = m["tracks_removed"] = f"tracks.g{gen:06d}.removed.npy"
-                _atomic_write(self.path / name, lambda f: np.save(f, removed))
+                atomic_write(self.path / name, lambda f: np.save(f, removed))
                 written.append(name)
         return written
 
@@ -1235,10 +800,10 @@ class StoreWriter:
         except StoreError:
             return None
         main_ids = main.ids()
-        newer = _newer_shards(m, prev["shards_indexed"])
-        shard_ids = np.unique(np.concatenate([_read_shard_ids(self.path, n) for n in newer])) if newer else np.zeros(0, np.int64)
+        newer = newer_shards(m, prev["shards_indexed"])
+        shard_ids = np.unique(np.concatenate([read_shard_ids(self.path, n) for n in newer])) if newer else np.zeros(0, np.int64)
         new_ids = shard_ids[np.isin(shard_ids, live)]  # (intersect1d would hash a million live ids: 0.5 s)
-        hidden = np.sort(_no_longer_held(main_ids, live, new_ids))
+        hidden = np.sort(no_longer_held(main_ids, live, new_ids))
         total = len(main_ids) - len(hidden) + len(new_ids)
         if len(hidden) + len(new_ids) > DELTA_FRACTION * len(main_ids) or policy.choose(total, main.width) != prev.get("type"):
             return None
@@ -1251,8 +816,8 @@ class StoreWriter:
             for ids, vecs in iter_latest(self.path, newer, new_ids):
                 delta.add(ids, vecs)
             dname, hname = f"tracks.g{gen:06d}.delta.faiss", f"tracks.g{gen:06d}.hidden.npy"
-            _atomic_write(self.path / dname, delta.write)
-            _atomic_write(self.path / hname, lambda f: np.save(f, hidden))
+            atomic_write(self.path / dname, delta.write)
+            atomic_write(self.path / hname, lambda f: np.save(f, hidden))
             new_files += [dname, hname]
             record["delta"] = {"file": dname, "hidden": hname, "count": int(delta.ntotal), "hidden_count": len(hidden)}
             size += (self.path / dname).stat().st_size + (self.path / hname).stat().st_size
@@ -1272,7 +837,7 @@ class StoreWriter:
         """Rows the shards hold, live or dead (counted once a shard and kept in the manifest)."""
         m = self.manifest
         known = m.get("shard_rows") if isinstance(m.get("shard_rows"), dict) else {}
-        m["shard_rows"] = {n: known[n] if _is_int(known.get(n)) else len(_read_shard_ids(self.path, n)) for n in m["shards"]}
+        m["shard_rows"] = {n: known[n] if is_count(known.get(n)) else len(read_shard_ids(self.path, n)) for n in m["shards"]}
         return sum(m["shard_rows"].values())
 
     def _compact_shards(self, live: np.ndarray) -> list[str]:
@@ -1282,7 +847,7 @@ class StoreWriter:
         self.manifest["shards"] = []
         written = []
         n, carry = 0, False
-        for ids, vecs, windows in _iter_latest_rows(self.path, old, live):
+        for ids, vecs, windows in iter_latest_rows(self.path, old, live):
             for i in range(len(ids)):
                 self._pending_ids.append(ids[i : i + 1])
                 self._pending_vecs.append(vecs[i : i + 1])
@@ -1309,7 +874,7 @@ class StoreWriter:
         self.manifest["next_shard"] = n + 1
         name = f"vectors/shard-{n:06d}.npz"
         (self.path / "vectors").mkdir(exist_ok=True)
-        _atomic_write(self.path / name, lambda f: np.savez(f, ids=ids, vectors=vecs, **extra))
+        atomic_write(self.path / name, lambda f: np.savez(f, ids=ids, vectors=vecs, **extra))
         self.manifest["shards"] = self.manifest["shards"] + [name]
         self.manifest.setdefault("shard_rows", {})[name] = len(ids)
         if extra:
@@ -1328,7 +893,7 @@ class StoreWriter:
                 files[name] = m["files"][name]
             else:
                 p = self.path / name
-                files[name] = {"size": p.stat().st_size, "sha256": _sha256(p)}
+                files[name] = {"size": p.stat().st_size, "sha256": sha256(p)}
         tracks, ok = statuses or self._statuses()
         indexed = m.get("index") and m["index"].get("generation") == gen
         m["counts"] = {
@@ -1346,15 +911,15 @@ class StoreWriter:
         # keep the outgoing generation's manifest (its files are kept too); the first commit keeps a copy of itself
         if current.exists():
             old = current.read_bytes()
-            _atomic_write(self.path / PREVIOUS, lambda f: f.write(old))
-            _atomic_write(current, lambda f: f.write(text))
+            atomic_write(self.path / PREVIOUS, lambda f: f.write(old))
+            atomic_write(current, lambda f: f.write(text))
         else:
-            _atomic_write(current, lambda f: f.write(text))
-            _atomic_write(self.path / PREVIOUS, lambda f: f.write(text))
+            atomic_write(current, lambda f: f.write(text))
+            atomic_write(self.path / PREVIOUS, lambda f: f.write(text))
         self._collect_garbage(keep=set(files) | previous)
 
     def _referenced(self, m: dict) -> set[str]:
-        refs = set(_listed(m))
+        refs = set(listed(m))
         if m["encoder"].get("model"):
             refs |= {f"encoder/{p.name}" for p in (self.path / "encoder").iterdir() if not p.name.startswith(".")}
         return refs

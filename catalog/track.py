@@ -11,60 +11,73 @@ STATUS_OK = "ok"
 STATUS_ERROR = "error"
 
 
-@dataclasses.dataclass
-class Track:
-    """One audio file of a library. ``id`` is stable for the life of the store."""
-
-    id: int
-    path: str  # absolute
-    size: int
-    mtime: float
-    duration_s: float | None = None
-    title: str | None = None
-    artist: str | None = None
-    album: str | None = None
-    genre: str | None = None  # normalised (see catalog.tags.normalise_genre)
-    status: str = STATUS_OK
-    error: str | None = None  # one line
-    predicted_genre: str | None = None
-    predicted_score: float | None = None
-    windows: int | None = None  # analysis windows that went into the vector
-    predicted_tags: list[str] | None = None  # the encoder's top tags, best first
-    predicted_tag_scores: list[float] | None = None
-    missing_since: float | None = None  # when a scan could not reach the file (unmounted drive, unreadable folder)
-    content_hash: str | None = None  # catalog.scan.content_hash: a moved or renamed file is known by it
-    tag_scores: list[float] | None = None  # the encoder's mean score of each of its labels (the store's order)
-    bpm: float | None = None  # estimated tempo (model.keytempo)
-    key: str | None = None  # estimated key, e.g. "A minor"
-    key_strength: float | None = None  # how clearly: the key profile's margin over the non-neighbouring keys
+REQUIRED = dataclasses.MISSING
 
 
-SCHEMA = pa.schema(
-    [
-        pa.field("id", pa.int64(), nullable=False),
-        pa.field("path", pa.string(), nullable=False),
-        pa.field("size", pa.int64()),
-        pa.field("mtime", pa.float64()),
-        pa.field("duration_s", pa.float32()),
-        pa.field("title", pa.string()),
-        pa.field("artist", pa.string()),
-        pa.field("album", pa.string()),
-        pa.field("genre", pa.string()),
-        pa.field("status", pa.string()),
-        pa.field("error", pa.string()),
-        pa.field("predicted_genre", pa.string()),
-        pa.field("predicted_score", pa.float32()),
-        pa.field("windows", pa.int32()),
-        pa.field("predicted_tags", pa.list_(pa.string())),
-        pa.field("predicted_tag_scores", pa.list_(pa.float32())),
-        pa.field("missing_since", pa.float64()),
-        pa.field("content_hash", pa.string()),
-        pa.field("tag_scores", pa.list_(pa.float16())),
-        pa.field("bpm", pa.float32()),
-        pa.field("key", pa.string()),
-        pa.field("key_strength", pa.float32()),
-    ]
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One column of the track table, declared once: :class:`Track`, :data:`SCHEMA`, the search results'
+    columns (``search.searcher.Hit``) and what an index run reads to plan are all made from :data:`FIELDS`."""
+
+    name: str
+    arrow: pa.DataType
+    py: object  # the Python type of the Track attribute
+    default: object = None  # REQUIRED: a Track must be given it
+    hit: bool = False  # shown with every search result
+    plan: bool = True  # read when an index run plans its work (not the per-label arrays)
+    doc: str = ""
+
+
+FIELDS = (
+    Field("id", pa.int64(), int, REQUIRED, hit=True, doc="stable for the life of the store"),
+    Field("path", pa.string(), str, REQUIRED, hit=True, doc="absolute"),
+    Field("size", pa.int64(), int, REQUIRED),
+    Field("mtime", pa.float64(), float, REQUIRED),
+    Field("duration_s", pa.float32(), "float | None", hit=True),
+    Field("title", pa.string(), "str | None", hit=True),
+    Field("artist", pa.string(), "str | None", hit=True),
+    Field("album", pa.string(), "str | None", hit=True),
+    Field("genre", pa.string(), "str | None", hit=True, doc="normalised (see catalog.tags.normalise_genre)"),
+    Field("status", pa.string(), str, STATUS_OK),
+    Field("error", pa.string(), "str | None", doc="one line"),
+    Field("predicted_genre", pa.string(), "str | None", hit=True),
+    Field("predicted_score", pa.float32(), "float | None"),
+    Field("windows", pa.int32(), "int | None", doc="analysis windows that went into the vector"),
+    Field("predicted_tags", pa.list_(pa.string()), "list[str] | None", doc="the encoder's top tags, best first"),
+    Field("predicted_tag_scores", pa.list_(pa.float32()), "list[float] | None"),
+    Field("missing_since", pa.float64(), "float | None", hit=True,
+          doc="when a scan could not reach the file (unmounted drive, unreadable folder)"),
+    Field("content_hash", pa.string(), "str | None", doc="catalog.scan.content_hash: a moved file is known by it"),
+    Field("tag_scores", pa.list_(pa.float16()), "list[float] | None", plan=False,
+          doc="the encoder's mean score of each of its labels (the store's order)"),
+    Field("bpm", pa.float32(), "float | None", hit=True, doc="estimated tempo (model.keytempo)"),
+    Field("key", pa.string(), "str | None", hit=True, doc='estimated key, e.g. "A minor"'),
+    Field("key_strength", pa.float32(), "float | None",
+          doc="how clearly: the key profile's margin over the non-neighbouring keys"),
 )
+
+
+def make_record(name: str, doc: str, fields, module: str = __name__, methods: dict | None = None) -> type:
+    """A dataclass named ``name`` of ``module`` from ``(name, type, default)`` triples (REQUIRED: no default; a
+    list default is a new list for each record)."""
+    def spec(n, t, d):
+        if d is REQUIRED:
+            return n, t
+        return n, t, dataclasses.field(default_factory=list) if d == [] else dataclasses.field(default=d)
+
+    cls = dataclasses.make_dataclass(name, [spec(*f) for f in fields], namespace={"__doc__": doc, **(methods or {})})
+    cls.__module__ = module  # picklable, and named where it is declared
+    return cls
+
+
+Track = make_record("Track", "One audio file of a library (its fields: :data:`FIELDS`). ``id`` is stable for the life "
+                   "of the store.", [(f.name, f.py, f.default) for f in FIELDS])
+
+SCHEMA = pa.schema([pa.field(f.name, f.arrow, nullable=f.name not in ("id", "path")) for f in FIELDS])
+#: the columns read when an index run plans its work
+PLAN_COLUMNS = [f.name for f in FIELDS if f.plan]
+#: the columns every search result shows
+HIT_FIELDS = [f.name for f in FIELDS if f.hit]
 
 COLUMNS = [f.name for f in SCHEMA]
 

@@ -88,16 +88,7 @@ def run_demo(
     tracks = write_library(workdir / "library", per_style=per_style, duration_s=seconds)
     timings["synthesise_s"] = time.perf_counter() - t
 
-    by_style = defaultdict(list)
-    for tr in tracks:
-        by_style[tr.style].append(tr)
-    train_paths, held_out = set(), []
-    for style, items in by_style.items():
-        n_train = max(2, (2 * len(items)) // 3)
-        for tr in items[:n_train]:
-            _link(tr.path, workdir / "train" / style / tr.path.name)
-            train_paths.add(str(tr.path.resolve()))
-        held_out += items[n_train:]
+    by_style, train_paths, held_out = _split(tracks, workdir / "train")
 
     t = time.perf_counter()
     echo(f"2/4 training the seed CNN on {len(train_paths)} tracks (held out from training: {len(held_out)}) ...")
@@ -143,15 +134,36 @@ def run_demo(
     summary["encoders"] = {label: {"same_style_share": float(np.mean(r[0])) if r[0] else 0.0,
                                    "by_style": {s_: float(np.mean(v)) for s_, v in r[1].items()}}
                            for label, r in results.items()}
+    summary["timings_s"]["total_s"] = round(time.perf_counter() - t_all, 1)
+    _report(summary, stores, (held_out[0] if held_out else tracks[0]).path, echo)
+    return summary
+
+
+def _split(tracks, train_dir: Path):
+    """Tracks by style, and two thirds of each style (at least 2) linked into ``train_dir`` as a
+    folder-per-style dataset: ``(by_style, train_paths, held_out)``."""
+    by_style = defaultdict(list)
+    for tr in tracks:
+        by_style[tr.style].append(tr)
+    train_paths, held_out = set(), []
+    for style, items in by_style.items():
+        n_train = max(2, (2 * len(items)) // 3)
+        for tr in items[:n_train]:
+            _link(tr.path, train_dir / style / tr.path.name)
+            train_paths.add(str(tr.path.resolve()))
+        held_out += items[n_train:]
+    return by_style, train_paths, held_out
+
+
+def _report(summary: dict, stores: dict, first: Path, echo: Callable[[str], None]) -> None:
+    """The summary's closing lines: each encoder's share of same-style neighbours, and what to try next."""
+    k, chance = summary["k"], summary["chance"]
     echo(f"\nshare of the {k} nearest neighbours in the query's style (held-out queries; chance {chance:.2f}):")
     for label, r in summary["encoders"].items():
         echo(f"  {label:<9} {r['same_style_share']:.2f}   " + ", ".join(f"{s_} {v:.2f}" for s_, v in r["by_style"].items()))
-    summary["timings_s"]["total_s"] = round(time.perf_counter() - t_all, 1)
     echo(f"library-track query (stored vector, no model): {summary['query_ms_p50']:.2f} ms median; "
          f"demo total {summary['timings_s']['total_s']:.0f}s")
-    first = held_out[0].path if held_out else tracks[0].path
     seed_store, musicnn_store = stores.values()
     echo(f"\ntry it yourself:\n  soundalike search '{first}' --db {seed_store}\n"
          f"  soundalike search '{first}' --db {musicnn_store}\n  soundalike info --db {musicnn_store}\n"
          f"  soundalike serve --db {musicnn_store}     # then open http://127.0.0.1:8731/")
-    return summary

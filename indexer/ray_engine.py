@@ -62,7 +62,7 @@ class EncodeActor:
     """Ray actor: one encoder, loaded once; encodes the windows of a batch of files in one model call."""
 
     def __init__(self, model, fingerprint: str, model_files: dict[str, bytes] | None = None):
-        from ..model.encoder import load_encoder
+        from ..model.registry import load_encoder
 
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         if model_files:  # a .keras model and its sidecar, shipped as bytes
@@ -153,7 +153,7 @@ class RayEngine:
 def _shippable(model_path) -> tuple[object, dict[str, bytes] | None]:
     """What the actors load: a built-in name or a spec as it is; a ``.keras`` file as (its name, its bytes
     and its sidecar's)."""
-    from ..model.encoder import is_builtin
+    from ..model.registry import is_builtin
 
     if isinstance(model_path, dict) or is_builtin(model_path):
         return model_path, None

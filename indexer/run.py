@@ -21,8 +21,9 @@ from ..catalog.indexes import Policy
 from ..catalog.scan import FileEntry, content_hash, under
 from ..catalog.store import Store, StoreError, StoreWriter, is_store, read_manifest
 from ..catalog.tags import read_tags
-from ..catalog.track import COLUMNS, STATUS_OK
-from ..model.encoder import BUILTIN, DEFAULT_ENCODER, ModelError, is_builtin, read_sidecar
+from ..catalog.track import PLAN_COLUMNS, STATUS_OK
+from ..model.encoder import ModelError, read_sidecar
+from ..model.registry import BUILTIN, DEFAULT_ENCODER, is_builtin
 from ..model.musicnn import ENCODER_NAMES
 from ..model.pipeline import DECODE_TIMEOUT_S
 from .stages import IndexingError, LocalEngine, WriteStage, load_stage, scan_stage, timed
@@ -140,11 +141,9 @@ def _moves(new: list[FileEntry], gone: list[dict]) -> tuple[list[FileEntry], lis
     return left, [row for row in gone if row["id"] not in taken], moved
 
 
-#: what the plan reads of every track (a million rows become Python dicts: not the tag scores' 50 floats each)
-PLAN_COLUMNS = [c for c in COLUMNS if c != "tag_scores"]
-
-
 def _known_tracks(store_path: Path) -> dict[str, dict]:
+    """Every track the store knows, by path: what the plan reads of it (``PLAN_COLUMNS``; a million rows become
+    Python dicts, so not the tag scores' 50 floats each)."""
     if not is_store(store_path):
         return {}
     return {r["path"]: r for r in Store(store_path, columns=PLAN_COLUMNS).tracks.to_pylist()}
@@ -255,18 +254,7 @@ def index_library(
     t_start = time.perf_counter()
     root = os.path.abspath(os.fspath(root))
     store_path = Path(store_path)
-    if not os.path.isdir(root):
-        raise IndexingError(f"{root}: not a folder")
-    if genre_from not in ("tags", "folder"):
-        raise IndexingError(f"--genre-from must be 'tags' or 'folder', not {genre_from!r}")
-    if engine not in ENGINES:
-        raise IndexingError(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
-    if address and engine != "ray":
-        raise IndexingError("--address is for --engine ray")
-    if engine == "ray":
-        from .ray_engine import import_ray
-
-        import_ray()  # not installed: say so before any work
+    _check_request(root, genre_from, engine, address)
     report = IndexReport(root=root, store=str(store_path), dry_run=dry_run)
 
     # which encoder: the store's own, or the given model (which must be the store's if the store exists)
@@ -287,20 +275,7 @@ def index_library(
         report.wall_s = time.perf_counter() - t_start
         return report
     if not todo and not plan.removed and not plan.missing and not plan.back and not plan.moved:
-        m = read_manifest(store_path) if is_store(store_path) else None
-        asked = index_policy is not None and m is not None and Policy.from_dict(
-            m.get("index_policy")) != Policy.from_dict(index_policy)
-        # a run killed after its last checkpoint but before its commit leaves the index unbuilt: finish it
-        unfinished = m is not None and (m.get("index") or {}).get("generation") != m["generation"]
-        if asked or unfinished:
-            from ..catalog.check import reindex  # nothing to embed: the index is built from the shards, no audio
-
-            with timed(report.stages, "write"):
-                if unfinished and not asked:
-                    with StoreWriter(store_path, encoder=m["encoder"]) as writer:
-                        writer.commit()
-                else:
-                    reindex(store_path, index_policy=index_policy)
+        _finish_index(store_path, index_policy, report)
         report.wall_s = time.perf_counter() - t_start
         return report
 
@@ -327,6 +302,41 @@ def index_library(
             runner_engine.close()  # a Ray instance started for this run ends with it
     report.wall_s = time.perf_counter() - t_start
     return report
+
+
+def _check_request(root: str, genre_from: str, engine: str, address: str | None) -> None:
+    """A one-line IndexingError for a run that cannot start as asked, before any work."""
+    if not os.path.isdir(root):
+        raise IndexingError(f"{root}: not a folder")
+    if genre_from not in ("tags", "folder"):
+        raise IndexingError(f"--genre-from must be 'tags' or 'folder', not {genre_from!r}")
+    if engine not in ENGINES:
+        raise IndexingError(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    if address and engine != "ray":
+        raise IndexingError("--address is for --engine ray")
+    if engine == "ray":
+        from .ray_engine import import_ray
+
+        import_ray()  # not installed: say so before any work
+
+
+def _finish_index(store_path: Path, index_policy: dict | None, report: IndexReport) -> None:
+    """Nothing to embed: still build the index when another kind is asked for, or when a run killed after its
+    last checkpoint but before its commit left it unbuilt (from the shards, no audio decoded)."""
+    m = read_manifest(store_path) if is_store(store_path) else None
+    asked = index_policy is not None and m is not None and Policy.from_dict(
+        m.get("index_policy")) != Policy.from_dict(index_policy)
+    unfinished = m is not None and (m.get("index") or {}).get("generation") != m["generation"]
+    if not (asked or unfinished):
+        return
+    from ..catalog.check import reindex
+
+    with timed(report.stages, "write"):
+        if unfinished and not asked:
+            with StoreWriter(store_path, encoder=m["encoder"]) as writer:
+                writer.commit()
+        else:
+            reindex(store_path, index_policy=index_policy)
 
 
 def _resolve_model(store_path: Path, model):

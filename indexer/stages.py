@@ -26,10 +26,11 @@ from ..catalog.scan import FileEntry, ScanProblem, content_hash, scan
 from ..catalog.store import StoreWriter, is_store, read_manifest
 from ..catalog.tags import normalise_genre
 from ..catalog.track import STATUS_ERROR, STATUS_OK, Track, from_row
+from ..errors import SoundalikeError
 from ..model.pipeline import DECODE_TIMEOUT_S, Extracted, extract_many
 
 
-class IndexingError(Exception):
+class IndexingError(SoundalikeError):
     """The run cannot start (no model for a new store, wrong model, bad folder); the message says why."""
 
 
@@ -59,7 +60,8 @@ def scan_stage(root: str) -> tuple[list[FileEntry], list[ScanProblem]]:
 def load_stage(model_path) -> tuple[object, dict, list[Path]]:
     """The encoder, the store's record of it (``StoreWriter(encoder=...)``) and the artefact files to copy
     into a new store. Compiles the model now, so that a failing inference route stops before any work."""
-    from ..model.encoder import ModelError, load_encoder
+    from ..model.encoder import ModelError
+    from ..model.registry import load_encoder
     from ..model.musicnn import WeightsMissing
     from ..model.runtime import RuntimeChoiceError
 
@@ -70,13 +72,12 @@ def load_stage(model_path) -> tuple[object, dict, list[Path]]:
         raise IndexingError(str(err)) from None
     enc_meta = {"name": encoder.name, "fingerprint": encoder.fingerprint, "dim": encoder.dim,
                 "labels": encoder.labels, "runtime": runtime, "frontend": encoder.frontend.to_dict(),
-                "transform": getattr(encoder, "library_transform", None), "rescore": getattr(encoder, "rescore", None)}
-    files: list[Path] = []
-    if hasattr(encoder, "spec"):
-        enc_meta["spec"] = encoder.spec()
-    else:
-        files = [Path(model_path), Path(model_path).with_suffix(".json")]
-    return encoder, enc_meta, files
+                "transform": encoder.library_transform, "rescore": encoder.rescore,
+                "copy_threshold": encoder.copy_threshold}
+    spec = encoder.spec()
+    if spec is not None:
+        enc_meta["spec"] = spec
+    return encoder, enc_meta, [] if spec is not None else encoder.artefacts()
 
 
 # ------------------------------------------------------------------------------------- decode, encode
@@ -129,7 +130,7 @@ def embed_batch(encoder, batch: list[Extracted]) -> list[Embedded]:
         if encoder.labels:
             scores = probs[at : at + n].mean(axis=0)
             predicted = encoder.predicted(scores)
-        dx = getattr(encoder, "excerpt_dim", 0)
+        dx = encoder.excerpt_dim
         excerpt = embs[at : at + n, :dx].astype(np.float16) if dx else None
         out.append(Embedded.of(r, vector=encoder.summarize(embs[at : at + n]), windows=n, predicted=predicted,
                                scores=scores, excerpt=excerpt, encode_s=spent * n / total))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import SoundalikeError
 from ..model._quiet import quiet_stderr
 
 #: Extensions read by libsndfile. Everything else that is audio goes through PyAV.
@@ -31,7 +32,7 @@ _PREROLL_EXTENSIONS = frozenset({".mp3"})
 _PREROLL = 8 * 1152
 
 
-class AudioError(Exception):
+class AudioError(SoundalikeError):
     """A file that cannot be used as audio. ``str(err)`` is one line: ``path: reason``."""
 
     def __init__(self, path: str | os.PathLike, reason: str):

@@ -21,7 +21,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..model.frontend import FrontEnd
 
 FORMAT = "soundalike-compiled-encoder"
 VERSION = 1
@@ -45,9 +44,9 @@ def save(encoder, ov_model, order: list[int]) -> Path | None:
     """Keep ``ov_model`` (the converted graph of the musicnn ``encoder``, whose Keras output ``i`` is the
     graph's output ``order[i]``) in the cache, with what loading it needs. Returns the folder, or None when
     the cache cannot be written (nothing else fails)."""
-    from ..model.runtime import _import_openvino
+    from ..model.runtime import import_openvino
 
-    ov = _import_openvino()
+    ov = import_openvino()
     folder = _folder(encoder.fingerprint, ov.__version__)
     if (folder / "meta.json").is_file():
         return folder
@@ -95,9 +94,11 @@ def write_alias(key: str, fingerprint: str) -> None:
         pass
 
 
-def load(fingerprint: str, route: str | None = None) -> "MusicnnEncoder | None":
-    """The cached encoder of ``fingerprint`` for this OpenVINO, compiled for ``route`` (``auto``: bf16 where
-    the CPU has it, else float32), or None (no OpenVINO, not cached, unreadable, or TensorFlow asked for)."""
+def load(fingerprint: str, route: str | None = None):
+    """The cached model of ``fingerprint`` for this OpenVINO, compiled for ``route`` (``auto``: bf16 where the
+    CPU has it, else float32), with what the encoder computed from its weights: ``(meta, compiled model)``, or
+    None (no OpenVINO, not cached, unreadable, or TensorFlow asked for). ``MusicnnEncoder.cached`` makes the
+    encoder of it."""
     from ..model.runtime import RuntimeChoiceError, requested
 
     try:
@@ -107,9 +108,9 @@ def load(fingerprint: str, route: str | None = None) -> "MusicnnEncoder | None":
     if route == "tensorflow":
         return None
     try:
-        from ..model.runtime import _import_openvino
+        from ..model.runtime import import_openvino
 
-        ov = _import_openvino()
+        ov = import_openvino()
     except ImportError:
         return None
     folder = _folder(fingerprint, ov.__version__)
@@ -128,15 +129,12 @@ def load(fingerprint: str, route: str | None = None) -> "MusicnnEncoder | None":
 
 
 def _from_cache(folder: Path, meta: dict, route: str):
-    """The musicnn encoder with its model compiled from the cache: the same window features, tag scores and
-    track vectors as one built from the package's weights on the same route, without TensorFlow."""
-    from ..model.musicnn import MusicnnEncoder
+    """``(meta, the model compiled from the cache)``: the same window features, tag scores and track vectors as
+    the model built from the package's weights on the same route, without TensorFlow."""
     from ..model.runtime import compile_openvino, precision_for
 
     if (meta.get("spec") or {}).get("kind", "musicnn") != "musicnn":
         return None  # the student is built from its arrays without TensorFlow (model.student): never cached
-    if meta["min_windows_for_spread"] != MusicnnEncoder.MIN_WINDOWS_FOR_SPREAD:
-        return None  # summarised differently by another version: not the same encoder
     model = compile_openvino(str(folder / "model.xml"), meta["order"], precision_for(route),
                              cache_dir=str(folder / "blobs"))
-    return MusicnnEncoder.from_compiled(meta, model)
+    return meta, model

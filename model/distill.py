@@ -26,11 +26,12 @@ import dataclasses
 import hashlib
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from ..errors import SoundalikeError
 
 #: windows decoded per track for distillation (the index analyses 16): a 3-minute track gives about 54
 WINDOWS_PER_TRACK = 64
@@ -38,7 +39,7 @@ FORMAT = "soundalike-student"
 VERSION = 1
 
 
-class DistillError(Exception):
+class DistillError(SoundalikeError):
     """A distillation input or work folder that cannot be used; the message names it and why."""
 
 
@@ -239,7 +240,7 @@ EMBEDDING = 768
 BANDS = 6
 
 
-def _bands(bands) -> int:
+def band_count(bands) -> int:
     """``bands`` as a count: True (the first band-keeping students' sidecars) is 6, False 0."""
     bands = 6 if bands is True else int(bands or 0)
     if bands not in (0, 6, 12):
@@ -249,7 +250,7 @@ def _bands(bands) -> int:
 
 def pools(bands) -> tuple:
     """The max pooling after each of the five convolutions (None: none), for ``bands`` frequency bands."""
-    return ((2, 2), (2, 2), (2, 2), None if _bands(bands) == 12 else (1, 2), None)
+    return ((2, 2), (2, 2), (2, 2), None if band_count(bands) == 12 else (1, 2), None)
 
 
 def build_student(out_dim: int, *, widths=WIDTHS, embedding: int = EMBEDDING, frames: int = 187, n_mels: int = 96,
@@ -270,7 +271,7 @@ def build_student(out_dim: int, *, widths=WIDTHS, embedding: int = EMBEDDING, fr
     inp = keras.Input((frames, n_mels), name="logmel")
     x = L.Reshape((frames, n_mels, 1), name="expand")(inp)
     x = L.BatchNormalization(name="input_norm")(x)
-    bands = _bands(bands)
+    bands = band_count(bands)
     for i, (w, pool) in enumerate(zip(widths, pools(bands))):
         x = L.Conv2D(w, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
         x = L.BatchNormalization(name=f"norm{i}")(x)
@@ -315,37 +316,15 @@ def train(windows: Windows, out: str | os.PathLike, *, epochs: int = 30, batch: 
     from ..model._quiet import import_keras
 
     keras = import_keras()
-    import tensorflow as tf
-
     rng = np.random.default_rng(seed)
-    n_tracks = len(windows.paths)
-    real = np.flatnonzero(~windows.augmented) if windows.augmented is not None else np.arange(n_tracks)
-    val_tracks = rng.choice(real, size=max(1, int(round(val_fraction * len(real)))), replace=False)
-    is_val = np.isin(windows.track, val_tracks)
-    tr, va = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    real, val_tracks, tr, va = _held_out(windows, val_fraction, rng)
     target = windows.teacher.astype(np.float32)
     mean, std = target[tr].mean(0), target[tr].std(0) + 1e-4
     z = ((target - mean) / std).astype(np.float32)
     del target
     net = build_student(z.shape[1], widths=widths, embedding=embedding, bands=bands, seed=seed)
     opt = keras.optimizers.Adam(1e-3)
-
-    def loss_fn(y, p):
-        mse = tf.reduce_mean(tf.square(y - p), axis=1)
-        cos = tf.reduce_sum(tf.math.l2_normalize(y, 1) * tf.math.l2_normalize(p, 1), axis=1)
-        return tf.reduce_mean(mse + (1.0 - cos))
-
-    @tf.function(reduce_retracing=True)
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, net(x, training=True))
-        grads = tape.gradient(loss, net.trainable_variables)
-        opt.apply_gradients(zip(grads, net.trainable_variables))
-        return loss
-
-    @tf.function(reduce_retracing=True)
-    def evaluate(x, y):
-        return loss_fn(y, net(x, training=False))
+    step, evaluate = _tf_steps(net, opt)
 
     def val_loss() -> float:
         losses = [float(evaluate(_batch(windows.mel, va[i : i + 256], None), z[np.sort(va[i : i + 256])])) * len(va[i : i + 256])
@@ -391,14 +370,48 @@ def train(windows: Windows, out: str | os.PathLike, *, epochs: int = 30, batch: 
             log(f"time limit reached after epoch {epoch + 1}")
             break
     net.set_weights(best_weights)
-    save_student(out, net, mean=mean, std=std, widths=widths, embedding=embedding, bands=bands,
-                 trained={"tracks": len(real) - len(val_tracks), "held_out_tracks": len(val_tracks),
-                          "windows": int(len(tr)), "augmented_windows": int(np.isin(windows.track, np.flatnonzero(
-                              windows.augmented)).sum()) if windows.augmented is not None else 0,
-                          "groups": sorted(set(windows.groups) - {"(augmented)"}), "seed": seed,
-                          "epochs": len(history), "best_epoch": int(np.argmin([h["val_loss"] for h in history])) + 1,
-                          "best_val_loss": round(best, 5), "history": history})
+    trained = {"tracks": len(real) - len(val_tracks), "held_out_tracks": len(val_tracks), "windows": int(len(tr)),
+               "augmented_windows": int(np.isin(windows.track, np.flatnonzero(windows.augmented)).sum())
+               if windows.augmented is not None else 0,
+               "groups": sorted(set(windows.groups) - {"(augmented)"}), "seed": seed, "epochs": len(history),
+               "best_epoch": int(np.argmin([h["val_loss"] for h in history])) + 1, "best_val_loss": round(best, 5),
+               "history": history}
+    save_student(out, net, mean=mean, std=std, widths=widths, embedding=embedding, bands=bands, trained=trained)
     return {"history": history, "best_val_loss": best}
+
+
+def _tf_steps(net, opt):
+    """``(step, evaluate)`` for ``net``: one optimiser step on a batch, and a batch's held-out loss. The loss is
+    the squared error plus the cosine distance to the teacher's standardised features."""
+    import tensorflow as tf
+
+    def loss_fn(y, p):
+        mse = tf.reduce_mean(tf.square(y - p), axis=1)
+        cos = tf.reduce_sum(tf.math.l2_normalize(y, 1) * tf.math.l2_normalize(p, 1), axis=1)
+        return tf.reduce_mean(mse + (1.0 - cos))
+
+    @tf.function(reduce_retracing=True)
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, net(x, training=True))
+        grads = tape.gradient(loss, net.trainable_variables)
+        opt.apply_gradients(zip(grads, net.trainable_variables))
+        return loss
+
+    @tf.function(reduce_retracing=True)
+    def evaluate(x, y):
+        return loss_fn(y, net(x, training=False))
+
+    return step, evaluate
+
+
+def _held_out(windows: Windows, val_fraction: float, rng: np.random.Generator):
+    """The real (not augmented) tracks, the ``val_fraction`` of them held out, and the windows to train on and
+    to watch: ``(real, val_tracks, train_rows, val_rows)``."""
+    real = np.flatnonzero(~windows.augmented) if windows.augmented is not None else np.arange(len(windows.paths))
+    val_tracks = rng.choice(real, size=max(1, int(round(val_fraction * len(real)))), replace=False)
+    is_val = np.isin(windows.track, val_tracks)
+    return real, val_tracks, np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
 def teacher_tag_layer() -> tuple[np.ndarray, np.ndarray]:
@@ -427,7 +440,7 @@ def save_student(out: str | os.PathLike, net, *, mean: np.ndarray, std: np.ndarr
     np.savez(tmp, **arrays)
     os.replace(tmp, out)
     meta = {"format": FORMAT, "version": VERSION, "widths": list(widths), "embedding": int(embedding),
-            **({"bands": _bands(bands)} if bands else {}),
+            **({"bands": band_count(bands)} if bands else {}),
             "out_dim": int(mean.shape[0]), "trained": trained}
     side = out.with_suffix(".json")
     tmp_side = side.with_name(f".{side.name}.tmp")

@@ -14,9 +14,11 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
+from ..errors import SoundalikeError
 from ..model._quiet import import_keras
 
 from ..model.frontend import FrontEnd
@@ -25,7 +27,7 @@ SIDECAR_FORMAT = "soundalike-encoder"
 SIDECAR_VERSION = 1
 
 
-class ModelError(Exception):
+class ModelError(SoundalikeError):
     """A model artefact that cannot be used; the message names the file and the reason."""
 
 
@@ -67,13 +69,53 @@ def read_sidecar(model_path: str | os.PathLike) -> dict:
     return meta
 
 
+class Encoder(Protocol):
+    """What the indexer, the store and search ask of an encoder (``model.registry.load_encoder`` makes one)."""
+
+    name: str
+    fingerprint: str  # a hash of the weights and every front-end parameter: vectors of two encoders never mix
+    dim: int  # the track vector's width
+    labels: list[str]  # class names or tags, in the order of ``encode``'s scores
+    frontend: FrontEnd
+    excerpt_dim: int  # leading columns of a window's features the excerpt index keeps (0: none)
+    library_transform: str | None  # "standardize": the store standardises the library's vectors; None: as they are
+    rescore: str | None  # "csls": search ranks a store of this encoder by CSLS; None: by cosine
+    copy_threshold: float | None  # the cosine above which two tracks are copies, as measured (None: not measured)
+
+    @property
+    def runtime(self) -> str: ...
+
+    def encode(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def summarize(self, window_embeddings: np.ndarray) -> np.ndarray: ...
+
+    def predicted(self, scores: np.ndarray, *, top: int = 5) -> tuple[str, float, list[str], list[float]]: ...
+
+    def spec(self) -> dict | None:
+        """What a store records to load the encoder again without files (None: the store keeps ``artefacts``)."""
+
+    def artefacts(self) -> list[Path]:
+        """The files a store copies in to load the encoder again (a trained model and its sidecar)."""
+
+
 class EncoderBase:
-    """What every encoder shares: front-end shortcuts and the raw-window conveniences. Subclasses set
-    ``name``, ``dim``, ``frontend``, ``labels``, ``fingerprint`` and implement ``encode`` and ``summarize``."""
+    """What every encoder shares (the defaults of :class:`Encoder`), front-end shortcuts and the raw-window
+    conveniences. Subclasses set ``name``, ``dim``, ``frontend``, ``labels``, ``fingerprint`` and implement
+    ``encode`` and ``summarize``."""
 
     frontend: FrontEnd
-    #: leading columns of a window's features that the excerpt index keeps (0: the encoder keeps no windows)
     excerpt_dim: int = 0
+    library_transform: str | None = None
+    rescore: str | None = None
+    copy_threshold: float | None = None
+    #: the file it was loaded from, when it was (a trained model)
+    path: Path | None = None
+
+    def spec(self) -> dict | None:
+        return None
+
+    def artefacts(self) -> list[Path]:
+        return [] if self.path is None else [self.path, sidecar_path(self.path)]
 
     @property
     def sample_rate(self) -> int:
@@ -186,74 +228,40 @@ class KerasEncoder(EncoderBase):
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "KerasEncoder":
-        """Load a ``.keras`` model and its sidecar; the weights must match the sidecar's fingerprint."""
-        path = Path(path)
-        if not path.is_file():
-            raise ModelError(f"{path}: model file not found")
-        meta = read_sidecar(path)
-        keras = import_keras()
-
-        try:
-            model = keras.models.load_model(path, compile=False)
-        except Exception as err:
-            raise ModelError(f"{path}: cannot load Keras model ({' '.join(str(err).split())[:200]})") from None
+        """Load a ``.keras`` model and its sidecar; the weights must match the sidecar's fingerprint. A head
+        (``model.head``) needs its backbone: ``model.registry.load_encoder`` loads both."""
+        model, meta = read_keras(path)
         if meta.get("kind") == "head":
-            from ..model.head import HeadEncoder
-
-            backbone = load_encoder(meta["backbone"])
-            if backbone.fingerprint != meta["backbone"].get("fingerprint"):
-                raise ModelError(f"{path}: trained on backbone {backbone.name} {meta['backbone'].get('fingerprint')}, "
-                                 f"but the installed one is {backbone.fingerprint}")
-            enc = HeadEncoder(model, backbone=backbone, labels=meta.get("labels", []),
-                              embedding_layer=meta.get("embedding_layer", "embedding"))
-        else:
-            enc = cls(
-                model,
-                name=meta["name"],
-                frontend=FrontEnd.from_dict(meta["frontend"]),
-                labels=meta.get("labels", []),
-                embedding_layer=meta.get("embedding_layer", "embedding"),
-            )
-        if meta.get("fingerprint") and meta["fingerprint"] != enc.fingerprint:
-            raise ModelError(
-                f"{path}: weights do not match the sidecar (fingerprint {enc.fingerprint} != {meta['fingerprint']})"
-            )
-        return enc
+            raise ModelError(f"{path}: a head on a pretrained backbone: load it with model.registry.load_encoder")
+        enc = cls(
+            model,
+            name=meta["name"],
+            frontend=FrontEnd.from_dict(meta["frontend"]),
+            labels=meta.get("labels", []),
+            embedding_layer=meta.get("embedding_layer", "embedding"),
+        )
+        enc.path = Path(path)
+        return check_fingerprint(path, enc, meta)
 
 
-#: Names of the built-in pretrained encoders (weights shipped by a package, nothing to train).
-BUILTIN = {"musicnn": "MSD_musicnn+MTT_musicnn", "musicnn-msd": "MSD_musicnn", "musicnn-mtt": "MTT_musicnn",
-           "student": "student"}
-DEFAULT_ENCODER = "musicnn"
+def read_keras(path: str | os.PathLike):
+    """A ``.keras`` model file and its sidecar: ``(model, meta)``, or a one-line ModelError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found")
+    meta = read_sidecar(path)
+    keras = import_keras()
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as err:
+        raise ModelError(f"{path}: cannot load Keras model ({' '.join(str(err).split())[:200]})") from None
+    return model, meta
 
 
-def is_builtin(ref) -> bool:
-    return isinstance(ref, str) and ref in BUILTIN
-
-
-def load_encoder(ref: str | os.PathLike | dict):
-    """An encoder from a ``.keras`` path, a student's ``.npz``, a built-in name (``musicnn``, ``musicnn-msd``,
-    ``musicnn-mtt``, ``student``) or the ``spec`` dict a store recorded."""
-    if isinstance(ref, dict):
-        if ref.get("kind") == "student":
-            from ..model.student import StudentEncoder
-
-            return StudentEncoder.load(ref.get("path"), n_windows=int(ref.get("n_windows", 16)),
-                                       peak=float(ref.get("peak", 0.95)))
-        if ref.get("kind") == "musicnn":
-            from ..model.musicnn import MusicnnEncoder
-
-            # a spec without "peak" was written before the level was normalised: the recorded level, as then;
-            # without "pool", before the mean alone became the track vector: mean and spread, as then
-            return MusicnnEncoder.load(ref["variant"], n_windows=int(ref.get("n_windows", 16)),
-                                       peak=float(ref.get("peak", 0.0)), pool=str(ref.get("pool", "mean+std")))
-        raise ModelError(f"unknown encoder kind {ref.get('kind')!r}")
-    if ref == "student" or str(ref).endswith(".npz"):
-        from ..model.student import StudentEncoder
-
-        return StudentEncoder.load(None if ref == "student" else ref)
-    if is_builtin(ref):
-        from ..model.musicnn import MusicnnEncoder
-
-        return MusicnnEncoder.load(BUILTIN[ref])
-    return KerasEncoder.load(ref)
+def check_fingerprint(path: str | os.PathLike, enc, meta: dict):
+    """``enc`` when its weights are the ones its sidecar describes, else a ModelError naming both."""
+    if meta.get("fingerprint") and meta["fingerprint"] != enc.fingerprint:
+        raise ModelError(
+            f"{path}: weights do not match the sidecar (fingerprint {enc.fingerprint} != {meta['fingerprint']})"
+        )
+    return enc

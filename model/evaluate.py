@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..model.encoder import load_encoder, read_sidecar
+from ..model.encoder import read_sidecar
+from ..model.registry import load_encoder
 from ..model.pipeline import extract_many
-from ..model.train import DatasetError, list_dataset, require_extra
+from ..model.dataset import DatasetError, list_dataset, require_extra
 
 
 def evaluate(

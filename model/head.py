@@ -8,10 +8,12 @@ window embedding is the head's 128-wide batch-normalised layer, like the seed CN
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..model._quiet import import_keras
-from ..model.encoder import KerasEncoder, fingerprint, l2_normalise
+from ..model.encoder import KerasEncoder, ModelError, check_fingerprint, fingerprint, l2_normalise, read_keras
 
 NAME = "musicnn-head"
 
@@ -43,6 +45,19 @@ class HeadEncoder(KerasEncoder):
         super().__init__(head, name=NAME, frontend=backbone.frontend, labels=labels, embedding_layer=embedding_layer)
         self.fingerprint = fingerprint(f"{NAME}/{backbone.fingerprint}", self.frontend,
                                        [np.asarray(w) for w in head.get_weights()])
+
+    @classmethod
+    def load(cls, path, *, backbone) -> "HeadEncoder":
+        """A head saved by ``soundalike train`` on ``backbone`` (the encoder its sidecar names, loaded by the
+        caller): the backbone must be the one it was trained on."""
+        model, meta = read_keras(path)
+        if backbone.fingerprint != meta["backbone"].get("fingerprint"):
+            raise ModelError(f"{path}: trained on backbone {backbone.name} {meta['backbone'].get('fingerprint')}, "
+                             f"but the installed one is {backbone.fingerprint}")
+        enc = cls(model, backbone=backbone, labels=meta.get("labels", []),
+                  embedding_layer=meta.get("embedding_layer", "embedding"))
+        enc.path = Path(path)
+        return check_fingerprint(path, enc, meta)
 
     @property
     def runtime(self) -> str:

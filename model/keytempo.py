@@ -19,9 +19,9 @@ Both come from what decoding already produced, in NumPy (a few milliseconds a tr
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
+
+from ..model.dsp import chroma_filters, hann
 
 NOTES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
 FLATS = {"DB": "C#", "EB": "D#", "GB": "F#", "AB": "G#", "BB": "A#", "CB": "B", "FB": "E", "E#": "F", "B#": "C"}
@@ -87,38 +87,19 @@ def wanted_keys(keys, compatible: bool = False) -> list[str]:
     return list(dict.fromkeys(c for k in named for c in compatible_keys(k))) if compatible else named
 
 
-@functools.lru_cache(maxsize=4)
-def _chroma_filters(sample_rate: int, n_fft: int) -> np.ndarray:
-    """``[12, 1 + n_fft // 2]``: each FFT bin between 55 Hz and 4 kHz to its pitch class, weighted by how close
-    it lies to the class's centre (triangular, one semitone wide)."""
-    f = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    out = np.zeros((12, len(f)), np.float32)
-    use = (f >= 55.0) & (f <= 4000.0)
-    midi = 69.0 + 12.0 * np.log2(np.maximum(f[use], 1e-6) / 440.0)
-    nearest = np.round(midi)
-    weight = np.maximum(0.0, 1.0 - 2.0 * np.abs(midi - nearest))
-    out[(nearest.astype(int) % 12), np.flatnonzero(use)] = weight
-    return out
-
-
-@functools.lru_cache(maxsize=2)
-def _hann32(n: int) -> np.ndarray:
-    return np.hanning(n).astype(np.float32)
-
-
-def chroma(windows: np.ndarray, sample_rate: int) -> np.ndarray:
-    """A track's 12-bin chroma from its windows ``[n, samples]``; zeros for silence."""
+def chroma(windows: np.ndarray, *, sample_rate: int) -> np.ndarray:
+    """A track's 12-bin chroma from its windows ``[n, samples]`` at ``sample_rate`` (Hz); zeros for silence."""
     y = np.asarray(windows, np.float32)
     if y.shape[1] < CHROMA_FFT:
         y = np.pad(y, ((0, 0), (0, CHROMA_FFT - y.shape[1])))
     frames = np.lib.stride_tricks.sliding_window_view(y, CHROMA_FFT, axis=1)[:, ::CHROMA_HOP].reshape(-1, CHROMA_FFT)
     import scipy.fft  # (runs in decode workers: SciPy's float32 FFT is 7x NumPy's here)
 
-    spec = scipy.fft.rfft(frames * _hann32(CHROMA_FFT), axis=1)
+    spec = scipy.fft.rfft(frames * hann(CHROMA_FFT, symmetric=True), axis=1)
     # power, not magnitude: fundamentals outweigh their overtones (a note's third harmonic is its fifth); on
     # synthesised songs (benchmarks/keytempo.py) 0.71 of keys exact against 0.58
     power = spec.real**2 + spec.imag**2  # [frames, bins]
-    c = power @ _chroma_filters(sample_rate, CHROMA_FFT).T  # [frames, 12]
+    c = power @ chroma_filters(sample_rate, CHROMA_FFT).T  # [frames, 12]
     total = c.sum(axis=1, keepdims=True)
     loud = total[:, 0] > 1e-3 * max(float(total.max()), 1e-12)
     if not loud.any():
@@ -126,7 +107,7 @@ def chroma(windows: np.ndarray, sample_rate: int) -> np.ndarray:
     return (c[loud] / total[loud]).sum(axis=0)
 
 
-def onset_acf(logmel: np.ndarray) -> np.ndarray:
+def onset_acf(*, logmel: np.ndarray) -> np.ndarray:
     """Summed, overlap-normalised autocorrelation of the windows' onset strength; ``logmel`` ``[n, mels, frames]``."""
     x = np.asarray(logmel, np.float32)
     env = np.maximum(0.0, np.diff(x, axis=2)).mean(axis=1)  # [n, frames - 1]
@@ -139,8 +120,9 @@ def onset_acf(logmel: np.ndarray) -> np.ndarray:
     return acf.sum(axis=0) / (m - np.arange(m)) * m  # each lag by the products it sums
 
 
-def tempo_of_acf(acf: np.ndarray, frame_rate: float) -> float | None:
-    """The tempo (BPM) at the autocorrelation's best lag under a log-normal prior around 120 BPM."""
+def tempo_of_acf(acf: np.ndarray, *, frame_rate: float) -> float | None:
+    """The tempo (BPM) at the autocorrelation's best lag (``frame_rate``: its lags a second, in Hz) under a
+    log-normal prior around 120 BPM."""
     lags = np.arange(1, len(acf), dtype=np.float64)
     bpm = 60.0 * frame_rate / lags
     usable = (bpm >= BPM_RANGE[0]) & (bpm <= BPM_RANGE[1])
@@ -157,21 +139,22 @@ def tempo_of_acf(acf: np.ndarray, frame_rate: float) -> float | None:
     return 60.0 * frame_rate / (lags[best] + shift)
 
 
-def estimate(windows: np.ndarray, sample_rate: int, *, logmel: np.ndarray | None = None,
+def estimate(windows: np.ndarray, *, sample_rate: int, logmel: np.ndarray | None = None,
              hop_length: int = 256) -> dict:
     """``{"bpm", "key", "key_strength"}`` of a track from its analysis windows ``[n, samples]`` (mono, any
-    level) and, when the caller has them, their log-mel spectrograms ``[n, mels, frames]`` at ``hop_length``
-    (else they are computed: 96 bands up to ``sample_rate / 2``). Silence gives Nones."""
+    level, ``sample_rate`` in Hz) and, when the caller has them, their log-mel spectrograms ``[n, mels, frames]``
+    at ``hop_length`` samples a frame (else they are computed: 96 bands up to ``sample_rate / 2``). Silence gives
+    Nones."""
     windows = np.asarray(windows, np.float32)
     if windows.size == 0 or float(np.max(np.abs(windows))) < 1e-5:
         return {"bpm": None, "key": None, "key_strength": None}
     if logmel is None:
-        from ..model.frontend import mel_spectrogram
+        from ..model.dsp import mel_spectrogram
 
         mel = mel_spectrogram(windows, sample_rate, 1024, hop_length, 96, 0.0, sample_rate / 2)
         logmel = np.log10(1.0 + 10000.0 * mel)
-    c = chroma(windows, sample_rate)
+    c = chroma(windows, sample_rate=sample_rate)
     key, strength = key_of_chroma(c) if c.any() else (None, None)
-    bpm = tempo_of_acf(onset_acf(logmel), sample_rate / hop_length)
+    bpm = tempo_of_acf(onset_acf(logmel=logmel), frame_rate=sample_rate / hop_length)
     return {"bpm": None if bpm is None else round(float(bpm), 1), "key": key,
             "key_strength": None if strength is None else round(float(strength), 3)}

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import SoundalikeError
 from ..model._quiet import import_keras
 from ..model.encoder import EncoderBase
 from ..model.runtime import compile_model, requested
@@ -53,6 +54,13 @@ MTT_LABELS = [
 ]
 LABELS = {"MSD_musicnn": MSD_LABELS, "MTT_musicnn": MTT_LABELS}
 #: The encoder name a store records for each model.
+#: the cosine (in the store's index space) above which two tracks are copies, measured per network and track-vector
+#: pooling (``benchmarks/dupes.py``: copies of 40 tracks of a dev corpus). The default (both networks, the mean
+#: over windows): MP3 0.974-1.000, 22 kHz and 6 dB quieter 0.996-1.000, trimmed by 3 s at each end 0.929-0.999
+#: (median 0.990, 5th percentile 0.956); the nearest different track of its own soundtrack 0.882 at the 95th
+#: percentile; above 0.93 only two versions of one piece (0.973, 0.959) and one composer's pair (0.938). Others
+#: (the student included) are not measured and collapse nothing unless asked.
+COPY_THRESHOLDS = {("musicnn-msd", "mean+std"): 0.93, ("musicnn-msd", "mean"): 0.95, ("musicnn", "mean"): 0.95}
 ENCODER_NAMES = {"MSD_musicnn": "musicnn-msd", "MTT_musicnn": "musicnn-mtt", "MSD_musicnn+MTT_musicnn": "musicnn",
                  "student": "student"}
 #: The default: both models' window features side by side (1906 a window). Measured on two corpora of real music
@@ -81,7 +89,7 @@ POOLS = ("mean", "mean+std")
 DEFAULT_POOL = "mean"
 
 
-class WeightsMissing(Exception):
+class WeightsMissing(SoundalikeError):
     """The musicnn checkpoint files are not installed; the message names the install command."""
 
 
@@ -272,6 +280,11 @@ class MusicnnEncoder(EncoderBase):
     #: (white noise at 20 dB SNR) to 0.99 (clean, MP3, 22 kHz, -6 dB, low-passed)
     excerpt_dim = 753
 
+    @property
+    def copy_threshold(self) -> float | None:
+        """The cosine above which two tracks are copies, where measured for this network and pooling."""
+        return COPY_THRESHOLDS.get((self.name, self.pool))
+
     def __init__(self, model: str = DEFAULT_VARIANT, *, n_windows: int = 16, peak: float = LEVEL_PEAK,
                  pool: str = DEFAULT_POOL, runtime_route: str | None = None, warn=None):
         from ..model.encoder import fingerprint
@@ -310,12 +323,26 @@ class MusicnnEncoder(EncoderBase):
         key = _alias_key(model, n_windows, peak, pool)
         fp = compiled.read_alias(key) if key else None
         if fp:
-            enc = compiled.load(fp, runtime_route)
+            enc = cls.cached(fp, runtime_route)
             if enc is not None:
                 return enc
         enc = cls(model, n_windows=n_windows, peak=peak, pool=pool, runtime_route=runtime_route)
         enc._alias = key
         return enc
+
+    @classmethod
+    def cached(cls, fingerprint: str, runtime_route: str | None = None) -> "MusicnnEncoder | None":
+        """The encoder of ``fingerprint`` from ``model.compiled``'s cache (no TensorFlow), or None when this
+        machine has not compiled it for this OpenVINO (or it was summarised differently by another version)."""
+        from ..model import compiled
+
+        found = compiled.load(fingerprint, runtime_route)
+        if found is None:
+            return None
+        meta, model = found
+        if meta.get("min_windows_for_spread") != cls.MIN_WINDOWS_FOR_SPREAD:
+            return None  # summarised differently by another version: not the same encoder
+        return cls.from_compiled(meta, model)
 
     @classmethod
     def from_compiled(cls, meta: dict, compiled) -> "MusicnnEncoder":

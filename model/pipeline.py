@@ -44,7 +44,8 @@ def extract(path: str, frontend: FrontEnd, per_file: Callable[[str], object] | N
         windows, out.info = frontend.windows(path)
         t1 = time.perf_counter()
         out.features = frontend.features(windows)
-        out.music = keytempo.estimate(windows, frontend.sample_rate, logmel=out.features, hop_length=frontend.hop_length)
+        out.music = keytempo.estimate(windows, sample_rate=frontend.sample_rate, logmel=out.features,
+                                      hop_length=frontend.hop_length)
         out.decode_s, out.features_s = t1 - t0, time.perf_counter() - t1
     except AudioError as err:
         out.error = err.reason

@@ -82,7 +82,7 @@ def prepare(
     least every ``checkpoint_s`` seconds while tracks are decoded."""
     from tqdm import tqdm
 
-    from ..model.train import list_dataset, require_extra
+    from ..model.dataset import list_dataset, require_extra
 
     if images:
         require_extra("prepare --images", "matplotlib")
@@ -96,22 +96,7 @@ def prepare(
     previous = {e["path"]: e for e in (old or {}).get("tracks", [])} if same_frontend else {}
     report = PrepareReport(cache=str(cache.resolve()), tracks=len(ds.paths))
 
-    entries, todo = {}, []
-    for path, label in zip(ds.paths, ds.labels):
-        st = os.stat(path)
-        e = previous.get(path)
-        fresh = e and e["size"] == st.st_size and e["mtime"] == st.st_mtime and e["class"] == ds.classes[label]
-        if fresh and (e.get("error") or (cache / e["file"]).is_file()):
-            entries[path] = e
-            report.reused += 1
-        else:
-            todo.append(path)
-            entries[path] = {"path": path, "class": ds.classes[label], "size": st.st_size, "mtime": st.st_mtime}
-    gone = set(previous) - set(entries)
-    for path in gone:
-        if previous[path].get("file"):
-            (cache / previous[path]["file"]).unlink(missing_ok=True)
-    report.removed = len(gone)
+    entries, todo = _plan(ds, previous, cache, report)
     done = set(entries) - set(todo)  # what the saved index may list: reused, and decoded in this run
 
     def save_index() -> None:
@@ -132,21 +117,7 @@ def prepare(
                 report.failed.append((r.path, r.error))
                 log(f"skipped {r.path}: {r.error}")
             else:
-                feats = r.features
-                loud = feats.mean(axis=(1, 2)) >= SILENT
-                if loud.any():
-                    report.silent_windows_dropped += int((~loud).sum())
-                    feats = feats[loud]
-                rel = f"mels/{e['class']}/{_entry_name(r.path)}.npy"
-                (cache / rel).parent.mkdir(parents=True, exist_ok=True)
-                _atomic_save(cache / rel, feats.astype(np.float32))
-                stale = previous.get(r.path, {}).get("file")
-                if stale and stale != rel:  # the track moved to another class folder
-                    (cache / stale).unlink(missing_ok=True)
-                e.update(file=rel, windows=int(len(feats)), error=None)
-                report.prepared += 1
-                if images:
-                    report.images += save_images(cache, e, feats)
+                _keep(cache, e, r.features, previous.get(r.path, {}).get("file"), report, images=images)
             done.add(r.path)
             if time.monotonic() - last_save >= checkpoint_s:
                 save_index()
@@ -163,6 +134,46 @@ def prepare(
                 report.images += save_images(cache, e, np.load(cache / e["file"]))
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _plan(ds, previous: dict, cache: Path, report: PrepareReport) -> tuple[dict, list[str]]:
+    """Each track's cache entry, reused when its file is unchanged (size, mtime, class) and its windows are
+    there, and the tracks to decode; the files of tracks gone from the dataset are deleted."""
+    entries, todo = {}, []
+    for path, label in zip(ds.paths, ds.labels):
+        st = os.stat(path)
+        e = previous.get(path)
+        fresh = e and e["size"] == st.st_size and e["mtime"] == st.st_mtime and e["class"] == ds.classes[label]
+        if fresh and (e.get("error") or (cache / e["file"]).is_file()):
+            entries[path] = e
+            report.reused += 1
+        else:
+            todo.append(path)
+            entries[path] = {"path": path, "class": ds.classes[label], "size": st.st_size, "mtime": st.st_mtime}
+    gone = set(previous) - set(entries)
+    for path in gone:
+        if previous[path].get("file"):
+            (cache / previous[path]["file"]).unlink(missing_ok=True)
+    report.removed = len(gone)
+    return entries, todo
+
+
+def _keep(cache: Path, e: dict, feats: np.ndarray, stale: str | None, report: PrepareReport, *, images: bool) -> None:
+    """Save one decoded track's windows (silent ones dropped while any is loud) into the cache as entry ``e``
+    says; ``stale``: the file its earlier entry named, deleted when the track moved to another class."""
+    loud = feats.mean(axis=(1, 2)) >= SILENT
+    if loud.any():
+        report.silent_windows_dropped += int((~loud).sum())
+        feats = feats[loud]
+    rel = f"mels/{e['class']}/{_entry_name(e['path'])}.npy"
+    (cache / rel).parent.mkdir(parents=True, exist_ok=True)
+    _atomic_save(cache / rel, feats.astype(np.float32))
+    if stale and stale != rel:  # the track moved to another class folder
+        (cache / stale).unlink(missing_ok=True)
+    e.update(file=rel, windows=int(len(feats)), error=None)
+    report.prepared += 1
+    if images:
+        report.images += save_images(cache, e, feats)
 
 
 def save_images(cache: Path, entry: dict, feats: np.ndarray) -> int:
@@ -194,7 +205,7 @@ def spectrogram_png(path: str | os.PathLike, out: str | os.PathLike, *, frontend
                     offset_s: float = 0.0, duration_s: float = 30.0) -> dict:
     """Draw the log-mel spectrogram of ``duration_s`` seconds of a file from ``offset_s`` (cut at the file's
     end): time in seconds on the x axis, frequency in Hz (mel-spaced) on the y axis. Returns what was drawn."""
-    from ..model.train import require_extra
+    from ..model.dataset import require_extra
 
     require_extra("spectrogram", "matplotlib")
     import librosa

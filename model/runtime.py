@@ -29,11 +29,13 @@ from typing import Callable
 
 import numpy as np
 
+from ..errors import SoundalikeError
+
 ROUTES = ("auto", "openvino-bf16", "openvino-f32", "tensorflow")
 ENV = "SOUNDALIKE_INFERENCE"
 
 
-class RuntimeChoiceError(ValueError):
+class RuntimeChoiceError(SoundalikeError, ValueError):
     """An unknown or unavailable route was asked for."""
 
 
@@ -45,7 +47,7 @@ def requested(route: str | None = None) -> str:
     return route
 
 
-def _import_openvino():
+def import_openvino():
     # None in sys.modules makes `import openvino_telemetry` raise ImportError: the converter falls back to its
     # bundled stub and never contacts anyone (see the module docstring).
     if "openvino_telemetry" not in sys.modules:
@@ -58,7 +60,7 @@ def _import_openvino():
 def cpu_has_bf16() -> bool:
     """Whether OpenVINO's CPU plugin reports native bf16 support on this machine."""
     try:
-        ov = _import_openvino()
+        ov = import_openvino()
         return "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     except Exception:
         return False
@@ -97,7 +99,7 @@ def _tensorflow(net, input_shape: tuple[int, ...]) -> Compiled:
 
 def convert(net, input_shape: tuple[int, ...]):
     """The Keras model ``net`` as an OpenVINO model, and where each Keras output is among its outputs."""
-    ov = _import_openvino()
+    ov = import_openvino()
     from ..model._quiet import quiet_stderr
 
     with quiet_stderr(), warnings.catch_warnings():
@@ -114,7 +116,7 @@ def convert(net, input_shape: tuple[int, ...]):
 def compile_openvino(model, order: list[int], precision: str, cache_dir: str | None = None) -> Compiled:
     """Compile an OpenVINO model (or the path of a saved one) for the CPU at ``precision`` (bf16 or f32);
     outputs come back in ``order``. ``cache_dir``: where OpenVINO keeps compiled blobs for the next time."""
-    ov = _import_openvino()
+    ov = import_openvino()
     core = ov.Core()
     if cache_dir is not None:
         core.set_property({"CACHE_DIR": str(cache_dir)})

@@ -53,10 +53,10 @@ def openvino_model(arrays: dict[str, np.ndarray], meta: dict):
     """The student of ``arrays`` (and its sidecar ``meta``) as an OpenVINO model: log-mel ``[b, 187, 96]`` ->
     tag scores ``[b, 50]`` and the teacher's window features ``[b, out_dim]``, computed as the Keras network of
     ``model.distill.build_student`` computes them (float32, within 1e-4), without TensorFlow or a converter."""
-    from ..model.distill import _bands, pools
-    from ..model.runtime import _import_openvino
+    from ..model.distill import band_count, pools
+    from ..model.runtime import import_openvino
 
-    ov = _import_openvino()
+    ov = import_openvino()
     import openvino.opset13 as op
 
     w = iter([arrays[f"w{i:03d}"].astype(np.float32) for i in range(sum(k[0] == "w" and k[1:].isdigit() for k in arrays))])
@@ -69,7 +69,7 @@ def openvino_model(arrays: dict[str, np.ndarray], meta: dict):
     def const(a):
         return op.constant(np.ascontiguousarray(a, dtype=np.float32))
 
-    widths, bands = list(meta["widths"]), _bands(meta.get("bands", 0))
+    widths, bands = list(meta["widths"]), band_count(meta.get("bands", 0))
     inp = op.parameter([-1, FRAMES, N_MELS], np.float32, name="logmel")
     scale, shift = norm()  # the input's batch norm: one scale and shift
     x = op.unsqueeze(op.add(op.multiply(inp, const(scale)), const(shift)), op.constant(np.array([1], np.int64)))  # [b, 1, t, mel]

@@ -19,68 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from ..model._quiet import import_keras
-
-from ..model.audio import AUDIO_EXTENSIONS
+from ..model.dataset import Dataset, DatasetError, list_dataset
 from ..model.encoder import KerasEncoder
 from ..model.frontend import FrontEnd
 from ..model.pipeline import extract_many
-
-
-class DatasetError(Exception):
-    """A dataset folder that cannot be trained on; the message says why."""
-
-
-#: the optional extra ``soundalike[train]``: module -> package to install
-TRAIN_EXTRA = {"matplotlib": "matplotlib", "sklearn": "scikit-learn"}
-
-
-def require_extra(purpose: str, *modules: str) -> None:
-    """Raise :class:`DatasetError` (one line: what is missing, what to install) unless ``modules`` import."""
-    import importlib
-
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except ImportError as err:
-            what = "is not installed" if err.name == module else f"fails to import ({err})"
-            raise DatasetError(f"{purpose} needs {TRAIN_EXTRA.get(module, module)}, which {what}: "
-                               f"pip install 'soundalike[train]'") from None
-
-
-@dataclasses.dataclass(frozen=True)
-class Dataset:
-    classes: list[str]
-    paths: list[str]
-    labels: np.ndarray  # int64 [n], index into classes
-
-
-def list_dataset(root: str | os.PathLike, *, log: Callable[[str], None] | None = None) -> Dataset:
-    """Class = immediate sub-folder of ``root``; its audio files (recursively, hidden ones skipped) are its tracks.
-
-    An empty class folder is skipped with a warning; a class with a single track is kept (it can only be
-    trained on, never validated) with a warning."""
-    log = log or (lambda m: print(m, file=sys.stderr))
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"{root}: not a folder")
-    classes, paths, labels = [], [], []
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(
-            str(f)
-            for f in sub.rglob("*")
-            if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file() and not any(part.startswith(".") for part in f.relative_to(sub).parts)
-        )
-        if not files:
-            log(f"warning: {sub}: no audio files, class skipped")
-            continue
-        if len(files) == 1:
-            log(f"warning: {sub}: only one track; it is used for training and cannot be validated or tested")
-        classes.append(sub.name)
-        paths += files
-        labels += [len(classes) - 1] * len(files)
-    if len(classes) < 2:
-        raise DatasetError(f"{root}: need at least two class folders with audio files, found {len(classes)}")
-    return Dataset(classes, paths, np.asarray(labels, dtype=np.int64))
 
 
 def split_tracks(labels: np.ndarray, *, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -199,7 +141,10 @@ def train_seed(dataset_dir, out_path, **kw) -> TrainResult:
 
 
 BACKBONES = ("none", "musicnn", "musicnn-msd", "musicnn-mtt")
-#: default epochs, batch size and early-stopping patience (0: none, the last epoch is kept) per model kind
+#: default epochs, batch size and early-stopping patience (0: none, the last epoch is kept) per model kind: the
+#: recipes that measured best on real music (a folder-per-soundtrack corpus, 70/30 by track). The seed CNN stops
+#: early on validation loss; the head trains a fixed 100 epochs with weight decay, because its validation loss
+#: (on windows) bottoms out at epoch 3-5 while track accuracy still climbs (0.65 -> 0.74)
 RECIPES = {"none": {"epochs": 30, "batch_size": 32, "patience": 6},
            "head": {"epochs": 100, "batch_size": 64, "patience": 0}}
 
@@ -229,189 +174,242 @@ def train_model(
     """Train a genre classifier on a folder-per-genre dataset and save it as ``out_path`` (.keras) plus
     sidecar. The seed CNN keeps its best epoch (lowest validation loss); the head trains a fixed schedule.
 
-    ``backbone="none"`` trains the seed CNN from scratch on log-mel windows (with SpecAugment-style
-    augmentation through a ``tf.data`` pipeline); ``"musicnn"`` (or ``"musicnn-msd"``, ``"musicnn-mtt"``) trains a small head on
-    the frozen pretrained network's window features, computed once. Either result is a normal encoder
-    artefact for ``index`` and ``search``. The split is by track, stratified, with a fixed seed: train,
-    validation (early stopping) and test (reported, never seen in training). With ``cache`` the log-mel
-    windows come from (and go to) a prepared cache instead of being decoded again. An interrupted run
-    resumes from its last finished epoch when started again with the same output, dataset (every track's
-    size and mtime) and settings; otherwise it starts fresh.
+    ``backbone="none"``: the seed CNN (:class:`SeedRecipe`); ``"musicnn"``, ``"musicnn-msd"``, ``"musicnn-mtt"``: a
+    head on that network (:class:`HeadRecipe`). Either result is an encoder for ``index`` and ``search``. The
+    split is by track, stratified, with a fixed seed: train, validation (early stopping) and test (reported,
+    never seen in training). With ``cache`` the log-mel windows come from (and go to) a prepared cache instead
+    of being decoded again. An interrupted run resumes from its last finished epoch when started again with
+    the same output, dataset (every track's size and mtime) and settings; otherwise it starts fresh.
     """
-    keras = import_keras()
-    import tensorflow as tf
-
     t_start = time.perf_counter()
-    # the recipes that measured best on real music (a folder-per-soundtrack corpus, 70/30 by track): the seed
-    # CNN stops early on validation loss; the head trains a fixed 100 epochs with weight decay, because its
-    # validation loss (on windows) bottoms out at epoch 3-5 while track accuracy still climbs (0.65 -> 0.74)
-    recipe = RECIPES["none" if backbone == "none" else "head"]
-    epochs = epochs or recipe["epochs"]
-    batch_size = batch_size or recipe["batch_size"]
-    patience = recipe["patience"] if patience is None else patience
+    defaults = RECIPES["none" if backbone == "none" else "head"]
     if backbone not in BACKBONES:
         raise DatasetError(f"unknown backbone {backbone!r}; choose from {', '.join(BACKBONES)}")
-    bb = None
-    if backbone != "none":
-        from ..model.encoder import BUILTIN
-        from ..model.musicnn import MusicnnEncoder
-
-        bb = MusicnnEncoder(BUILTIN[backbone], n_windows=n_windows or 16)
-        frontend = bb.frontend
-    frontend = frontend or FrontEnd()
-    if n_windows and frontend.n_windows != n_windows:
-        frontend = dataclasses.replace(frontend, n_windows=n_windows)
+    recipe = SeedRecipe(frontend or FrontEnd(), n_windows) if backbone == "none" else HeadRecipe(backbone, n_windows)
     ds = list_dataset(dataset_dir, log=log)
-    key = run_key(ds, backbone=backbone, frontend=frontend.to_dict(), epochs=epochs, batch_size=batch_size,
-                  val_fraction=val_fraction, test_fraction=test_fraction, patience=patience,
-                  learning_rate=learning_rate, augment=augment, class_weights=class_weights, seed=seed,
-                  backbone_fingerprint=bb.fingerprint if bb is not None else None)
+    run = _Run(epochs=epochs or defaults["epochs"], batch_size=batch_size or defaults["batch_size"],
+               patience=defaults["patience"] if patience is None else patience, learning_rate=learning_rate,
+               augment=augment, class_weights=class_weights, seed=seed, progress=progress, log=log,
+               n_classes=len(ds.classes))
+    run.key = run_key(ds, backbone=backbone, frontend=recipe.frontend.to_dict(), epochs=run.epochs,
+                      batch_size=run.batch_size, val_fraction=val_fraction, test_fraction=test_fraction,
+                      patience=run.patience, learning_rate=learning_rate, augment=augment, class_weights=class_weights,
+                      seed=seed, backbone_fingerprint=recipe.backbone_fingerprint)
     tr, va, te = split_three(ds.labels, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
     log(f"{len(ds.paths)} tracks in {len(ds.classes)} classes: {', '.join(ds.classes)}; {len(tr)} for training, "
         f"{len(va)} for validation, {len(te)} for testing (split by track, seed {seed})")
-    if cache is not None:
-        from ..model.prepare import load_cached, prepare
+    feats, failures = _dataset_features(dataset_dir, ds, recipe.frontend, cache, workers, progress, log)
+    feats = recipe.features(feats, progress)  # the frozen backbone runs once per window, not once per epoch
+    (x_tr, y_tr, _), (x_va, y_va, owner_va), (x_te, y_te, owner_te) = (
+        _stack(ds, feats, part, recipe.sample_shape) for part in (tr, va, te))
+    if len(x_tr) == 0:
+        raise DatasetError(f"{dataset_dir}: no training track could be decoded")
+    x_tr, x_va = recipe.inputs(x_tr), recipe.inputs(x_va)
+    out_path = Path(out_path)
+    val_data, stops = _validation(x_va, y_va, run)
+    model, hist = _fit(recipe, run, x_tr, y_tr, val_data, out_path.with_name(f".{out_path.name}.training"),
+                       [*callbacks, *stops])
+    # a fixed schedule (the head) needs validation only to report on: once reported, the final model is trained
+    # again on training + validation tracks (more data; measured +0.04-0.1 track accuracy on real music)
+    refit = val_data is not None and not run.patience and recipe.refits
+    encoder = recipe.encoder(model, ds.classes)
+    win_acc, track_acc = _accuracy(recipe, encoder, x_va, y_va, owner_va, ds.labels)
+    if refit:
+        log(f"validation track accuracy {track_acc:.3f}; training the final head on training + validation tracks")
+        model, _ = _fit(recipe, run, np.concatenate([x_tr, x_va]), np.concatenate([y_tr, y_va]), None,
+                        out_path.with_name(f".{out_path.name}.refit"), list(callbacks))
+        encoder = recipe.encoder(model, ds.classes)
+    test_win, test_track = _accuracy(recipe, encoder, x_te, y_te, owner_te, ds.labels)
+    result = TrainResult(encoder=encoder, history={k: [float(v) for v in vs] for k, vs in hist.history.items()},
+                         classes=ds.classes, n_train_tracks=len(tr), n_val_tracks=len(va), val_window_accuracy=win_acc,
+                         val_track_accuracy=track_acc, failures=failures, seconds=time.perf_counter() - t_start,
+                         n_test_tracks=len(te), test_window_accuracy=test_win, test_track_accuracy=test_track)
+    encoder.save(out_path, extra={**recipe.extra(encoder), "training": _training_record(
+        result, dataset_dir=dataset_dir, backbone=backbone, test_paths=[ds.paths[i] for i in te], refit=refit,
+        seed=seed)})
+    return result
 
-        rep = prepare(dataset_dir, cache, frontend=frontend, workers=workers, progress=progress, log=log)
-        log(f"cache {cache}: {rep.prepared} tracks prepared, {rep.reused} reused")
-        _, feats = load_cached(cache)
-        failures = rep.failed
-    else:
+
+def _training_record(r: TrainResult, *, dataset_dir, backbone: str, test_paths: list[str], refit: bool,
+                     seed: int) -> dict:
+    """What a trained model's sidecar records of how it was trained."""
+    return {"dataset": str(Path(dataset_dir).resolve()), "backbone": backbone, "tracks_train": int(r.n_train_tracks),
+            "tracks_val": int(r.n_val_tracks), "tracks_test": int(r.n_test_tracks), "test_paths": test_paths,
+            "epochs_run": len(r.history.get("loss", [])), "final_model_trained_on": "train+val" if refit else "train",
+            "val_window_accuracy": r.val_window_accuracy, "val_track_accuracy": r.val_track_accuracy,
+            "test_window_accuracy": r.test_window_accuracy, "test_track_accuracy": r.test_track_accuracy,
+            "history": r.history, "seconds": round(r.seconds, 1), "seed": seed}
+
+
+class SeedRecipe:
+    """The seed CNN trained from scratch on log-mel windows, augmented, stopped early on validation loss."""
+
+    refits = False
+    augments = True
+    backbone_fingerprint = None
+
+    def __init__(self, frontend: FrontEnd, n_windows: int | None):
+        if n_windows and frontend.n_windows != n_windows:
+            frontend = dataclasses.replace(frontend, n_windows=n_windows)
+        self.frontend = frontend
+        self.sample_shape = tuple(frontend.input_shape)
+
+    def features(self, feats: dict, progress: bool) -> dict:
+        return feats
+
+    def inputs(self, x: np.ndarray) -> np.ndarray:
+        return x[..., None]  # one channel
+
+    def build(self, n_classes: int, seed: int):
+        from ..model import seedcnn
+
+        return seedcnn.build(self.frontend, n_classes, seed=seed)
+
+    def encoder(self, model, classes: list[str]) -> KerasEncoder:
+        from ..model import seedcnn
+
+        return KerasEncoder(model, name=seedcnn.NAME, frontend=self.frontend, labels=classes)
+
+    def probs(self, encoder, x: np.ndarray) -> np.ndarray:
+        return encoder.encode(x[..., 0] if x.ndim == 4 else x)[1]
+
+    def extra(self, encoder) -> dict:
+        return {}
+
+
+class HeadRecipe:
+    """A small head on a frozen pretrained backbone's window features (computed once), a fixed schedule with
+    weight decay, then trained again on training and validation tracks."""
+
+    refits = True
+    augments = False
+
+    def __init__(self, backbone: str, n_windows: int | None):
+        from ..model.musicnn import MusicnnEncoder
+        from ..model.registry import BUILTIN
+
+        self.backbone = MusicnnEncoder(BUILTIN[backbone], n_windows=n_windows or 16)
+        self.frontend = self.backbone.frontend
+        self.backbone_fingerprint = self.backbone.fingerprint
+        self.sample_shape = (self.backbone.window_dim,)
+
+    def features(self, feats: dict, progress: bool) -> dict:
+        from tqdm import tqdm
+
+        return {p: self.backbone.encode(f)[0]
+                for p, f in tqdm(feats.items(), desc=self.backbone.name, unit="file", disable=not progress)}
+
+    def inputs(self, x: np.ndarray) -> np.ndarray:
+        return x
+
+    def build(self, n_classes: int, seed: int):
+        from ..model import head
+
+        return head.build(self.backbone.window_dim, n_classes, seed=seed)
+
+    def encoder(self, model, classes: list[str]):
+        from ..model.head import HeadEncoder
+
+        return HeadEncoder(model, backbone=self.backbone, labels=classes)
+
+    def probs(self, encoder, x: np.ndarray) -> np.ndarray:
+        return encoder.head_outputs(x)[1]
+
+    def extra(self, encoder) -> dict:
+        return {"kind": "head", "backbone": encoder.backbone_spec()}
+
+
+@dataclasses.dataclass
+class _Run:
+    """The settings of one training run, shared by its fits."""
+
+    epochs: int
+    batch_size: int
+    patience: int
+    learning_rate: float
+    augment: bool
+    class_weights: bool
+    seed: int
+    progress: bool
+    log: Callable[[str], None]
+    n_classes: int
+    key: str = ""
+
+
+def _validation(x_va: np.ndarray, y_va: np.ndarray, run: _Run):
+    """The validation data (None without validation tracks) and, with patience, early stopping on its loss
+    that keeps the best epoch."""
+    if not len(x_va):
+        return None, []
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((x_va, y_va)).batch(256).prefetch(tf.data.AUTOTUNE)
+    if not run.patience:
+        return data, []
+    return data, [import_keras().callbacks.EarlyStopping(monitor="val_loss", patience=run.patience,
+                                                          restore_best_weights=True)]
+
+
+def _dataset_features(dataset_dir, ds, frontend: FrontEnd, cache, workers, progress, log):
+    """Every track's log-mel windows, from a prepared cache (brought up to date first) or decoded now:
+    ``(path -> windows, [(path, reason) of the tracks that failed]``."""
+    if cache is None:
         feats, failures = _features_for(ds.paths, frontend, workers, progress, "decode")
         for path, reason in failures:
             log(f"skipped {path}: {reason}")
-    if bb is not None:  # the frozen backbone runs once per window, not once per epoch
-        from tqdm import tqdm
+        return feats, failures
+    from ..model.prepare import load_cached, prepare
 
-        feats = {p: bb.encode(f)[0] for p, f in tqdm(feats.items(), desc=bb.name, unit="file", disable=not progress)}
+    rep = prepare(dataset_dir, cache, frontend=frontend, workers=workers, progress=progress, log=log)
+    log(f"cache {cache}: {rep.prepared} tracks prepared, {rep.reused} reused")
+    return load_cached(cache)[1], rep.failed
 
-    def stack(indices):
-        xs, ys, owner = [], [], []
-        for i in indices:
-            f = feats.get(ds.paths[i])
-            if f is not None and len(f):
-                xs.append(f)
-                ys += [ds.labels[i]] * len(f)
-                owner += [i] * len(f)
-        shape = (0, bb.window_dim) if bb is not None else (0, *frontend.input_shape)
-        if not xs:
-            return np.zeros(shape, np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
-        return np.concatenate(xs).astype(np.float32), np.asarray(ys, np.int64), np.asarray(owner, np.int64)
 
-    x_tr, y_tr, _ = stack(tr)
-    x_va, y_va, owner_va = stack(va)
-    x_te, y_te, owner_te = stack(te)
-    if len(x_tr) == 0:
-        raise DatasetError(f"{dataset_dir}: no training track could be decoded")
+def _stack(ds, feats: dict, indices, shape: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The windows of the tracks ``indices`` stacked: ``(x, labels, owner track of each window)``."""
+    xs, ys, owner = [], [], []
+    for i in indices:
+        f = feats.get(ds.paths[i])
+        if f is not None and len(f):
+            xs.append(f)
+            ys += [ds.labels[i]] * len(f)
+            owner += [i] * len(f)
+    if not xs:
+        return np.zeros((0, *shape), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(xs).astype(np.float32), np.asarray(ys, np.int64), np.asarray(owner, np.int64)
 
-    if bb is None:
-        x_tr, x_va = x_tr[..., None], x_va[..., None]
 
-    def new_model():
-        if bb is None:
-            from ..model import seedcnn
+def _fit(recipe, run: _Run, x: np.ndarray, y: np.ndarray, val_data, backup: Path, extra_callbacks=()):
+    """A new model of ``recipe`` fitted to ``(x, y)``; resumable from ``backup`` (of the same run only)."""
+    keras = import_keras()
+    import tensorflow as tf
 
-            m = seedcnn.build(frontend, len(ds.classes), seed=seed)
-        else:
-            from ..model import head
-
-            m = head.build(bb.window_dim, len(ds.classes), seed=seed)
-        m.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
+    model = recipe.build(run.n_classes, run.seed)
+    model.compile(optimizer=keras.optimizers.Adam(run.learning_rate), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-        return m
+    data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=run.seed, reshuffle_each_iteration=True)
+    if run.augment and recipe.augments:
+        data = data.map(augment_fn(recipe.frontend, run.seed))  # sequential: the same seed gives the same run
+    data = data.batch(run.batch_size).prefetch(tf.data.AUTOTUNE)
+    weights = None
+    if run.class_weights:  # unbalanced folders: each class weighs as much as the others in the loss
+        counts = np.bincount(y, minlength=run.n_classes).astype(float)
+        weights = {i: float(len(y) / (run.n_classes * c)) for i, c in enumerate(counts) if c > 0}
+    # Ctrl-C, then the same command: resumes from the last finished epoch (of the same run only)
+    claim_backup(backup, run.key, run.log)
+    cbs = [keras.callbacks.BackupAndRestore(str(backup)), *extra_callbacks]
+    verbose = 1 if (run.progress and sys.stdout.isatty()) else 2 if run.progress else 0
+    hist = model.fit(data, epochs=run.epochs, validation_data=val_data, class_weight=weights, callbacks=cbs,
+                     verbose=verbose, shuffle=False)  # tf.data shuffles every epoch already
+    return model, hist
 
-    def fit(x, y, val_data, backup, extra_callbacks=()):
-        model = new_model()
-        data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-        if augment and bb is None:
-            data = data.map(augment_fn(frontend, seed))  # sequential: the same seed gives the same run
-        data = data.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-        weights = None
-        if class_weights:  # unbalanced folders: each class weighs as much as the others in the loss
-            counts = np.bincount(y, minlength=len(ds.classes)).astype(float)
-            weights = {i: float(len(y) / (len(ds.classes) * c)) for i, c in enumerate(counts) if c > 0}
-        # Ctrl-C, then the same command: resumes from the last finished epoch (of the same run only)
-        claim_backup(backup, key, log)
-        cbs = [keras.callbacks.BackupAndRestore(str(backup)), *extra_callbacks]
-        verbose = 1 if (progress and sys.stdout.isatty()) else 2 if progress else 0
-        hist = model.fit(data, epochs=epochs, validation_data=val_data, class_weight=weights, callbacks=cbs,
-                         verbose=verbose, shuffle=False)  # tf.data shuffles every epoch already
-        return model, hist
 
-    has_val = len(x_va) > 0
-    val_data = tf.data.Dataset.from_tensor_slices((x_va, y_va)).batch(256).prefetch(tf.data.AUTOTUNE) if has_val else None
-    out_path = Path(out_path)
-    extra_callbacks = list(callbacks)
-    if has_val and patience:
-        extra_callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True))
-    model, hist = fit(x_tr, y_tr, val_data, out_path.with_name(f".{out_path.name}.training"), extra_callbacks)
-    # a fixed schedule (the head) needs validation only to report on: once reported, the final model is trained
-    # again on training + validation tracks (more data; measured +0.04-0.1 track accuracy on real music)
-    refit = has_val and not patience and bb is not None
-    if bb is None:
-        from ..model import seedcnn
-
-        encoder = KerasEncoder(model, name=seedcnn.NAME, frontend=frontend, labels=ds.classes)
-        probs_of = lambda x: encoder.encode(x[..., 0] if x.ndim == 4 else x)[1]  # noqa: E731
-        extra = {}
-    else:
-        from ..model.head import HeadEncoder
-
-        encoder = HeadEncoder(model, backbone=bb, labels=ds.classes)
-        probs_of = lambda x: encoder.head_outputs(x)[1]  # noqa: E731
-        extra = {"kind": "head", "backbone": encoder.backbone_spec()}
-
-    def accuracy(x, y, owner):
-        if not len(x):
-            return None, None
-        probs = probs_of(x)
-        track_ids = np.unique(owner)
-        track_pred = np.asarray([probs[owner == t].mean(0).argmax() for t in track_ids])
-        return float(np.mean(probs.argmax(1) == y)), float(np.mean(track_pred == ds.labels[track_ids]))
-
-    win_acc, track_acc = accuracy(x_va, y_va, owner_va)
-    if refit:
-        log(f"validation track accuracy {track_acc:.3f}; training the final head on training + validation tracks")
-        model, _ = fit(np.concatenate([x_tr, x_va]), np.concatenate([y_tr, y_va]), None,
-                       out_path.with_name(f".{out_path.name}.refit"), list(callbacks))
-        encoder = HeadEncoder(model, backbone=bb, labels=ds.classes)
-    test_win, test_track = accuracy(x_te, y_te, owner_te)
-    history = {k: [float(v) for v in vs] for k, vs in hist.history.items()}
-    seconds = time.perf_counter() - t_start
-    encoder.save(
-        out_path,
-        extra={
-            **extra,
-            "training": {
-                "dataset": str(Path(dataset_dir).resolve()),
-                "backbone": backbone,
-                "tracks_train": int(len(tr)),
-                "tracks_val": int(len(va)),
-                "tracks_test": int(len(te)),
-                "test_paths": [ds.paths[i] for i in te],
-                "epochs_run": len(history.get("loss", [])),
-                "final_model_trained_on": "train+val" if refit else "train",
-                "val_window_accuracy": win_acc,
-                "val_track_accuracy": track_acc,
-                "test_window_accuracy": test_win,
-                "test_track_accuracy": test_track,
-                "history": history,
-                "seconds": round(seconds, 1),
-                "seed": seed,
-            },
-        },
-    )
-    return TrainResult(
-        encoder=encoder,
-        history=history,
-        classes=ds.classes,
-        n_train_tracks=len(tr),
-        n_val_tracks=len(va),
-        val_window_accuracy=win_acc,
-        val_track_accuracy=track_acc,
-        failures=failures,
-        seconds=seconds,
-        n_test_tracks=len(te),
-        test_window_accuracy=test_win,
-        test_track_accuracy=test_track,
-    )
+def _accuracy(recipe, encoder, x: np.ndarray, y: np.ndarray, owner: np.ndarray, labels: np.ndarray):
+    """Window accuracy and track accuracy of ``encoder`` on windows ``x`` (a track: the mean of its windows'
+    probabilities); None without windows."""
+    if not len(x):
+        return None, None
+    probs = recipe.probs(encoder, x)
+    track_ids = np.unique(owner)
+    track_pred = np.asarray([probs[owner == t].mean(0).argmax() for t in track_ids])
+    return float(np.mean(probs.argmax(1) == y)), float(np.mean(track_pred == labels[track_ids]))

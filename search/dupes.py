@@ -16,7 +16,8 @@ closer to their originals and different tracks closer to each other: MP3 0.962-1
 0.994-1.000, trimmed 0.933-0.998 (median 0.989, 5th percentile 0.959); the nearest different track of its
 own soundtrack 0.882 at the 95th percentile, and above 0.93 the same two versions of one piece (0.979, 0.976)
 and one more pair of one composer's pieces within 10% in length (0.944). So the threshold is
-:data:`COPY_COSINE_MEAN` there: above that pair, below all but a few trimmed copies.
+0.95 there (``model.musicnn.COPY_THRESHOLDS``, where each encoder's measured threshold is kept): above that pair,
+below all but a few trimmed copies.
 """
 
 from __future__ import annotations
@@ -31,25 +32,19 @@ COPY_DURATION_S = 2.0
 NEIGHBOURS = 8  # candidates a track is compared with when grouping a whole library
 
 
-COPY_COSINE_MEAN = 0.95
-
-#: encoders whose copy threshold was measured (their index-space cosine), by name and track-vector pooling (a
-#: store's encoder spec; none recorded: mean and spread); others collapse nothing by default. The default
-#: encoder (both musicnn models, the mean over windows) measured on the same corpus and copies: MP3
-#: 0.974-1.000, 22 kHz and 6 dB quieter 0.996-1.000, trimmed 0.929-0.999 (median 0.990, 5th percentile 0.956);
-#: the nearest different track of its own soundtrack 0.882 at the 95th percentile; above 0.93 the same two
-#: versions of one piece (0.973, 0.959) and the same composer's pair (0.938): the same threshold holds.
-MEASURED = {("musicnn-msd", "mean+std"): COPY_COSINE, ("musicnn-msd", "mean"): COPY_COSINE_MEAN,
-            ("musicnn", "mean"): COPY_COSINE_MEAN}
-
-
 def threshold_for(encoder_info: dict | str | None) -> float | None:
-    """The cosine above which two tracks of a store are copies, given its ``encoder_info`` (or an encoder name:
-    mean and spread), or None (not measured)."""
+    """The cosine above which two tracks of a store are copies, or None (not measured for its encoder): what the
+    store recorded of its encoder (``copy_threshold``); for a store made before encoders declared it, the
+    measured value of its encoder's name and pooling (``model.musicnn.COPY_THRESHOLDS``; no pooling recorded:
+    mean and spread). ``encoder_info`` may be an encoder's name."""
+    from ..model.musicnn import COPY_THRESHOLDS
+
     if not isinstance(encoder_info, dict):
         encoder_info = {"name": encoder_info}
+    if "copy_threshold" in encoder_info:
+        return encoder_info["copy_threshold"]
     pool = (encoder_info.get("spec") or {}).get("pool", "mean+std")
-    return MEASURED.get((encoder_info.get("name") or "", pool))
+    return COPY_THRESHOLDS.get((encoder_info.get("name") or "", pool))
 
 
 def durations_match(a: float | None, b: float | None) -> bool:

@@ -71,7 +71,7 @@ def path(s: Searcher, a, b, *, steps: int = 8, by_id: bool = False, genres=None,
     allowed = s.mask(genres=genres, genre_source=genre_source) if genres else None
     for i in range(1, steps + 1):
         target = _slerp(va, vb, i / (steps + 1))
-        ids, _ = s._ranked(target, steps + 32, None, genre_source, used, (), allowed)
+        ids, _ = s.ranked(target, steps + 32, None, genre_source, used, (), allowed)
         closer = float(vectors[-1] @ vb)
         for tid in ids:
             v = s.vector(tid)

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
 
 from ..catalog.store import Store, StoreError
 from ..catalog.tags import normalise_genre
-from ..catalog.track import codes_np, equals_np, floats_np, ints_np
+from ..catalog.track import FIELDS, HIT_FIELDS, REQUIRED, codes_np, equals_np, floats_np, ints_np, make_record
+from ..errors import NotFound, SoundalikeError
 
 
 GENRE_SOURCES = {"tags": "genre", "predicted": "predicted_genre"}
@@ -87,8 +89,12 @@ def m3u(hits, relative_to: str | os.PathLike | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-class QueryError(Exception):
+class QueryError(SoundalikeError):
     """A query that cannot be answered (unknown id, not audio, unknown genre); the message says why."""
+
+
+class UnknownTrack(QueryError, NotFound):
+    """No track of the store has the id asked for."""
 
 
 def _audio_file(path: str | os.PathLike) -> Path:
@@ -101,25 +107,21 @@ def _audio_file(path: str | os.PathLike) -> Path:
     return path
 
 
-@dataclasses.dataclass
-class Hit:
-    id: int
-    score: float
-    path: str
-    title: str | None
-    artist: str | None
-    album: str | None
-    genre: str | None
-    duration_s: float | None
-    predicted_genre: str | None = None
-    missing: bool = False  # the file was out of reach at the last index run (its vector is still searchable)
-    copies: list = dataclasses.field(default_factory=list)  # near-duplicates collapsed into this result
-    at_s: float | None = None  # excerpt search: where in the track the clip matched best (seconds)
-    bpm: float | None = None  # estimated tempo
-    key: str | None = None  # estimated key, e.g. "A minor"
+#: a search result's fields: its id and score, the track fields shown with results (``catalog.track.FIELDS``,
+#: ``hit=True``; the time a file went missing shows as ``missing``), the copies collapsed into it, and where an
+#: excerpt matched
+Hit = make_record("Hit", "One search result (its fields: the track fields shown with results, and the score).", [
+    ("id", int, REQUIRED), ("score", float, REQUIRED), ("path", str, REQUIRED),
+    *((f.name, f.py, None) for f in FIELDS if f.hit and f.name not in ("id", "path", "missing_since")),
+    ("missing", bool, False),  # the file was out of reach at the last index run (its vector is still searchable)
+    ("copies", list, []),  # near-duplicates collapsed into this result
+    ("at_s", "float | None", None),  # excerpt search: where in the track the clip matched best (seconds)
+], module=__name__, methods={"to_dict": lambda self: dataclasses.asdict(self)})
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+
+def _number(v) -> float | None:
+    """A stored float as a Python float; a null or NaN as None."""
+    return None if v is None or v != v else float(v)
 
 
 class Searcher:
@@ -132,8 +134,7 @@ class Searcher:
     COLUMNS = ["id"]  # (and the status; genres are read on the first genre filter)
     DICTIONARY = ("status", "genre", "predicted_genre")  # read as codes, as Parquet keeps them
     #: read for the hits only, from the row groups that hold them
-    HIT_COLUMNS = ["id", "path", "title", "artist", "album", "genre", "predicted_genre", "duration_s", "missing_since",
-                   "bpm", "key"]
+    HIT_COLUMNS = HIT_FIELDS
 
     #: candidates a hub-aware ranking takes from the index by cosine (at least; twice k when k is larger) and
     #: orders by CSLS. On the dev corpora every query's exact CSLS top ten lay within its 45 nearest by cosine;
@@ -158,6 +159,7 @@ class Searcher:
         self._id_space = int(self._ids.max()) + 1 if len(self._ids) else 0
         self._encoder = None
         self._filters: dict[tuple, tuple[np.ndarray, int]] = {}  # recent filters' bitmaps
+        self._filters_lock = threading.Lock()  # the service's request threads share one searcher
         self._nprobe_filtered = (self.store.manifest.get("index") or {}).get("nprobe_filtered")
         self.last_copies_of_query: list[Hit] = []  # what the last single query left out as copies of itself
         self.last_mode: tuple[str, str] = ("track", "")  # which search answered the last file query, and why
@@ -270,15 +272,14 @@ class Searcher:
         """Hits for searchable track ids (their rows read from the row groups that hold them)."""
         positions = [self._position(i) for i in track_ids]
         if any(p is None for p in positions):
-            raise QueryError(f"no track with id {track_ids[positions.index(None)]} in {self.store.path}")
+            raise UnknownTrack(f"no track with id {track_ids[positions.index(None)]} in {self.store.path}")
         out = []
         for r, score in zip(self.store.cells(self._rows[positions], self.HIT_COLUMNS), scores):
-            dur = r["duration_s"]
-            out.append(Hit(id=int(r["id"]), score=float(score), path=r["path"], title=r["title"], artist=r["artist"],
-                           album=r["album"], genre=r["genre"], duration_s=None if dur is None or dur != dur else float(dur),
-                           predicted_genre=r["predicted_genre"], missing=r["missing_since"] is not None,
-                           bpm=None if r["bpm"] is None or r["bpm"] != r["bpm"] else round(float(r["bpm"]), 1),
-                           key=r["key"]))
+            r = dict(r)
+            r["missing"] = r.pop("missing_since") is not None
+            r["id"], r["duration_s"], bpm = int(r["id"]), _number(r["duration_s"]), _number(r["bpm"])
+            r["bpm"] = None if bpm is None else round(bpm, 1)
+            out.append(Hit(score=float(score), **r))
         return out
 
     def hit(self, track_id: int, score: float = 1.0) -> Hit:
@@ -287,7 +288,7 @@ class Searcher:
     def vector(self, track_id: int) -> np.ndarray:
         """The unit vector stored for a track (from the index, no model)."""
         if self._position(track_id) is None:
-            raise QueryError(f"no track with id {track_id} in {self.store.path}")
+            raise UnknownTrack(f"no track with id {track_id} in {self.store.path}")
         try:
             return self.index.reconstruct(int(track_id))
         except KeyError:  # listed as indexed, but its vector is not in the index: a damaged store
@@ -382,7 +383,7 @@ class Searcher:
             windows, _ = fe.windows(_audio_file(query))
         except AudioError as err:
             raise QueryError(str(err)) from None
-        est = keytempo.estimate(windows, fe.sample_rate, logmel=fe.features(windows), hop_length=fe.hop_length)
+        est = keytempo.estimate(windows, sample_rate=fe.sample_rate, logmel=fe.features(windows), hop_length=fe.hop_length)
         return {"bpm": est["bpm"], "key": est["key"]}
 
     # -- queries -------------------------------------------------------------------------------------------
@@ -448,10 +449,10 @@ class Searcher:
         collapse = threshold is not None if collapse is None else collapse
         threshold = threshold or COPY_COSINE  # (asked for on an encoder not measured: the default encoder's)
         if not (collapse or max_per_artist or max_per_album):
-            return self.hits(*self._ranked(vector, k, genres, genre_source, exclude_ids, exclude_artists, mask))
+            return self.hits(*self.ranked(vector, k, genres, genre_source, exclude_ids, exclude_artists, mask))
         fetch = 4 * k if (max_per_artist or max_per_album) else k + 5
         while True:
-            ids, scores = self._ranked(vector, fetch, genres, genre_source, exclude_ids, exclude_artists, mask)
+            ids, scores = self.ranked(vector, fetch, genres, genre_source, exclude_ids, exclude_artists, mask)
             out, per_artist, per_album, held = [], {}, {}, []
             self.last_copies_of_query = []
             for h in self.hits(ids, scores):
@@ -476,7 +477,7 @@ class Searcher:
                 return out
             fetch *= 4
 
-    def _ranked(self, vector, k, genres, genre_source, exclude_ids, exclude_artists,
+    def ranked(self, vector, k, genres, genre_source, exclude_ids, exclude_artists,
                 mask: np.ndarray | None = None) -> tuple[list[int], list[float]]:
         """Ids and scores of the ``k`` best tracks for one vector under the filters (and ``mask``, over the
         searchable tracks), best first. The few ids to leave out (the query itself) are dropped from k + that
@@ -488,12 +489,14 @@ class Searcher:
             # the filter's bitmap is kept for the next query with the same filter (building one over a million
             # ids costs milliseconds)
             key = (tuple(sorted(genres or ())), genre_source, tuple(sorted({a.casefold() for a in exclude_artists if a})))
-            packed = self._filters.get(key)
+            with self._filters_lock:
+                packed = self._filters.get(key)
             if packed is None:
                 packed = self._packed(self.mask(genres=genres, genre_source=genre_source, exclude_artists=exclude_artists))
-                if len(self._filters) >= 16:
-                    self._filters.pop(next(iter(self._filters)))
-                self._filters[key] = packed
+                with self._filters_lock:
+                    while len(self._filters) >= 16:
+                        self._filters.pop(next(iter(self._filters)))
+                    self._filters[key] = packed
         drop = {int(i) for i in exclude_ids}
         hubs = self.store.neighbourhoods() if self.rescore else None
         fetch = k + len(drop) if hubs is None else max(self.RESCORE_POOL, 2 * (k + len(drop)))
@@ -724,7 +727,8 @@ class Searcher:
     def encoder(self):
         """The store's encoder, loaded on first use (this is where TensorFlow is imported)."""
         if self._encoder is None:
-            from ..model.encoder import ModelError, load_encoder
+            from ..model.encoder import ModelError
+            from ..model.registry import load_encoder
 
             from ..model.musicnn import WeightsMissing
 
@@ -733,9 +737,9 @@ class Searcher:
                 raise StoreError(f"{self.store.path}: the store does not record its encoder, outside files cannot be embedded")
             if isinstance(ref, dict) and ref.get("kind") == "musicnn":
                 # the model the last indexing (or query) process compiled, without TensorFlow (model.compiled)
-                from ..model import compiled
+                from ..model.musicnn import MusicnnEncoder
 
-                self._encoder = compiled.load(self.store.encoder_info["fingerprint"])
+                self._encoder = MusicnnEncoder.cached(self.store.encoder_info["fingerprint"])
                 if self._encoder is not None:
                     return self._encoder
             try:

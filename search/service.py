@@ -24,6 +24,8 @@ from pathlib import Path
 #: uploads larger than this are refused (413): a clip or a song, not an album
 MAX_UPLOAD = 64 << 20
 TOKEN_HEADER = "X-Soundalike-Token"
+#: the store generation a search was answered from (a commit makes the next one)
+GENERATION_HEADER = "X-Soundalike-Generation"
 
 
 def is_loopback(host: str) -> bool:
@@ -60,20 +62,26 @@ class _Current:
 
 def create_app(store: str | os.PathLike, *, token: str | None = None, max_upload: int = MAX_UPLOAD):
     """The FastAPI application serving ``store``; ``token``: required on every request when set."""
-    from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
-    from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
-
-    from ..catalog.store import StoreError
-    from .searcher import QueryError, m3u
+    from fastapi import Depends, FastAPI
 
     current = _Current(store)
     app = FastAPI(title="soundalike", description="Music search by sound: tracks that sound like a track, a file "
                   "or several seeds.", version="1")
+    guard = [Depends(_authoriser(token))]
+    for router in (_pages(current, guard), _track_routes(current, guard), _search_routes(current, guard, max_upload),
+                   _list_routes(current, guard)):
+        app.include_router(router)
+    return app
+
+
+def _authoriser(token: str | None):
+    """The dependency every guarded route has: the token, from a header, a bearer or (for what a browser loads
+    by URL: an <audio> element, a download link) a query parameter; nothing when no token is set."""
+    from fastapi import HTTPException, Request
 
     def authorised(request: Request) -> None:
         if token is None:
             return
-        # (a query parameter too: an <audio> element or a download link cannot send a header)
         given = request.headers.get(TOKEN_HEADER) or request.query_params.get("token") or ""
         bearer = request.headers.get("authorization", "")
         if bearer.lower().startswith("bearer "):
@@ -81,34 +89,53 @@ def create_app(store: str | os.PathLike, *, token: str | None = None, max_upload
         if not hmac.compare_digest(given.encode(), token.encode()):
             raise HTTPException(401, f"missing or wrong token (send it in the {TOKEN_HEADER} header)")
 
-    guard = [Depends(authorised)]
+    return authorised
 
-    def answer(call, *args, **kwargs):
-        try:
-            return call(*args, **kwargs)
-        except QueryError as err:
-            raise HTTPException(404 if "no track with id" in str(err) else 400, str(err)) from None
-        except StoreError as err:
-            raise HTTPException(503, str(err)) from None
 
-    def hits_out(hits, fmt: str):
-        if fmt == "m3u":
-            return PlainTextResponse(m3u(hits), media_type="audio/x-mpegurl")
-        return [h.to_dict() for h in hits]
+def _answer(call, *args, **kwargs):
+    """``call(*args, **kwargs)``; a SoundalikeError becomes its HTTP status with its one line."""
+    from fastapi import HTTPException
 
-    diversity = {"max_per_artist": Query(None, ge=1), "max_per_album": Query(None, ge=1)}
+    from ..errors import SoundalikeError
 
+    try:
+        return call(*args, **kwargs)
+    except SoundalikeError as err:
+        raise HTTPException(err.http_status, str(err)) from None
+
+
+def _hits_out(hits, fmt: str, generation: int, body=None):
+    """Hits as JSON (``body``, when given, instead of the hits' records), or as an M3U playlist; the store
+    generation that answered is in the ``X-Soundalike-Generation`` header."""
+    from fastapi.responses import JSONResponse, PlainTextResponse
+
+    from .searcher import m3u
+
+    headers = {GENERATION_HEADER: str(generation)}
+    if fmt == "m3u":
+        return PlainTextResponse(m3u(hits), media_type="audio/x-mpegurl", headers=headers)
+    return JSONResponse([h.to_dict() for h in hits] if body is None else body, headers=headers)
+
+
+FORMAT_PATTERN = "^(json|m3u)$"
+
+
+def _pages(current: "_Current", guard):
+    """The web page and the library map."""
+    from fastapi import APIRouter
+    from fastapi.responses import HTMLResponse
+
+    router = APIRouter()
     page = (Path(__file__).parent / "web" / "index.html").read_text(encoding="utf-8")
+    maps_made: dict = {}
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @router.get("/", response_class=HTMLResponse, include_in_schema=False)
     def index():
         """The web page: find a track, hear it and its neighbours, make a mix or a path, save it (everything
         it needs is in the page; its API calls carry the token)."""
         return page
 
-    maps_made: dict = {}
-
-    @app.get("/map", response_class=HTMLResponse, dependencies=guard, include_in_schema=False)
+    @router.get("/map", response_class=HTMLResponse, dependencies=guard, include_in_schema=False)
     def library_map():
         """The library's map (``soundalike map``), made once per generation; a click plays a track."""
         from . import maps
@@ -120,40 +147,60 @@ def create_app(store: str | os.PathLike, *, token: str | None = None, max_upload
             maps_made[s.store.generation] = maps.html(xy, hits, labels, f"{len(hits)} tracks, {figures['method']}")
         return maps_made[s.store.generation]
 
-    @app.get("/api/info", dependencies=guard)
+    return router
+
+
+def _track_routes(current: "_Current", guard):
+    """What the store holds: its summary, a track, its audio, tracks by text."""
+    from fastapi import APIRouter, HTTPException, Query
+    from fastapi.responses import FileResponse
+
+    router = APIRouter(dependencies=guard)
+
+    @router.get("/api/info")
     def info():
         s = current.get()
         return {"tracks": len(s), "generation": s.store.generation, "encoder": s.store.encoder_info.get("name"),
                 "genres": s.genres("tags"), "excerpts": bool(s.store.manifest.get("windows"))}
 
-    @app.get("/api/tracks/{track_id}", dependencies=guard)
+    @router.get("/api/tracks/{track_id}")
     def track(track_id: int):
-        return answer(current.get().hit, track_id).to_dict()
+        return _answer(current.get().hit, track_id).to_dict()
 
-    @app.get("/api/tracks/{track_id}/audio", dependencies=guard)
+    @router.get("/api/tracks/{track_id}/audio")
     def audio(track_id: int):
         """The track's audio file as the store records it (range requests supported)."""
-        hit = answer(current.get().hit, track_id)
+        hit = _answer(current.get().hit, track_id)
         if not os.path.isfile(hit.path):
             raise HTTPException(404, f"track {track_id}: its file {hit.path} is out of reach")
         return FileResponse(hit.path, filename=os.path.basename(hit.path))
 
-    @app.get("/api/find", dependencies=guard)
+    @router.get("/api/find")
     def find(q: str, limit: int = Query(20, ge=1, le=1000)):
-        return [h.to_dict() for h in answer(current.get().find, q, limit=limit)]
+        return [h.to_dict() for h in _answer(current.get().find, q, limit=limit)]
 
-    @app.get("/api/search", dependencies=guard)
+    return router
+
+
+def _search_routes(current: "_Current", guard, max_upload: int):
+    """Tracks like a track, like several, or like an uploaded file or clip."""
+    from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+
+    from .searcher import QueryError
+
+    router = APIRouter(dependencies=guard)
+
+    @router.get("/api/search")
     def search(id: list[int] = Query(..., description="one track id, or several: tracks like all of them"),
                k: int = Query(10, ge=1, le=1000), genre: list[str] = Query([]),
                genre_source: str = Query("tags", pattern="^(tags|predicted|any)$"),
-               max_per_artist: int | None = diversity["max_per_artist"],
-               max_per_album: int | None = diversity["max_per_album"],
+               max_per_artist: int | None = Query(None, ge=1), max_per_album: int | None = Query(None, ge=1),
                bpm_min: float | None = Query(None, gt=0, description="estimated tempo at least this"),
                bpm_max: float | None = Query(None, gt=0, description="estimated tempo at most this"),
                key: list[str] = Query([], description="estimated key, e.g. 'A minor' or Am (repeatable)"),
                compatible_key: bool = Query(False, description="widen key (or the first track's own) to its "
                                                                "relative and the keys a fifth above and below"),
-               format: str = Query("json", pattern="^(json|m3u)$")):
+               format: str = Query("json", pattern=FORMAT_PATTERN)):
         s = current.get()
         opts = {"k": k, "genres": genre, "genre_source": genre_source, "max_per_artist": max_per_artist,
                 "max_per_album": max_per_album}
@@ -162,23 +209,23 @@ def create_app(store: str | os.PathLike, *, token: str | None = None, max_upload
         if key or compatible_key:
             from ..model.keytempo import wanted_keys
 
-            keys = list(key) or [answer(s.hit, id[0]).key]
+            keys = list(key) or [_answer(s.hit, id[0]).key]
             if keys == [None]:
                 raise HTTPException(400, f"track {id[0]} has no estimated key: give one with key=")
             try:
                 opts["keys"] = wanted_keys(keys, compatible_key)
             except ValueError as err:
                 raise HTTPException(400, str(err)) from None
-        hits = answer(s.search_id, id[0], **opts) if len(id) == 1 else answer(s.search_seeds, id, by_id=True, **opts)
-        return hits_out(hits, format)
+        hits = _answer(s.search_id, id[0], **opts) if len(id) == 1 else _answer(s.search_seeds, id, by_id=True, **opts)
+        return _hits_out(hits, format, s.store.generation)
 
-    @app.post("/api/search", dependencies=guard)
+    @router.post("/api/search")
     def search_file(file: UploadFile = File(..., description="an audio file or a clip of one"),
                     k: int = Query(10, ge=1, le=1000), genre: list[str] = Query([]),
                     genre_source: str = Query("tags", pattern="^(tags|predicted|any)$"),
                     excerpt: bool | None = Query(None, description="match as an excerpt (default: when shorter "
                                                  "than a track vector's span)"),
-                    format: str = Query("json", pattern="^(json|m3u)$")):
+                    format: str = Query("json", pattern=FORMAT_PATTERN)):
         s = current.get()
         suffix = Path(file.filename or "upload").suffix[:16]
         with tempfile.TemporaryDirectory(prefix="soundalike-upload-") as tmp:
@@ -195,40 +242,50 @@ def create_app(store: str | os.PathLike, *, token: str | None = None, max_upload
             except QueryError as err:
                 name = file.filename or "upload"
                 raise HTTPException(415, str(err).replace(str(dest), name)) from None
-        return hits_out(hits, format)
+        return _hits_out(hits, format, s.store.generation)
 
-    @app.get("/api/similar", dependencies=guard)
-    def similar(id: int, count: int = Query(20, ge=1, le=1000), format: str = Query("json", pattern="^(json|m3u)$")):
+    return router
+
+
+def _list_routes(current: "_Current", guard):
+    """Lists for players: sonicSimilarity's similar tracks and path, and a mix around seeds."""
+    from fastapi import APIRouter, Query
+
+    router = APIRouter(dependencies=guard)
+
+    @router.get("/api/similar")
+    def similar(id: int, count: int = Query(20, ge=1, le=1000), format: str = Query("json", pattern=FORMAT_PATTERN)):
         """sonicSimilarity's getSonicSimilarTracks: ``count`` tracks like track ``id``, each with a similarity in
         [0, 1] (1: identical)."""
-        hits = answer(current.get().search_id, id, k=count)
-        if format == "m3u":
-            return hits_out(hits, format)
-        return [{"id": h.id, "similarity": round(max(0.0, min(1.0, h.score)), 4), "track": h.to_dict()} for h in hits]
+        s = current.get()
+        hits = _answer(s.search_id, id, k=count)
+        return _hits_out(hits, format, s.store.generation, body=[
+            {"id": h.id, "similarity": round(max(0.0, min(1.0, h.score)), 4), "track": h.to_dict()} for h in hits])
 
-    @app.get("/api/playlist", dependencies=guard)
+    @router.get("/api/playlist")
     def playlist(id: list[int] = Query(..., description="seed track ids"), length: int = Query(20, ge=1, le=1000),
                  genre: list[str] = Query([]), max_per_artist: int = Query(2, ge=0), max_per_album: int = Query(0, ge=0),
-                 format: str = Query("json", pattern="^(json|m3u)$")):
+                 format: str = Query("json", pattern=FORMAT_PATTERN)):
         """A listening list around the seeds: diverse (0: no limit), near-duplicates collapsed, small steps."""
         from .playlists import playlist as make
 
-        hits = answer(make, current.get(), id, by_id=True, length=length, genres=genre,
-                      max_per_artist=max_per_artist or None, max_per_album=max_per_album or None)
-        return hits_out(hits, format)
+        s = current.get()
+        hits = _answer(make, s, id, by_id=True, length=length, genres=genre,
+                       max_per_artist=max_per_artist or None, max_per_album=max_per_album or None)
+        return _hits_out(hits, format, s.store.generation)
 
-    @app.get("/api/path", dependencies=guard)
+    @router.get("/api/path")
     def path(start: int = Query(..., alias="from"), end: int = Query(..., alias="to"), steps: int = Query(8, ge=1, le=1000),
-             format: str = Query("json", pattern="^(json|m3u)$")):
+             format: str = Query("json", pattern=FORMAT_PATTERN)):
         """sonicSimilarity's findSonicPath: tracks leading from one track to another, each closer to the end."""
         from .playlists import path as make
 
-        hits, figures = answer(make, current.get(), start, end, steps=steps, by_id=True)
-        if format == "m3u":
-            return hits_out(hits, format)
-        return {"tracks": [h.to_dict() for h in hits], "smoothness": figures}
+        s = current.get()
+        hits, figures = _answer(make, s, start, end, steps=steps, by_id=True)
+        return _hits_out(hits, format, s.store.generation,
+                         body={"tracks": [h.to_dict() for h in hits], "smoothness": figures})
 
-    return app
+    return router
 
 
 def serve(store: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 8731, token: str | None = None,

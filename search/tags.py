@@ -14,7 +14,8 @@ def predict_tags(path: str | os.PathLike, *, model: str | os.PathLike = "musicnn
     """``{"path", "encoder", "genre", "genre_score", "tags": [{"tag", "score"}...]}`` for one audio file,
     tag scores averaged over the file's analysis windows."""
     from ..model.audio import AudioError
-    from ..model.encoder import ModelError, load_encoder
+    from ..model.encoder import ModelError
+    from ..model.registry import load_encoder
     from ..model.musicnn import WeightsMissing
 
     path = Path(path)

@@ -268,7 +268,7 @@ def test_memory_sizes_parse_and_bad_ones_are_one_line_errors():
 
 
 def test_streamed_rebuild_reads_each_live_vector_once_newest_first(tmp_path):
-    from soundalike.catalog.store import iter_latest
+    from soundalike.catalog.shards import iter_latest
 
     rng = np.random.default_rng(6)
     raw, _ = clustered(300, 32, rng)

@@ -40,7 +40,7 @@ def windows_of(y, n=16, seconds=2.976, sr=SR):
     ([(62, 66, 69), (67, 71, 74), (69, 73, 76), (62, 66, 69)], "D major"),  # D G A D
 ])
 def test_key_of_a_chord_progression(chords, key):
-    assert estimate(windows_of(progression(chords)), SR)["key"] == key
+    assert estimate(windows_of(progression(chords)), sample_rate=SR)["key"] == key
 
 
 @pytest.mark.parametrize("bpm", [90.0, 120.0, 140.0])
@@ -55,10 +55,10 @@ def test_tempo_of_a_drum_pattern(bpm):
         y[at : at + len(kick)] += kick
         if at + beat // 2 + len(hat) < len(y):
             y[at + beat // 2 : at + beat // 2 + len(hat)] += hat
-    got = estimate(windows_of(y.astype(np.float32)), SR)["bpm"]
+    got = estimate(windows_of(y.astype(np.float32)), sample_rate=SR)["bpm"]
     assert got == pytest.approx(bpm, rel=0.03), got
 
 
 def test_silence_has_no_tempo_or_key_and_a_flat_chroma_no_margin():
-    assert estimate(np.zeros((4, SR * 3), np.float32), SR) == {"bpm": None, "key": None, "key_strength": None}
+    assert estimate(np.zeros((4, SR * 3), np.float32), sample_rate=SR) == {"bpm": None, "key": None, "key_strength": None}
     assert key_of_chroma(np.ones(12))[1] == pytest.approx(0.0)

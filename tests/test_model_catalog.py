@@ -16,7 +16,8 @@ from soundalike.catalog.tags import normalise_genre, read_tags
 from soundalike.catalog.track import Track
 from soundalike.model.encoder import KerasEncoder, ModelError, fingerprint
 from soundalike.model.frontend import FrontEnd
-from soundalike.model.train import DatasetError, list_dataset, split_tracks
+from soundalike.model.dataset import DatasetError, list_dataset
+from soundalike.model.train import split_tracks
 
 # ---------------------------------------------------------------------------------------------- model
 
@@ -198,14 +199,14 @@ def test_crash_before_the_manifest_switch_keeps_the_last_generation(tmp_path, rn
         w.commit()
     import soundalike.catalog.store as cs
 
-    real = cs._atomic_write
+    real = cs.atomic_write
 
     def failing(p, write):
         if p.name == cs.MANIFEST:
             raise OSError(28, "No space left on device")
         return real(p, write)
 
-    monkeypatch.setattr(cs, "_atomic_write", failing)
+    monkeypatch.setattr(cs, "atomic_write", failing)
     with pytest.raises(OSError), _writer(path) as w:
         w.put(_track(w, 9), rng.standard_normal(4))
         w.commit()

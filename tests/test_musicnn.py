@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from soundalike.model import musicnn
-from soundalike.model.encoder import load_encoder
+from soundalike.model.registry import load_encoder
 
 GOLDEN = Path(__file__).parent / "golden" / "musicnn_golden.npz"
 TOLERANCE = {"taggram": 1e-4, "logits": 1e-4, "penultimate": 1e-4, "mean_pool": 1e-3, "max_pool": 1e-3}
@@ -277,9 +277,10 @@ def test_outside_queries_load_the_compiled_encoder_without_tensorflow(library, t
     got = query()
     assert got["imported"] == [] and got["path"] == src and got["score"] > 0.99
     # the same vectors as the encoder built from the weights, on the same route
-    enc = compiled.load(fingerprint)
-    assert enc is not None and enc.fingerprint == fingerprint
     from soundalike.model.musicnn import MusicnnEncoder
+
+    enc = MusicnnEncoder.cached(fingerprint)
+    assert enc is not None and enc.fingerprint == fingerprint
 
     x = np.random.default_rng(0).random((3, musicnn.N_MELS, musicnn.FRAMES), dtype=np.float32) * 3
     ref = MusicnnEncoder(runtime_route=enc._compiled.route).encode(x)[0]
@@ -486,7 +487,7 @@ def test_level_is_normalised_and_stores_made_before_keep_the_recorded_level(libr
     from conftest import write_audio
 
     from soundalike.indexer.run import index_library
-    from soundalike.model.encoder import load_encoder
+    from soundalike.model.registry import load_encoder
     from soundalike.search.searcher import Searcher
 
     store = tmp_path / "level.soundalike"

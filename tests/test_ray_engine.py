@@ -21,6 +21,8 @@ from conftest import make_library, synth, write_audio
 from soundalike.catalog.store import Store
 from soundalike.cli import main
 
+pytestmark = pytest.mark.slow  # a system test: `pytest -m 'not slow'` leaves it out
+
 
 @pytest.fixture(scope="module")
 def ray_cluster():

@@ -481,14 +481,14 @@ def test_file_changed_during_the_run_is_embedded_again_next_time(tmp_path, train
 KILL_IN_COMMIT = """
 import os, signal, sys
 import soundalike.catalog.store as cs
-real = cs._atomic_write
+real = cs.atomic_write
 def write(path, fn):
     if path.name == cs.MANIFEST and sys.argv[4] == "manifest":
         os.kill(os.getpid(), signal.SIGKILL)  # new files written, manifest not yet switched
     real(path, fn)
     if path.suffix == ".faiss" and sys.argv[4] == "index":
         os.kill(os.getpid(), signal.SIGKILL)  # the new index is on disk, nothing refers to it
-cs._atomic_write = write
+cs.atomic_write = write
 from soundalike.indexer.run import index_library
 index_library(sys.argv[1], sys.argv[2], model=sys.argv[3], workers=0, progress=False, log=lambda m: None)
 """

@@ -74,6 +74,9 @@ def test_search_by_id_find_similar_and_track_metadata(served):
     assert len([l for l in lines if not l.startswith("#")]) == 3
     assert json.loads(get(f"{url}/api/tracks/{tid}")[2])["path"] in library.files
     assert get(f"{url}/api/tracks/999999")[0] == 404
+    for path in ("search?id=999999", "similar?id=999999", f"path?from={tid}&to=999999"):
+        status, _, body = get(f"{url}/api/{path}")
+        assert status == 404 and "no track with id 999999" in json.loads(body)["detail"], (path, status, body)
     status, _, body = get(f"{url}/api/search?id={tid}&genre=polka")
     assert status == 400 and "unknown genre polka" in json.loads(body)["detail"]
     assert get(f"{url}/openapi.json")[0] == 200 and get(f"{url}/docs")[0] == 200
@@ -150,3 +153,65 @@ def test_a_commit_is_picked_up_while_requests_are_in_flight(tmp_path, trained_mo
         found = json.loads(get(f"{url}/api/find?q=late%20one")[2])
         assert [h["title"] for h in found] == ["the late one"]
         assert statuses and set(statuses) == {200}, sorted(set(statuses))
+
+
+def test_concurrent_requests_of_different_filters_answer_as_one_at_a_time_across_a_commit(tmp_path, trained_model):
+    """Many request threads share one searcher (and its cache of filter bitmaps, more filters than it keeps)
+    while a commit lands: every answer equals the one the same request gets alone from the same generation."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from soundalike.search.service import GENERATION_HEADER
+
+    library = make_library(tmp_path / "music", per_kind=3)
+    for n, genre in enumerate(("ambient", "drone", "chiptune")):  # more genres: more filters to combine
+        write_audio(library.root / genre / f"{genre}.flac", synth(("tones", "noise", "beats")[n], seed=50 + n),
+                    tags={"title": f"{genre} piece", "artist": f"{genre} artist", "genre": genre})
+    store = tmp_path / "lib.soundalike"
+    index_library(library.root, store, model=trained_model, workers=0, progress=False, log=lambda m: None)
+    kinds = sorted(set(library.files.values()) | {"ambient", "drone", "chiptune"})
+    with running(create_app(store)) as url:
+        ids = [h["id"] for h in json.loads(get(f"{url}/api/find?q=0")[2])][:3]
+        genre_sets = [[a] for a in kinds] + [[a, b] for i, a in enumerate(kinds) for b in kinds[i + 1:]]
+        filters = ["".join(f"&genre={g}" for g in gs) + f"&genre_source={src}"
+                   for gs in genre_sets for src in ("tags", "any")]
+        assert len(filters) > 16  # more filters than the searcher keeps bitmaps of
+        requests = [f"search?id={i}&k=4{f}{extra}" for i in ids for f in filters for extra in ("", "&max_per_artist=1")]
+        requests += [f"search?id={ids[0]}&id={ids[1]}&k=5", f"similar?id={ids[2]}&count=6"]
+
+        def ask(req):
+            status, headers, body = get(f"{url}/api/{req}")
+            assert status == 200, (req, status, body)
+            return req, int(headers[GENERATION_HEADER.lower()]), json.loads(body)
+
+        alone = {}
+        for req in requests:
+            _, gen, body = ask(req)
+            alone[(req, gen)] = body
+        first = {gen for _, gen in alone}
+        stop = threading.Event()
+
+        def hammer(offset):
+            got, at = [], offset
+            while not stop.is_set():
+                got.append(ask(requests[at % len(requests)]))
+                at += 7
+            return got
+
+        with ThreadPoolExecutor(4) as pool:
+            hammering = [pool.submit(hammer, n) for n in range(4)]
+            time.sleep(0.5)
+            write_audio(library.root / "late" / "late.flac", synth("beats", seed=77), tags={"title": "the late one"})
+            index_library(library.root, store, model=trained_model, workers=0, progress=False, log=lambda m: None)
+            for req in requests:  # the new generation, one request at a time
+                _, gen, body = ask(req)
+                alone[(req, gen)] = body
+            time.sleep(0.5)
+            stop.set()
+            answers = [a for f in hammering for a in f.result(timeout=300)]
+        second = {gen for _, gen in alone} - first
+        assert len(first) == 1 and len(second) == 1 and max(second) > max(first)
+        compared = [(req, gen, body) for req, gen, body in answers if (req, gen) in alone]
+        assert len(compared) >= len(answers) * 0.9  # answered from a generation asked alone too
+        assert {gen for _, gen, _ in compared} == first | second  # both generations answered concurrently
+        for req, gen, body in compared:
+            assert body == alone[(req, gen)], (req, gen)

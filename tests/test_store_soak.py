@@ -3,6 +3,8 @@ testing), and a soak run: an indexer killed and restarted on a growing folder wh
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import random
@@ -23,6 +25,8 @@ from test_nothing_lost import writer_proc
 from soundalike.catalog.check import repair, verify
 from soundalike.catalog.store import Store, is_store
 from soundalike.search.searcher import Searcher
+
+pytestmark = pytest.mark.slow  # a system test: `pytest -m 'not slow'` leaves it out
 
 
 def _ids(out: str, word: str) -> set[int]:

@@ -19,7 +19,7 @@ SOUNDALIKE = str(Path(sys.executable).with_name("soundalike"))
 def test_student_loads_from_the_installed_package_without_a_download():
     """``student`` is a built-in encoder: its weights are files of the installed package, read from there."""
     import soundalike
-    from soundalike.model.encoder import load_encoder
+    from soundalike.model.registry import load_encoder
     from soundalike.model.student import SHIPPED
 
     assert SHIPPED.is_file() and SHIPPED.with_suffix(".json").is_file()

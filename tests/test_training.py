@@ -11,8 +11,11 @@ from click.testing import CliRunner
 from conftest import make_library, synth, write_audio
 
 from soundalike.cli import main
+from soundalike.model.dataset import DatasetError
 from soundalike.model.prepare import load_cache_index, prepare
-from soundalike.model.train import DatasetError, split_three, train_model
+from soundalike.model.train import split_three, train_model
+
+pytestmark = pytest.mark.slow  # a system test: `pytest -m 'not slow'` leaves it out
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -16,8 +16,8 @@ selenium = pytest.importorskip("selenium", reason="selenium is not installed (pi
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
-                                reason="no Chromium here: apt-get install chromium chromium-driver")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not (CHROMIUM and DRIVER),
+                                reason="no Chromium here: apt-get install chromium chromium-driver")]
 
 
 @pytest.fixture(scope="module")
