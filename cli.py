@@ -201,45 +201,25 @@ def search(queries, store, by_id, k, genres, genre_source, exclude_artist_of_que
     """Tracks that sound like QUERY: a file in the store, an id (--id), or any audio file. Several QUERYs:
     tracks like all of them (near the centroid of their vectors), none of them returned. --tag ranks by the
     encoder's predicted tags instead, or narrows the QUERYs' neighbours to the tracks high on them."""
+    from .search.query import Query, run
     from .search.searcher import Searcher
 
-    if not queries and not tags:
-        raise UserError("search needs a QUERY (a file, or an id with --id) or a --tag")
-    if excerpt and (by_id or len(queries) > 1 or tags):
-        raise UserError("--excerpt takes one QUERY file")
-    s = _run(Searcher, store, rescore=not cosine)
-    diversity = {"max_per_artist": max_per_artist, "max_per_album": max_per_album}
-    if keep_copies:
-        diversity["collapse"] = False
-    if by_id:
-        for q in queries:
-            try:
-                int(q)
-            except ValueError:
-                raise UserError(f"--id expects an integer track id, not {q!r}") from None
-    music = _music_filters(s, bpm_text, keys, compatible_key, queries, by_id, quiet=as_json)
-    diversity.update(music)
-    if tags:
-        hits = _run(s.search_tags, list(tags), k=k, seeds=list(queries), by_id=by_id, genres=genres,
-                    genre_source=genre_source, **music)
-    elif len(queries) > 1:
-        hits = _run(s.search_seeds, list(queries), by_id=by_id, k=k, genres=genres, genre_source=genre_source,
-                    exclude_artist_of_query=exclude_artist_of_query, **diversity)
-    elif by_id:
-        hits = _run(s.search_id, int(queries[0]), k=k, genres=genres, genre_source=genre_source,
-                    exclude_artist_of_query=exclude_artist_of_query, **diversity)
-    else:
-        hits = _run(s.search_path, queries[0], k=k, genres=genres, genre_source=genre_source,
-                    exclude_artist_of_query=exclude_artist_of_query, excerpt=excerpt, **diversity)
-        if s.last_mode[1] and not as_json:
-            click.echo(s.last_mode[1], err=True)
+    q = _run(Query.parse, queries, by_id=by_id, tags=tags, k=k, genres=genres, genre_source=genre_source,
+             exclude_artist_of_query=exclude_artist_of_query, max_per_artist=max_per_artist,
+             max_per_album=max_per_album, keep_copies=keep_copies, bpm=bpm_text, keys=keys,
+             compatible_key=compatible_key, excerpt=excerpt)
+    result = _run(run, _run(Searcher, store, rescore=not cosine), q)
+    if not as_json:
+        for note in result.notes:
+            click.echo(note, err=True)
+    hits = result.hits
     if m3u:
         _write_m3u(m3u, hits)
     if as_json:
         _echo_json([h.to_dict() for h in hits])
     elif m3u != "-":
         _print_hits(hits)
-    copies = getattr(s, "last_copies_of_query", [])
+    copies = result.copies_of_query
     if copies and not as_json:
         shown = ", ".join(f"{c.path} ({c.score:.3f})" for c in copies[:3]) + (" ..." if len(copies) > 3 else "")
         click.echo(f"left out {len(copies)} cop{'y' if len(copies) == 1 else 'ies'} of the query: {shown}", err=True)
@@ -307,48 +287,6 @@ def find(text, store, limit, as_json):
     click.echo(f"{'id':>{iw}}  {_cut('title', tw)} {_cut('artist', aw)} {_cut('album', bw)} {_cut('path', pw)}")
     for h in hits:
         click.echo(f"{h.id:>{iw}}  {_cut(h.title, tw)} {_cut(h.artist, aw)} {_cut(h.album, bw)} {_cut(h.path, pw, left=True)}")
-
-
-def parse_bpm(text: str) -> tuple[float, float]:
-    """``"118-126"`` -> (118, 126); ``"120"`` -> 120 +- 4%."""
-    t = text.replace(" ", "").replace("..", "-")
-    try:
-        if "-" in t.strip("-"):
-            lo, hi = (float(x) for x in t.split("-", 1))
-        else:
-            lo, hi = float(t) * 0.96, float(t) * 1.04
-    except ValueError:
-        raise UserError(f"--bpm expects a range like 118-126 or one tempo like 120, not {text!r}") from None
-    if not (0 < lo <= hi):
-        raise UserError(f"--bpm {text}: the range must be positive and low to high")
-    return lo, hi
-
-
-def _music_filters(s, bpm_text, keys, compatible_key, queries, by_id, *, quiet=False) -> dict:
-    """The tempo and key filters of a search's options, as Searcher keyword arguments."""
-    from .model.keytempo import wanted_keys
-
-    out: dict = {}
-    if bpm_text:
-        out["bpm"] = parse_bpm(bpm_text)
-    wanted = list(keys)
-    if compatible_key and not wanted:
-        if len(queries) != 1:
-            raise UserError("--compatible-key without --key needs one QUERY, whose key it takes")
-        own = _run(s.music_of, queries[0], by_id=by_id).get("key")
-        if own is None:
-            raise UserError(f"{queries[0]}: no key is known for the query (give one with --key)")
-        wanted = [own]
-    if wanted:
-        try:
-            wanted = wanted_keys(wanted, compatible_key)
-        except ValueError as err:
-            raise UserError(str(err)) from None
-        if compatible_key:
-            if not quiet:
-                click.echo(f"keys: {', '.join(wanted)}", err=True)
-        out["keys"] = wanted
-    return out
 
 
 def _print_hits(hits) -> None:

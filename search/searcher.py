@@ -161,8 +161,6 @@ class Searcher:
         self._filters: dict[tuple, tuple[np.ndarray, int]] = {}  # recent filters' bitmaps
         self._filters_lock = threading.Lock()  # the service's request threads share one searcher
         self._nprobe_filtered = (self.store.manifest.get("index") or {}).get("nprobe_filtered")
-        self.last_copies_of_query: list[Hit] = []  # what the last single query left out as copies of itself
-        self.last_mode: tuple[str, str] = ("track", "")  # which search answered the last file query, and why
         self._tag_cache: dict[str, np.ndarray] = {}
         self._manifest_seen = None  # (inode, mtime, size) of the manifest last found to be this generation's
         #: rank by CSLS where the store keeps neighbourhoods (catalog.neighbours); False: by plain cosine
@@ -427,14 +425,15 @@ class Searcher:
                       exclude_ids=(), exclude_artists=(), max_per_artist: int | None = None,
                       max_per_album: int | None = None, collapse: bool | None = None,
                       query_duration: float | None = None, mask: np.ndarray | None = None,
-                      bpm: tuple[float, float] | None = None, keys=None) -> list[Hit]:
+                      bpm: tuple[float, float] | None = None, keys=None,
+                      copies_of_query: list | None = None) -> list[Hit]:
         """The ``k`` best tracks for one vector, best first, under the filters (``mask``: any further one,
         over the searchable tracks).
 
         ``collapse`` (default: where the store's encoder has a measured copy threshold, ``search.dupes``):
         near-duplicates of a result (re-encodings, other mixes) are listed in its ``copies`` instead of
         taking places of their own, and with ``query_duration`` (a single query's) copies of the query are
-        left out and listed in :attr:`last_copies_of_query`. ``max_per_artist`` /
+        left out (and appended to ``copies_of_query`` when given). ``max_per_artist`` /
         ``max_per_album``: no artist (album: album name in one folder) more than that many times, the best of
         each kept (tracks without the tag are not limited). ``bpm`` (low, high) and ``keys``: only tracks of
         that estimated tempo and key (:meth:`music_mask`)."""
@@ -444,7 +443,6 @@ class Searcher:
             music = self.music_mask(bpm=bpm, keys=keys)
             mask = music if mask is None else mask & music
 
-        self.last_copies_of_query = []
         threshold = threshold_for(self.store.encoder_info)
         collapse = threshold is not None if collapse is None else collapse
         threshold = threshold or COPY_COSINE  # (asked for on an encoder not measured: the default encoder's)
@@ -453,12 +451,11 @@ class Searcher:
         fetch = 4 * k if (max_per_artist or max_per_album) else k + 5
         while True:
             ids, scores = self.ranked(vector, fetch, genres, genre_source, exclude_ids, exclude_artists, mask)
-            out, per_artist, per_album, held = [], {}, {}, []
-            self.last_copies_of_query = []
+            out, per_artist, per_album, held, copies = [], {}, {}, [], []
             for h in self.hits(ids, scores):
                 if collapse:
                     if query_duration is not None and is_copy(h.score, query_duration, h.duration_s, threshold):
-                        self.last_copies_of_query.append(h)
+                        copies.append(h)
                         continue
                     v = self.index.reconstruct(h.id)
                     twin = next((j for j, u in enumerate(held)
@@ -472,10 +469,14 @@ class Searcher:
                 if collapse:
                     held.append(v)
                 if len(out) == k:
-                    return out
-            if len(ids) < fetch:  # every candidate seen
-                return out
-            fetch *= 4
+                    break
+            else:
+                if len(ids) >= fetch:  # more candidates to see
+                    fetch *= 4
+                    continue
+            if copies_of_query is not None:
+                copies_of_query.extend(copies)
+            return out
 
     def ranked(self, vector, k, genres, genre_source, exclude_ids, exclude_artists,
                 mask: np.ndarray | None = None) -> tuple[list[int], list[float]]:
@@ -533,13 +534,10 @@ class Searcher:
         """Neighbours of a file: its stored vector when it is in the store, else embedded on the fly.
 
         ``excerpt``: rank tracks by their windows that best match the file's (:meth:`search_excerpt`); None
-        (the default): for an outside file shorter than the stretch a track vector spans, when the store keeps
-        windows. :attr:`last_mode` then says which search answered, and why."""
+        (the default): as :meth:`excerpt_decision` decides."""
         track_id = self.id_for_path(path)
-        self.last_mode = ("track", "")
-        if excerpt is None and track_id is None:
-            excerpt, why = self.excerpt_wanted(path)
-            self.last_mode = ("excerpt" if excerpt else "track", why)
+        if excerpt is None:
+            excerpt, _ = self.excerpt_decision(path, None)
         if excerpt:
             return self.search_excerpt(path, k=k, genres=genres, genre_source=genre_source,
                                        exclude_ids=[] if track_id is None else [track_id],
@@ -558,6 +556,16 @@ class Searcher:
             artists = [read_tags(path).get("artist")]
         return self.search_vector(vec, k=k, genres=genres, genre_source=genre_source, exclude_artists=artists,
                                   query_duration=duration, **diversity)
+
+    def excerpt_decision(self, path: str | os.PathLike, excerpt: bool | None) -> tuple[bool, str]:
+        """Whether a file query runs as an excerpt search, and why in a few words (nothing to say when it was
+        asked for or against, or the file is a track of the store): by default, for an outside file shorter than
+        the stretch a track vector spans, when the store keeps windows."""
+        if excerpt is not None:
+            return bool(excerpt), ""
+        if self.id_for_path(path) is not None:
+            return False, ""
+        return self.excerpt_wanted(path)
 
     def excerpt_wanted(self, path: str | os.PathLike) -> tuple[bool, str]:
         """Whether an outside file is better searched as an excerpt (shorter than the windows a track vector

@@ -184,48 +184,46 @@ def _track_routes(current: "_Current", guard):
 
 def _search_routes(current: "_Current", guard, max_upload: int):
     """Tracks like a track, like several, or like an uploaded file or clip."""
-    from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+    from fastapi import APIRouter, Depends, File, HTTPException, UploadFile
+    from fastapi import Query as Query_
 
+    from .query import Query, run
     from .searcher import QueryError
 
     router = APIRouter(dependencies=guard)
 
-    @router.get("/api/search")
-    def search(id: list[int] = Query(..., description="one track id, or several: tracks like all of them"),
-               k: int = Query(10, ge=1, le=1000), genre: list[str] = Query([]),
-               genre_source: str = Query("tags", pattern="^(tags|predicted|any)$"),
-               max_per_artist: int | None = Query(None, ge=1), max_per_album: int | None = Query(None, ge=1),
-               bpm_min: float | None = Query(None, gt=0, description="estimated tempo at least this"),
-               bpm_max: float | None = Query(None, gt=0, description="estimated tempo at most this"),
-               key: list[str] = Query([], description="estimated key, e.g. 'A minor' or Am (repeatable)"),
-               compatible_key: bool = Query(False, description="widen key (or the first track's own) to its "
-                                                               "relative and the keys a fifth above and below"),
-               format: str = Query("json", pattern=FORMAT_PATTERN)):
-        s = current.get()
-        opts = {"k": k, "genres": genre, "genre_source": genre_source, "max_per_artist": max_per_artist,
-                "max_per_album": max_per_album}
-        if bpm_min is not None or bpm_max is not None:
-            opts["bpm"] = (bpm_min or 0.0, bpm_max or float("inf"))
-        if key or compatible_key:
-            from ..model.keytempo import wanted_keys
+    class Filters:
+        """The filters every search takes, from query parameters: the command line's options, by the same names."""
 
-            keys = list(key) or [_answer(s.hit, id[0]).key]
-            if keys == [None]:
-                raise HTTPException(400, f"track {id[0]} has no estimated key: give one with key=")
-            try:
-                opts["keys"] = wanted_keys(keys, compatible_key)
-            except ValueError as err:
-                raise HTTPException(400, str(err)) from None
-        hits = _answer(s.search_id, id[0], **opts) if len(id) == 1 else _answer(s.search_seeds, id, by_id=True, **opts)
-        return _hits_out(hits, format, s.store.generation)
+        def __init__(self, k: int = Query_(10, ge=1, le=1000), genre: list[str] = Query_([]),
+                     genre_source: str = Query_("tags", pattern="^(tags|predicted|any)$"),
+                     max_per_artist: int | None = Query_(None, ge=1), max_per_album: int | None = Query_(None, ge=1),
+                     exclude_artist_of_query: bool = Query_(False, description="leave out the query's artist"),
+                     keep_copies: bool = Query_(False, description="near-duplicates as results of their own"),
+                     bpm_min: float | None = Query_(None, gt=0, description="estimated tempo at least this"),
+                     bpm_max: float | None = Query_(None, gt=0, description="estimated tempo at most this"),
+                     key: list[str] = Query_([], description="estimated key, e.g. 'A minor' or Am (repeatable)"),
+                     compatible_key: bool = Query_(False, description="widen key (or the query's own) to its "
+                                                                      "relative and the keys a fifth above and below"),
+                     tag: list[str] = Query_([], description="the encoder's predicted tags (repeatable)")):
+            self.options = {"k": k, "genres": genre, "genre_source": genre_source, "max_per_artist": max_per_artist,
+                            "max_per_album": max_per_album, "exclude_artist_of_query": exclude_artist_of_query,
+                            "keep_copies": keep_copies, "bpm_min": bpm_min, "bpm_max": bpm_max, "keys": key,
+                            "compatible_key": compatible_key, "tags": tag}
+
+    @router.get("/api/search")
+    def search(id: list[int] = Query_(..., description="one track id, or several: tracks like all of them"),
+               filters: Filters = Depends(), format: str = Query_("json", pattern=FORMAT_PATTERN)):
+        s = current.get()
+        result = _answer(run, s, _answer(Query.parse, id, by_id=True, **filters.options))
+        return _hits_out(result.hits, format, s.store.generation)
 
     @router.post("/api/search")
     def search_file(file: UploadFile = File(..., description="an audio file or a clip of one"),
-                    k: int = Query(10, ge=1, le=1000), genre: list[str] = Query([]),
-                    genre_source: str = Query("tags", pattern="^(tags|predicted|any)$"),
-                    excerpt: bool | None = Query(None, description="match as an excerpt (default: when shorter "
-                                                 "than a track vector's span)"),
-                    format: str = Query("json", pattern=FORMAT_PATTERN)):
+                    filters: Filters = Depends(),
+                    excerpt: bool | None = Query_(None, description="match as an excerpt (default: when shorter "
+                                                  "than a track vector's span)"),
+                    format: str = Query_("json", pattern=FORMAT_PATTERN)):
         s = current.get()
         suffix = Path(file.filename or "upload").suffix[:16]
         with tempfile.TemporaryDirectory(prefix="soundalike-upload-") as tmp:
@@ -237,8 +235,9 @@ def _search_routes(current: "_Current", guard, max_upload: int):
                     if size > max_upload:
                         raise HTTPException(413, f"upload larger than {max_upload >> 20} MB")
                     out.write(chunk)
+            q = _answer(Query.parse, [str(dest)], excerpt=excerpt, **filters.options)
             try:
-                hits = s.search_path(dest, k=k, genres=genre, genre_source=genre_source, excerpt=excerpt)
+                hits = run(s, q).hits
             except QueryError as err:
                 name = file.filename or "upload"
                 raise HTTPException(415, str(err).replace(str(dest), name)) from None

@@ -427,8 +427,11 @@ def test_copies_collapse_and_dupes_lists_them_but_not_different_tracks(tmp_path)
     assert listed[0] == "#EXTM3U" and sorted(l for l in listed if not l.startswith("#")) == sorted([a, a_copy, b, b_copy, c, c_copy])
 
     s = Searcher(store)
-    hits = s.search_path(a, k=5)
-    assert a_copy not in [h.path for h in hits] and [c.path for c in s.last_copies_of_query] == [a_copy]
+    from soundalike.search.query import Query, run
+
+    result = run(s, Query.parse([a], k=5))
+    assert a_copy not in [h.path for h in result.hits] and [c.path for c in result.copies_of_query] == [a_copy]
+    assert [h.path for h in s.search_path(a, k=5)] == [h.path for h in result.hits]
     assert s.search_path(a, k=5, collapse=False)[0].path == a_copy
     # from another track, the pair is one result with the other listed under it
     near = s.search_path(files[10], k=len(files))

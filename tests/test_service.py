@@ -97,6 +97,16 @@ def test_upload_search_and_its_refusals(served, tmp_path):
     copy = reencoded(src, tmp_path / "copy.flac")
     status, body = upload(f"{url}/api/search?k=3", "copy.flac", copy.read_bytes())
     assert status == 200 and json.loads(body)[0]["genre"] == library.files[src]
+    # an upload takes every filter a search by id takes (the command line's options, by the same names)
+    other = next(g for g in sorted(set(library.files.values())) if g != library.files[src])
+    status, body = upload(f"{url}/api/search?k=3&genre={other}&max_per_artist=1", "copy.flac", copy.read_bytes())
+    hits = json.loads(body)
+    assert status == 200 and hits and {h["genre"] for h in hits} == {other}
+    assert len({h["artist"] for h in hits}) == len(hits)
+    status, body = upload(f"{url}/api/search?k=3&bpm_min=1&bpm_max=2", "copy.flac", copy.read_bytes())
+    assert status == 200 and json.loads(body) == []  # no track is that slow
+    status, body = upload(f"{url}/api/search?k=3&key=H%20dorian", "copy.flac", copy.read_bytes())
+    assert status == 400 and "H dorian" in json.loads(body)["detail"]
     status, body = upload(f"{url}/api/search", "notes.txt", b"this is not audio\n" * 100)
     assert status == 415 and "notes.txt" in json.loads(body)["detail"]
     big = write_audio(tmp_path / "big.wav", synth("noise", seed=1, seconds=60.0))  # 2.6 MB, over the 2 MB limit
