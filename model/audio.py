@@ -206,6 +206,28 @@ def load_windows(
     return (peak_normalise(y, peak=peak) if peak > 0 else y), info
 
 
+def clip_windows(path: str | os.PathLike, *, sample_rate: int, window_s: float, hop_s: float, max_windows: int,
+                 peak: float = 0.95) -> tuple[np.ndarray, np.ndarray, float]:
+    """The analysis input of a clip (an outside file searched as an excerpt of some song): the whole file
+    decoded, a window every ``hop_s`` seconds (at most ``max_windows``, spread over it; a clip shorter than one
+    window is padded), mono, at ``sample_rate``, peak-normalised as :func:`load_windows` does.
+
+    Returns ``(windows [m, window samples] float32, each window's start in seconds, the file's duration)``."""
+    y, sr = read_all(path)
+    if not len(y) or not np.isfinite(y).all() or float(np.max(np.abs(y))) < 1e-5:
+        raise AudioError(path, "silent or not audio (no samples to match)")
+    duration = len(y) / sr
+    y = resample(y, sr, sample_rate)
+    n = int(round(window_s * sample_rate))
+    if len(y) < n:
+        y = np.pad(y, (0, n - len(y)))
+    starts = np.arange(0, len(y) - n + 1, int(hop_s * sample_rate))
+    if len(starts) > max_windows:
+        starts = np.round(np.linspace(0, len(y) - n, max_windows)).astype(int)
+    windows = np.stack([y[a : a + n] for a in starts])
+    return (peak_normalise(windows, peak=peak) if peak > 0 else windows), starts / sample_rate, duration
+
+
 # --------------------------------------------------------------------------------------------- PyAV
 
 

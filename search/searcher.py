@@ -119,6 +119,17 @@ Hit = make_record("Hit", "One search result (its fields: the track fields shown 
 ], module=__name__, methods={"to_dict": lambda self: dataclasses.asdict(self)})
 
 
+def _overfetch(k: int, fetch: int, one_round) -> list:
+    """Up to ``k`` results of ``one_round(fetch)`` -> ``(results, every candidate seen)``, asking for four times as
+    many candidates each round until ``k`` are kept or none are left (filters after the index, such as diversity
+    and copies, drop some)."""
+    while True:
+        out, exhausted = one_round(fetch)
+        if len(out) >= k or exhausted:
+            return out
+        fetch *= 4
+
+
 def _number(v) -> float | None:
     """A stored float as a Python float; a null or NaN as None."""
     return None if v is None or v != v else float(v)
@@ -448,10 +459,12 @@ class Searcher:
         threshold = threshold or COPY_COSINE  # (asked for on an encoder not measured: the default encoder's)
         if not (collapse or max_per_artist or max_per_album):
             return self.hits(*self.ranked(vector, k, genres, genre_source, exclude_ids, exclude_artists, mask))
-        fetch = 4 * k if (max_per_artist or max_per_album) else k + 5
-        while True:
+        copies: list[Hit] = []
+
+        def one_round(fetch: int) -> tuple[list[Hit], bool]:
             ids, scores = self.ranked(vector, fetch, genres, genre_source, exclude_ids, exclude_artists, mask)
-            out, per_artist, per_album, held, copies = [], {}, {}, [], []
+            out, per_artist, per_album, held = [], {}, {}, []
+            copies.clear()
             for h in self.hits(ids, scores):
                 if collapse:
                     if query_duration is not None and is_copy(h.score, query_duration, h.duration_s, threshold):
@@ -470,13 +483,12 @@ class Searcher:
                     held.append(v)
                 if len(out) == k:
                     break
-            else:
-                if len(ids) >= fetch:  # more candidates to see
-                    fetch *= 4
-                    continue
-            if copies_of_query is not None:
-                copies_of_query.extend(copies)
-            return out
+            return out, len(ids) < fetch
+
+        out = _overfetch(k, 4 * k if (max_per_artist or max_per_album) else k + 5, one_round)
+        if copies_of_query is not None:
+            copies_of_query.extend(copies)
+        return out
 
     def ranked(self, vector, k, genres, genre_source, exclude_ids, exclude_artists,
                 mask: np.ndarray | None = None) -> tuple[list[int], list[float]]:
@@ -549,11 +561,7 @@ class Searcher:
             return self.search_id(track_id, k=k, genres=genres, genre_source=genre_source,
                                   exclude_artist_of_query=exclude_artist_of_query, **diversity)
         vec, duration = self._embed(path)
-        artists = []
-        if exclude_artist_of_query:
-            from ..catalog.tags import read_tags
-
-            artists = [read_tags(path).get("artist")]
+        artists = self.artists_of([path], [None]) if exclude_artist_of_query else []
         return self.search_vector(vec, k=k, genres=genres, genre_source=genre_source, exclude_artists=artists,
                                   query_duration=duration, **diversity)
 
@@ -591,31 +599,19 @@ class Searcher:
         """An outside file's window features for excerpt search: a window every EXCERPT_HOP_S seconds (at most
         EXCERPT_MAX_WINDOWS, spread over it), brought to the level the library's windows were analysed at.
         Returns (features ``[m, excerpt_dim]``, each window's start in seconds, the file's duration)."""
-        from ..model.audio import AudioError, peak_normalise, read_all, resample
+        from ..model.audio import AudioError, clip_windows
 
         path = _audio_file(path)
         enc = self.encoder()
         fe = enc.frontend
         try:
-            y, sr = read_all(path)
+            windows, starts_s, duration = clip_windows(path, sample_rate=fe.sample_rate, window_s=fe.window_s,
+                                                       hop_s=EXCERPT_HOP_S, max_windows=EXCERPT_MAX_WINDOWS,
+                                                       peak=fe.peak)
         except AudioError as err:
             raise QueryError(str(err)) from None
-        if not len(y) or not np.isfinite(y).all() or float(np.max(np.abs(y))) < 1e-5:
-            raise QueryError(f"{path}: silent or not audio (no samples to match)")
-        duration = len(y) / sr
-        y = resample(y, sr, fe.sample_rate)
-        n = fe.window_samples
-        if len(y) < n:
-            y = np.pad(y, (0, n - len(y)))
-        hop = int(EXCERPT_HOP_S * fe.sample_rate)
-        starts = np.arange(0, len(y) - n + 1, hop)
-        if len(starts) > EXCERPT_MAX_WINDOWS:
-            starts = np.round(np.linspace(0, len(y) - n, EXCERPT_MAX_WINDOWS)).astype(int)
-        windows = np.stack([y[a : a + n] for a in starts])
-        if fe.peak > 0:
-            windows = peak_normalise(windows, peak=fe.peak)
         embs, _ = enc.encode(enc.features(windows), batch_size=QUERY_BATCH)
-        return embs[:, : enc.excerpt_dim], starts / fe.sample_rate, duration
+        return embs[:, : enc.excerpt_dim], starts_s, duration
 
     def search_excerpt(self, path: str | os.PathLike, *, k: int = 10, genres=None, genre_source: str = "tags",
                        exclude_ids=(), exclude_artist_of_query: bool = False, max_per_artist: int | None = None,
@@ -631,19 +627,15 @@ class Searcher:
                              f"they were kept, or by an encoder that keeps none); 'soundalike index DIR --db STORE "
                              f"--force' embeds the library again with them")
         feats, offsets, _ = self.clip_features(path)
-        artists = []
-        if exclude_artist_of_query:
-            from ..catalog.tags import read_tags
-
-            artists = [read_tags(path).get("artist")]
+        artists = self.artists_of([path], [None]) if exclude_artist_of_query else []
         allowed = self.mask(genres=genres, genre_source=genre_source, exclude_ids=exclude_ids, exclude_artists=artists)
         if bpm is not None or keys:
             allowed &= self.music_mask(bpm=bpm, keys=keys)
         live = np.zeros(self._id_space, bool)
         live[self._ids[allowed]] = True
         fe = self.store.encoder_info["frontend"]
-        fetch = 4 * k if (max_per_artist or max_per_album) else k
-        while True:
+
+        def one_round(fetch: int) -> tuple[list[Hit], bool]:
             matches = index.match(feats, live=live, k=fetch, restrict=not allowed.all())
             out, per_artist, per_album = [], {}, {}
             for m, h in zip(matches, self.hits([m.track_id for m in matches], [m.score for m in matches])):
@@ -655,10 +647,10 @@ class Searcher:
                         h.at_s = round(float(np.clip(starts[m.window] - offsets[m.clip_window], 0, h.duration_s)), 1)
                 out.append(h)
                 if len(out) == k:
-                    return out
-            if len(matches) < fetch:
-                return out
-            fetch *= 4
+                    break
+            return out, len(matches) < fetch
+
+        return _overfetch(k, 4 * k if (max_per_artist or max_per_album) else k, one_round)
 
     def search_seeds(self, seeds, *, by_id: bool = False, k: int = 10, genres=None, genre_source: str = "tags",
                      exclude_artist_of_query: bool = False, seed_vectors=None, **diversity) -> list[Hit]:
@@ -671,14 +663,18 @@ class Searcher:
         measured no better (0.414, 0.410)."""
         unit, tracks = seed_vectors or self.seed_vectors(seeds, by_id)
         ids = [t for t in tracks if t is not None]
-        artists = []
-        if exclude_artist_of_query:
-            from ..catalog.tags import read_tags
-
-            artists = [self.hit(t).artist if t is not None else read_tags(seed).get("artist")
-                       for seed, t in zip(seeds, tracks)]
+        artists = self.artists_of(seeds, tracks) if exclude_artist_of_query else []
         return self.search_vector(unit.mean(axis=0), k=k, genres=genres, genre_source=genre_source, exclude_ids=ids,
-                                  exclude_artists=[a for a in artists if a], **diversity)
+                                  exclude_artists=artists, **diversity)
+
+    def artists_of(self, seeds, tracks) -> list[str]:
+        """The artists of query seeds: a track's stored tag, an outside file's tag (``tracks``: each seed's
+        track id, None for an outside file); seeds without one are left out."""
+        from ..catalog.tags import read_tags
+
+        artists = [self.hit(t).artist if t is not None else read_tags(seed).get("artist")
+                   for seed, t in zip(seeds, tracks)]
+        return [a for a in artists if a]
 
     def seed_vectors(self, seeds, by_id: bool) -> tuple[np.ndarray, list[int | None]]:
         """Unit vectors of seeds (track ids, or files in the store or outside it), and each seed's track id

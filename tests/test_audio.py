@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from conftest import SR, synth, write_audio, write_av
 
-from soundalike.model.audio import AudioError, load_windows, probe, read_all, read_windows, window_starts
+from soundalike.model.audio import AudioError, clip_windows, load_windows, probe, read_all, read_windows, window_starts
 from soundalike.model.frontend import FrontEnd
 
 
@@ -147,3 +147,19 @@ def test_vorbis_windows_are_exact_wherever_a_seek_lands(tmp_path):
     for w, s in zip(windows, starts):
         a = int(round(s * sr))
         np.testing.assert_allclose(w, full[a : a + len(w)], atol=1e-5, err_msg=f"window at {s:.3f} s")
+
+
+def test_a_clip_is_read_whole_as_a_window_every_hop(tmp_path):
+    clip = write_audio(tmp_path / "clip.flac", synth("tones", seed=3, seconds=5.0))
+    windows, starts, duration = clip_windows(clip, sample_rate=16000, window_s=3.0, hop_s=1.0, max_windows=64)
+    assert windows.shape == (3, 48000) and windows.dtype == np.float32  # starts 0, 1 and 2 s of 5 s
+    assert np.allclose(starts, [0.0, 1.0, 2.0]) and abs(duration - 5.0) < 0.01
+    assert abs(float(np.abs(windows).max()) - 0.95) < 1e-3  # brought to the level the library was analysed at
+    few, starts, _ = clip_windows(clip, sample_rate=16000, window_s=1.0, hop_s=0.5, max_windows=4)
+    assert len(few) == 4 and starts[0] == 0.0 and abs(starts[-1] - 4.0) < 1e-6  # spread over the whole clip
+    short = write_audio(tmp_path / "short.flac", synth("noise", seed=3, seconds=1.0))
+    padded, _, _ = clip_windows(short, sample_rate=16000, window_s=3.0, hop_s=1.0, max_windows=8)
+    assert padded.shape == (1, 48000) and not padded[0, 20000:].any()
+    silent = write_audio(tmp_path / "silent.flac", np.zeros(SR * 2, np.float32))
+    with pytest.raises(AudioError, match="silent or not audio"):
+        clip_windows(silent, sample_rate=16000, window_s=3.0, hop_s=1.0, max_windows=8)
