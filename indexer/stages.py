@@ -72,7 +72,7 @@ def load_stage(model_path) -> tuple[object, dict, list[Path]]:
         raise IndexingError(str(err)) from None
     enc_meta = {"name": encoder.name, "fingerprint": encoder.fingerprint, "dim": encoder.dim,
                 "labels": encoder.labels, "runtime": runtime, "frontend": encoder.frontend.to_dict(),
-                "transform": encoder.library_transform, "rescore": encoder.rescore,
+                "transform": encoder.store_transform, "rescore": encoder.rescore,
                 "copy_threshold": encoder.copy_threshold}
     spec = encoder.spec()
     if spec is not None:

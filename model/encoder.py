@@ -78,7 +78,7 @@ class Encoder(Protocol):
     labels: list[str]  # class names or tags, in the order of ``encode``'s scores
     frontend: FrontEnd
     excerpt_dim: int  # leading columns of a window's features the excerpt index keeps (0: none)
-    library_transform: str | None  # "standardize": the store standardises the library's vectors; None: as they are
+    store_transform: str | None  # "standardize": the store standardises the library's vectors; None: as they are
     rescore: str | None  # "csls": search ranks a store of this encoder by CSLS; None: by cosine
     copy_threshold: float | None  # the cosine above which two tracks are copies, as measured (None: not measured)
 
@@ -105,7 +105,7 @@ class EncoderBase:
 
     frontend: FrontEnd
     excerpt_dim: int = 0
-    library_transform: str | None = None
+    store_transform: str | None = None
     rescore: str | None = None
     copy_threshold: float | None = None
     #: the file it was loaded from, when it was (a trained model)

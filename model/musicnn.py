@@ -266,12 +266,12 @@ class MusicnnEncoder(EncoderBase):
     model the variant runs: by default both (MSD and MTT, 1906 a window, see :data:`DEFAULT_VARIANT`; the
     mean-pooled features of both first, then both penultimate layers), else one (953). A track's raw vector is
     their mean over its windows (``pool="mean"``, see :data:`POOLS`), which the store standardises with the
-    library's own statistics before normalising (``library_transform = "standardize"``). Class probabilities
+    library's own statistics before normalising (``store_transform = "standardize"``). Class probabilities
     are the first model's 50 tag scores. (``benchmarks/track_vectors.py`` measured the choices on real music;
     see docs/quality.md.)
     """
 
-    library_transform = "standardize"
+    store_transform = "standardize"
     #: how search ranks a store of this encoder: by CSLS, discounting hubs (``catalog.neighbours``; measured on
     #: two corpora of real music: +0.011 in group precision@10 pooled over plain cosine, gaining on both)
     rescore = "csls"
