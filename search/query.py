@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from .filters import GENRE_SOURCES
 from .searcher import Hit, QueryError
-
-GENRE_SOURCES = ("tags", "predicted", "any")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +53,8 @@ class Query:
                 seeds = tuple(int(s) for s in seeds)
             except ValueError:
                 raise QueryError(f"--id expects integer track ids, not {', '.join(map(str, seeds))}") from None
-        if genre_source not in GENRE_SOURCES:
-            raise QueryError(f"genre source must be one of {', '.join(GENRE_SOURCES)}, not {genre_source!r}")
+        if genre_source not in (*GENRE_SOURCES, "any"):
+            raise QueryError(f"genre source must be tags, predicted or any, not {genre_source!r}")
         if k < 1 or any(n is not None and n < 1 for n in (max_per_artist, max_per_album)):
             raise QueryError("k, max_per_artist and max_per_album must be at least 1")
         if bpm is not None and (bpm_min is not None or bpm_max is not None):

@@ -10,45 +10,22 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
 
 from ..catalog.store import Store, StoreError
-from ..catalog.tags import normalise_genre
-from ..catalog.track import FIELDS, HIT_FIELDS, REQUIRED, codes_np, equals_np, floats_np, ints_np, make_record
-from ..errors import NotFound, SoundalikeError
+from ..catalog.track import FIELDS, HIT_FIELDS, REQUIRED, equals_np, ints_np, make_record
+from .errors import QueryError, UnknownTrack
+from .filters import TrackFilters
+
+__all__ = ["Hit", "QueryError", "Searcher", "UnknownTrack", "m3u"]
 
 
-GENRE_SOURCES = {"tags": "genre", "predicted": "predicted_genre"}
 QUERY_BATCH = 4  # windows an outside query sends the model at once
 TAG_SHARE = 0.10  # --tag with a seed: the seed's neighbours among this share of the library highest on the tags
 EXCERPT_HOP_S = 1.0  # an excerpt query analyses a window every this many seconds
 EXCERPT_MAX_WINDOWS = 32  # ... at most this many, spread over a longer query
-
-
-def _sources(source: str) -> list[str]:
-    if source == "any":
-        return list(GENRE_SOURCES)
-    if source not in GENRE_SOURCES:
-        raise QueryError(f"genre source must be tags, predicted or any, not {source!r}")
-    return [source]
-
-
-class _Codes:
-    """A text column as integer codes: a mask for a set of values is one vectorised comparison."""
-
-    def __init__(self, column, rows: np.ndarray):
-        """``column``: an Arrow string column (nulls and empty strings have no code), of which ``rows`` count."""
-        codes, names = codes_np(column)
-        self.codes = codes[rows]
-        self.code = {n: i for i, n in enumerate(names) if n}
-        counts = np.bincount(self.codes[self.codes >= 0], minlength=len(names)) if len(names) else []
-        self.counts = {n: int(c) for n, c in zip(names, counts) if n}
-
-    def mask(self, wanted) -> np.ndarray:
-        return np.isin(self.codes, [self.code[w] for w in wanted if w in self.code])
 
 
 def _same_bytes(a: str, b: str, chunk: int = 1 << 20) -> bool:
@@ -89,12 +66,6 @@ def m3u(hits, relative_to: str | os.PathLike | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-class QueryError(SoundalikeError):
-    """A query that cannot be answered (unknown id, not audio, unknown genre); the message says why."""
-
-
-class UnknownTrack(QueryError, NotFound):
-    """No track of the store has the id asked for."""
 
 
 def _audio_file(path: str | os.PathLike) -> Path:
@@ -165,12 +136,8 @@ class Searcher:
         self._order = (np.arange(len(self._ids)) if len(self._ids) < 2 or bool(np.all(self._ids[1:] > self._ids[:-1]))
                        else np.argsort(self._ids, kind="stable"))
         self._sorted_ids = self._ids[self._order]
-        # genres as integer codes, so a genre mask is one vectorised comparison
-        self._genre_codes: dict[str, _Codes] = {}  # built on the first genre filter or listing
-        self._id_space = int(self._ids.max()) + 1 if len(self._ids) else 0
+        self.filters = TrackFilters(self.store, t, self._rows, self._ids)
         self._encoder = None
-        self._filters: dict[tuple, tuple[np.ndarray, int]] = {}  # recent filters' bitmaps
-        self._filters_lock = threading.Lock()  # the service's request threads share one searcher
         self._nprobe_filtered = (self.store.manifest.get("index") or {}).get("nprobe_filtered")
         self._tag_cache: dict[str, np.ndarray] = {}
         self._manifest_seen = None  # (inode, mtime, size) of the manifest last found to be this generation's
@@ -179,8 +146,19 @@ class Searcher:
 
     def values(self, column: str) -> list:
         """One column's values for the searchable tracks, in the order of :attr:`ids`."""
-        values = (self._table if column in self._table.column_names else self.store).column(column).to_pylist()
-        return [values[r] for r in self._rows.tolist()]
+        return self.filters.values(column)
+
+    def genres(self, source: str = "tags") -> dict[str, int]:
+        """Genre -> number of searchable tracks, most common first, from tags, predictions or ``any``."""
+        return self.filters.genres(source)
+
+    def mask(self, **filters) -> np.ndarray:
+        """Boolean mask over the searchable tracks (:meth:`TrackFilters.mask`)."""
+        return self.filters.mask(**filters)
+
+    def music_mask(self, **filters) -> np.ndarray:
+        """Boolean mask over the searchable tracks by estimated tempo and key (:meth:`TrackFilters.music_mask`)."""
+        return self.filters.music_mask(**filters)
 
     @property
     def ids(self) -> np.ndarray:
@@ -215,28 +193,6 @@ class Searcher:
     @property
     def index(self):
         return self.store.index()
-
-    def genres(self, source: str = "tags") -> dict[str, int]:
-        """Genre -> number of searchable tracks, most common first, from tags, predictions or ``any``."""
-        counts: dict[str, int] = {}
-        for src in _sources(source):
-            for g in self._genres_of(src).counts:
-                counts[g] = int(self._genre_mask([g], source).sum())
-        return dict(sorted(counts.items(), key=lambda gc: (-gc[1], gc[0])))
-
-    def _genres_of(self, src: str) -> "_Codes":
-        """A genre source's codes over the searchable tracks (a query without a genre filter never needs them)."""
-        if src not in self._genre_codes:
-            col = GENRE_SOURCES[src]
-            column = self._table.column(col) if col in self._table.column_names else self.store.column(col)
-            self._genre_codes[src] = _Codes(column, self._rows)
-        return self._genre_codes[src]
-
-    def _genre_mask(self, wanted, source: str) -> np.ndarray:
-        m = np.zeros(len(self._ids), dtype=bool)
-        for src in _sources(source):
-            m |= self._genres_of(src).mask(wanted)
-        return m
 
     def _position(self, track_id: int) -> int | None:
         """Position of a searchable track in ``self._ids`` (and ``self._rows``), or None."""
@@ -325,58 +281,6 @@ class Searcher:
         return self.hits([int(self._ids[i]) for i in order], [float(rank[i]) for i in order])
 
     # -- filters -------------------------------------------------------------------------------------------
-    def mask(self, *, genres=None, genre_source: str = "tags", exclude_ids=(), exclude_artists=()) -> np.ndarray:
-        """Boolean mask over searchable tracks (aligned with ``self._ids``) for the given filters.
-
-        ``genre_source``: ``tags`` (the files' genre tags), ``predicted`` (the encoder's best genre for each
-        track) or ``any`` (either)."""
-        m = np.ones(len(self._ids), dtype=bool)
-        if genres:
-            wanted = {normalise_genre(g) for g in genres}
-            known = set().union(*(self._genres_of(src).counts for src in _sources(genre_source)))
-            unknown = sorted(str(g) for g in wanted if g not in known)
-            if unknown:
-                shown = ", ".join(list(self.genres(genre_source))[:12]) or "none"
-                raise QueryError(f"unknown genre {', '.join(unknown)} (genres from {genre_source} in this store: {shown})")
-            m &= self._genre_mask(wanted, genre_source)
-        if len(exclude_ids):
-            m &= ~np.isin(self._ids, np.asarray(list(exclude_ids), dtype=np.int64))
-        artists = {a.casefold() for a in exclude_artists if a}
-        if artists:
-            m &= np.asarray([(a or "").casefold() not in artists for a in self.values("artist")], dtype=bool)
-        return m
-
-    def music_mask(self, *, bpm: tuple[float, float] | None = None, keys=None) -> np.ndarray:
-        """Mask over searchable tracks (aligned with ``self._ids``): estimated tempo within ``bpm`` (low, high;
-        inclusive) and key among ``keys`` (any spelling ``model.keytempo.parse_key`` reads). Tracks without an
-        estimate pass neither filter."""
-        from ..model.keytempo import parse_key
-
-        m = np.ones(len(self._ids), dtype=bool)
-        if bpm is not None:
-            lo, hi = bpm
-            if "bpm" not in self._tag_cache:
-                self._tag_cache["bpm"] = floats_np(self.store.column("bpm"))[self._rows]
-            tempo = self._tag_cache["bpm"]
-            if len(tempo) and np.isnan(tempo).all():
-                raise QueryError(f"{self.store.path}: no tempo stored (tracks indexed before tempo and key were "
-                                 f"estimated; 'soundalike index DIR --db STORE --force' analyses them again)")
-            with np.errstate(invalid="ignore"):
-                m &= (tempo >= lo) & (tempo <= hi)
-        if keys:
-            try:
-                wanted = {parse_key(k) for k in keys}
-            except ValueError as err:
-                raise QueryError(str(err)) from None
-            if "key" not in self._genre_codes:
-                self._genre_codes["key"] = _Codes(self.store.column("key"), self._rows)
-            codes = self._genre_codes["key"]
-            if len(self._ids) and not codes.counts:
-                raise QueryError(f"{self.store.path}: no keys stored (tracks indexed before tempo and key were "
-                                 f"estimated; 'soundalike index DIR --db STORE --force' analyses them again)")
-            m &= codes.mask(wanted)
-        return m
-
     def music_of(self, query, *, by_id: bool = False) -> dict:
         """Tempo and key of a query: a track's stored estimates, or an outside file's, estimated as the indexer
         does."""
@@ -416,7 +320,7 @@ class Searcher:
         faiss.omp_set_num_threads(1 if len(q) <= 4 else (os.cpu_count() or 1))
         try:
             if packed is None and mask is not None and not mask.all():
-                packed = self._packed(mask)
+                packed = self.filters.packed(mask)
             if packed is None:
                 scores, ids = self.index.search(q, k_eff)
             else:
@@ -497,19 +401,10 @@ class Searcher:
         many results, exact."""
         packed = None
         if mask is not None:
-            packed = self._packed(mask & self.mask(genres=genres, genre_source=genre_source, exclude_artists=exclude_artists))
+            packed = self.filters.packed(mask & self.mask(genres=genres, genre_source=genre_source,
+                                                          exclude_artists=exclude_artists))
         elif genres or any(exclude_artists):
-            # the filter's bitmap is kept for the next query with the same filter (building one over a million
-            # ids costs milliseconds)
-            key = (tuple(sorted(genres or ())), genre_source, tuple(sorted({a.casefold() for a in exclude_artists if a})))
-            with self._filters_lock:
-                packed = self._filters.get(key)
-            if packed is None:
-                packed = self._packed(self.mask(genres=genres, genre_source=genre_source, exclude_artists=exclude_artists))
-                with self._filters_lock:
-                    while len(self._filters) >= 16:
-                        self._filters.pop(next(iter(self._filters)))
-                    self._filters[key] = packed
+            packed = self.filters.bitmap(genres, genre_source, exclude_artists)
         drop = {int(i) for i in exclude_ids}
         hubs = self.store.neighbourhoods() if self.rescore else None
         fetch = k + len(drop) if hubs is None else max(self.RESCORE_POOL, 2 * (k + len(drop)))
@@ -524,12 +419,6 @@ class Searcher:
         rank = cos - hubs.of(np.asarray([i for i, _ in keep], np.int64)) / 2
         order = np.argsort(-rank, kind="stable")[:k]
         return [keep[j][0] for j in order], [keep[j][1] for j in order]
-
-    def _packed(self, mask: np.ndarray) -> tuple[np.ndarray, int]:
-        """A mask over searchable tracks as an id bitmap for ``IDSelectorBitmap``, and how many it selects."""
-        bits = np.zeros(self._id_space, dtype=bool)
-        bits[self._ids[mask]] = True
-        return np.packbits(bits, bitorder="little"), int(mask.sum())
 
     def search_id(self, track_id: int, *, k: int = 10, genres=None, genre_source: str = "tags",
                   exclude_artist_of_query: bool = False, **diversity) -> list[Hit]:
@@ -631,7 +520,7 @@ class Searcher:
         allowed = self.mask(genres=genres, genre_source=genre_source, exclude_ids=exclude_ids, exclude_artists=artists)
         if bpm is not None or keys:
             allowed &= self.music_mask(bpm=bpm, keys=keys)
-        live = np.zeros(self._id_space, bool)
+        live = np.zeros(self.filters.id_space, bool)
         live[self._ids[allowed]] = True
         fe = self.store.encoder_info["frontend"]
 
