@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 
 import numpy as np
 
@@ -18,14 +17,12 @@ from ..catalog.store import Store, StoreError
 from ..catalog.track import FIELDS, HIT_FIELDS, REQUIRED, equals_np, ints_np, make_record
 from .errors import QueryError, UnknownTrack
 from .filters import TrackFilters
+from .outside import OutsideAudio
 
 __all__ = ["Hit", "QueryError", "Searcher", "UnknownTrack", "m3u"]
 
 
-QUERY_BATCH = 4  # windows an outside query sends the model at once
 TAG_SHARE = 0.10  # --tag with a seed: the seed's neighbours among this share of the library highest on the tags
-EXCERPT_HOP_S = 1.0  # an excerpt query analyses a window every this many seconds
-EXCERPT_MAX_WINDOWS = 32  # ... at most this many, spread over a longer query
 
 
 def _same_bytes(a: str, b: str, chunk: int = 1 << 20) -> bool:
@@ -66,16 +63,6 @@ def m3u(hits, relative_to: str | os.PathLike | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-
-
-def _audio_file(path: str | os.PathLike) -> Path:
-    """``path`` as a Path, or a QueryError when it is missing or a folder."""
-    path = Path(path)
-    if not path.exists():
-        raise QueryError(f"{path}: no such file")
-    if path.is_dir():
-        raise QueryError(f"{path}: is a folder, not an audio file")
-    return path
 
 
 #: a search result's fields: its id and score, the track fields shown with results (``catalog.track.FIELDS``,
@@ -137,7 +124,7 @@ class Searcher:
                        else np.argsort(self._ids, kind="stable"))
         self._sorted_ids = self._ids[self._order]
         self.filters = TrackFilters(self.store, t, self._rows, self._ids)
-        self._encoder = None
+        self.outside = OutsideAudio(self.store)
         self._nprobe_filtered = (self.store.manifest.get("index") or {}).get("nprobe_filtered")
         self._tag_cache: dict[str, np.ndarray] = {}
         self._manifest_seen = None  # (inode, mtime, size) of the manifest last found to be this generation's
@@ -183,7 +170,7 @@ class Searcher:
             self._manifest_seen = seen
             return self
         new = Searcher(self.store.path, rescore=self.rescore)
-        new._encoder = self._encoder
+        new.outside.adopt(self.outside)
         return new
 
     # -- catalogue -----------------------------------------------------------------------------------------
@@ -288,16 +275,7 @@ class Searcher:
         if track is not None:
             h = self.hit(track)
             return {"bpm": h.bpm, "key": h.key}
-        from ..model import keytempo
-        from ..model.audio import AudioError
-
-        fe = self.encoder().frontend
-        try:
-            windows, _ = fe.windows(_audio_file(query))
-        except AudioError as err:
-            raise QueryError(str(err)) from None
-        est = keytempo.estimate(windows, sample_rate=fe.sample_rate, logmel=fe.features(windows), hop_length=fe.hop_length)
-        return {"bpm": est["bpm"], "key": est["key"]}
+        return self.outside.music_of(query)
 
     # -- queries -------------------------------------------------------------------------------------------
     def search_vectors(self, queries: np.ndarray, *, k: int = 10, mask: np.ndarray | None = None,
@@ -449,7 +427,7 @@ class Searcher:
         if track_id is not None:
             return self.search_id(track_id, k=k, genres=genres, genre_source=genre_source,
                                   exclude_artist_of_query=exclude_artist_of_query, **diversity)
-        vec, duration = self._embed(path)
+        vec, duration = self.outside.embed(path)
         artists = self.artists_of([path], [None]) if exclude_artist_of_query else []
         return self.search_vector(vec, k=k, genres=genres, genre_source=genre_source, exclude_artists=artists,
                                   query_duration=duration, **diversity)
@@ -462,45 +440,7 @@ class Searcher:
             return bool(excerpt), ""
         if self.id_for_path(path) is not None:
             return False, ""
-        return self.excerpt_wanted(path)
-
-    def excerpt_wanted(self, path: str | os.PathLike) -> tuple[bool, str]:
-        """Whether an outside file is better searched as an excerpt (shorter than the windows a track vector
-        spans, and the store keeps windows), and why, in a few words."""
-        from ..model.audio import AudioError, probe
-
-        fe = self.store.encoder_info.get("frontend") or {}
-        span = float(fe.get("n_windows", 0)) * float(fe.get("window_s", 0))
-        try:
-            duration = probe(path).duration_s
-        except (AudioError, OSError):
-            return False, ""  # the track search reports what is wrong with the file
-        if duration >= span:
-            return False, ""
-        if not self.store.manifest.get("windows"):
-            keeps = (self.store.encoder_info.get("spec") or {}).get("kind") in ("musicnn", "student")  # (trained models keep none)
-            return False, (f"the query is {duration:.0f} s, but this store keeps no windows for excerpt search "
-                           f"(indexed before they were kept: 'soundalike index DIR --db STORE --force')") if keeps else ""
-        return True, (f"excerpt search: the query is {duration:.0f} s, shorter than the {span:.0f} s a track vector "
-                      f"spans (--no-excerpt compares whole tracks)")
-
-    def clip_features(self, path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, float]:
-        """An outside file's window features for excerpt search: a window every EXCERPT_HOP_S seconds (at most
-        EXCERPT_MAX_WINDOWS, spread over it), brought to the level the library's windows were analysed at.
-        Returns (features ``[m, excerpt_dim]``, each window's start in seconds, the file's duration)."""
-        from ..model.audio import AudioError, clip_windows
-
-        path = _audio_file(path)
-        enc = self.encoder()
-        fe = enc.frontend
-        try:
-            windows, starts_s, duration = clip_windows(path, sample_rate=fe.sample_rate, window_s=fe.window_s,
-                                                       hop_s=EXCERPT_HOP_S, max_windows=EXCERPT_MAX_WINDOWS,
-                                                       peak=fe.peak)
-        except AudioError as err:
-            raise QueryError(str(err)) from None
-        embs, _ = enc.encode(enc.features(windows), batch_size=QUERY_BATCH)
-        return embs[:, : enc.excerpt_dim], starts_s, duration
+        return self.outside.excerpt_wanted(path)
 
     def search_excerpt(self, path: str | os.PathLike, *, k: int = 10, genres=None, genre_source: str = "tags",
                        exclude_ids=(), exclude_artist_of_query: bool = False, max_per_artist: int | None = None,
@@ -618,48 +558,14 @@ class Searcher:
 
     # -- outside audio -------------------------------------------------------------------------------------
     def encoder(self):
-        """The store's encoder, loaded on first use (this is where TensorFlow is imported)."""
-        if self._encoder is None:
-            from ..model.encoder import ModelError
-            from ..model.registry import load_encoder
-
-            from ..model.musicnn import WeightsMissing
-
-            ref = self.store.encoder_path or self.store.encoder_info.get("spec")
-            if ref is None:
-                raise StoreError(f"{self.store.path}: the store does not record its encoder, outside files cannot be embedded")
-            if isinstance(ref, dict) and ref.get("kind") == "musicnn":
-                # the model the last indexing (or query) process compiled, without TensorFlow (model.compiled)
-                from ..model.musicnn import MusicnnEncoder
-
-                self._encoder = MusicnnEncoder.cached(self.store.encoder_info["fingerprint"])
-                if self._encoder is not None:
-                    return self._encoder
-            try:
-                enc = load_encoder(ref)
-            except (ModelError, WeightsMissing) as err:
-                raise StoreError(str(err)) from None
-            if enc.fingerprint != self.store.encoder_info["fingerprint"]:
-                raise StoreError(f"{self.store.path}: encoder {enc.name} now has fingerprint {enc.fingerprint}, the "
-                                 f"store was built with {self.store.encoder_info['fingerprint']}; outside files cannot be "
-                                 f"embedded for it: index the library into a new store with this encoder")
-            self._encoder = enc
-        return self._encoder
+        """The store's encoder, loaded on first use (:meth:`OutsideAudio.encoder`)."""
+        return self.outside.encoder()
 
     def embed_file(self, path: str | os.PathLike) -> np.ndarray:
         """The unit track vector of an outside audio file, as the indexer would compute it."""
-        return self._embed(path)[0]
+        return self.outside.embed(path)[0]
 
-    def _embed(self, path: str | os.PathLike) -> tuple[np.ndarray, float]:
-        """An outside file's unit track vector and its duration (seconds), from one decode."""
-        from ..model.audio import AudioError
+    def clip_features(self, path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, float]:
+        """An outside file's window features for excerpt search (:meth:`OutsideAudio.clip_features`)."""
+        return self.outside.clip_features(path)
 
-        path = _audio_file(path)
-        enc = self.encoder()
-        try:
-            windows, info = enc.frontend.windows(path)
-        except AudioError as err:
-            raise QueryError(str(err)) from None
-        # a few windows a call: the activations of 16 windows at once would take 350 MB more, at the same speed
-        embs, _ = enc.encode(enc.features(windows), batch_size=QUERY_BATCH)
-        return self.store.transform()(enc.summarize(embs))[0], info.duration_s
