@@ -18,6 +18,7 @@ from ..catalog.track import FIELDS, HIT_FIELDS, REQUIRED, equals_np, ints_np, ma
 from .errors import QueryError, UnknownTrack
 from .filters import TrackFilters
 from .outside import OutsideAudio
+from .rescore import Rescorer, overfetch, room
 
 __all__ = ["Hit", "QueryError", "Searcher", "UnknownTrack", "m3u"]
 
@@ -37,19 +38,6 @@ def _same_bytes(a: str, b: str, chunk: int = 1 << 20) -> bool:
                     return True
     except OSError:
         return False
-
-
-def _room(h: "Hit", per_artist: dict, per_album: dict, max_per_artist: int | None, max_per_album: int | None) -> bool:
-    """Whether ``h`` still fits under the per-artist and per-album limits (counted in the dicts when it does);
-    tracks without the tag are not limited."""
-    a = (h.artist or "").casefold() or None
-    b = ((h.album or "").casefold(), os.path.dirname(h.path)) if h.album else None
-    if (max_per_artist and a is not None and per_artist.get(a, 0) >= max_per_artist) or (
-            max_per_album and b is not None and per_album.get(b, 0) >= max_per_album):
-        return False
-    per_artist[a] = per_artist.get(a, 0) + 1
-    per_album[b] = per_album.get(b, 0) + 1
-    return True
 
 
 def m3u(hits, relative_to: str | os.PathLike | None = None) -> str:
@@ -75,17 +63,6 @@ Hit = make_record("Hit", "One search result (its fields: the track fields shown 
     ("copies", list, []),  # near-duplicates collapsed into this result
     ("at_s", "float | None", None),  # excerpt search: where in the track the clip matched best (seconds)
 ], module=__name__, methods={"to_dict": lambda self: dataclasses.asdict(self)})
-
-
-def _overfetch(k: int, fetch: int, one_round) -> list:
-    """Up to ``k`` results of ``one_round(fetch)`` -> ``(results, every candidate seen)``, asking for four times as
-    many candidates each round until ``k`` are kept or none are left (filters after the index, such as diversity
-    and copies, drop some)."""
-    while True:
-        out, exhausted = one_round(fetch)
-        if len(out) >= k or exhausted:
-            return out
-        fetch *= 4
 
 
 def _number(v) -> float | None:
@@ -330,7 +307,7 @@ class Searcher:
         ``max_per_album``: no artist (album: album name in one folder) more than that many times, the best of
         each kept (tracks without the tag are not limited). ``bpm`` (low, high) and ``keys``: only tracks of
         that estimated tempo and key (:meth:`music_mask`)."""
-        from .dupes import COPY_COSINE, is_copy, threshold_for
+        from .dupes import COPY_COSINE, threshold_for
 
         if bpm is not None or keys:
             music = self.music_mask(bpm=bpm, keys=keys)
@@ -341,33 +318,16 @@ class Searcher:
         threshold = threshold or COPY_COSINE  # (asked for on an encoder not measured: the default encoder's)
         if not (collapse or max_per_artist or max_per_album):
             return self.hits(*self.ranked(vector, k, genres, genre_source, exclude_ids, exclude_artists, mask))
+        rescorer = Rescorer(k=k, max_per_artist=max_per_artist, max_per_album=max_per_album, collapse=collapse,
+                            threshold=threshold, query_duration=query_duration, reconstruct=self.index.reconstruct)
         copies: list[Hit] = []
 
         def one_round(fetch: int) -> tuple[list[Hit], bool]:
             ids, scores = self.ranked(vector, fetch, genres, genre_source, exclude_ids, exclude_artists, mask)
-            out, per_artist, per_album, held = [], {}, {}, []
-            copies.clear()
-            for h in self.hits(ids, scores):
-                if collapse:
-                    if query_duration is not None and is_copy(h.score, query_duration, h.duration_s, threshold):
-                        copies.append(h)
-                        continue
-                    v = self.index.reconstruct(h.id)
-                    twin = next((j for j, u in enumerate(held)
-                                 if is_copy(float(v @ u), out[j].duration_s, h.duration_s, threshold)), None)
-                    if twin is not None:  # a copy of a result already in: listed under it
-                        out[twin].copies.append({"id": h.id, "path": h.path, "score": round(float(v @ held[twin]), 4)})
-                        continue
-                if not _room(h, per_artist, per_album, max_per_artist, max_per_album):
-                    continue
-                out.append(h)
-                if collapse:
-                    held.append(v)
-                if len(out) == k:
-                    break
+            out, copies[:] = rescorer.keep(self.hits(ids, scores))
             return out, len(ids) < fetch
 
-        out = _overfetch(k, 4 * k if (max_per_artist or max_per_album) else k + 5, one_round)
+        out = overfetch(k, 4 * k if (max_per_artist or max_per_album) else k + 5, one_round)
         if copies_of_query is not None:
             copies_of_query.extend(copies)
         return out
@@ -468,7 +428,7 @@ class Searcher:
             matches = index.match(feats, live=live, k=fetch, restrict=not allowed.all())
             out, per_artist, per_album = [], {}, {}
             for m, h in zip(matches, self.hits([m.track_id for m in matches], [m.score for m in matches])):
-                if not _room(h, per_artist, per_album, max_per_artist, max_per_album):
+                if not room(h, per_artist, per_album, max_per_artist, max_per_album):
                     continue
                 if m.window >= 0 and h.duration_s:
                     starts = window_starts(h.duration_s, window_s=fe["window_s"], n_windows=fe["n_windows"])
@@ -479,7 +439,7 @@ class Searcher:
                     break
             return out, len(matches) < fetch
 
-        return _overfetch(k, 4 * k if (max_per_artist or max_per_album) else k, one_round)
+        return overfetch(k, 4 * k if (max_per_artist or max_per_album) else k, one_round)
 
     def search_seeds(self, seeds, *, by_id: bool = False, k: int = 10, genres=None, genre_source: str = "tags",
                      exclude_artist_of_query: bool = False, seed_vectors=None, **diversity) -> list[Hit]:
