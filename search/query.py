@@ -133,9 +133,8 @@ def run(searcher, q: Query) -> Result:
     elif q.by_id:
         hits, mode = searcher.search_id(q.seeds[0], **filters, **diversity), "track"
     else:
-        excerpt, why = searcher.excerpt_decision(q.seeds[0], q.excerpt)
+        hits, excerpt, why = searcher.search_file(q.seeds[0], excerpt=q.excerpt, **filters, **diversity)
         if why:
             notes.insert(0, why)
-        hits = searcher.search_path(q.seeds[0], excerpt=excerpt, **filters, **diversity)
         mode = "excerpt" if excerpt else "track"
     return Result(hits, copies_of_query=copies, mode=mode, notes=notes)

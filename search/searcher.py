@@ -368,15 +368,27 @@ class Searcher:
         return self.search_vector(vec, k=k, genres=genres, genre_source=genre_source, exclude_ids=[track_id],
                                   exclude_artists=artists, query_duration=me.duration_s, **diversity)
 
-    def search_path(self, path: str | os.PathLike, *, k: int = 10, genres=None, genre_source: str = "tags",
-                    exclude_artist_of_query: bool = False, excerpt: bool | None = None, **diversity) -> list[Hit]:
-        """Neighbours of a file: its stored vector when it is in the store, else embedded on the fly.
+    def search_path(self, path: str | os.PathLike, **options) -> list[Hit]:
+        """Neighbours of a file: its stored vector when it is in the store, else embedded on the fly (the options
+        of :meth:`search_file`)."""
+        return self.search_file(path, **options)[0]
 
-        ``excerpt``: rank tracks by their windows that best match the file's (:meth:`search_excerpt`); None
-        (the default): as :meth:`excerpt_decision` decides."""
+    def search_file(self, path: str | os.PathLike, *, k: int = 10, genres=None, genre_source: str = "tags",
+                    exclude_artist_of_query: bool = False, excerpt: bool | None = None,
+                    **diversity) -> tuple[list[Hit], bool, str]:
+        """Neighbours of a file, whether they were found as an excerpt's, and why in a few words (the file is
+        looked up in the store once). ``excerpt``: rank tracks by their windows that best match the file's
+        (:meth:`search_excerpt`); None (the default): for an outside file shorter than the stretch a track
+        vector spans, when the store keeps windows."""
         track_id = self.id_for_path(path)
+        why = ""
         if excerpt is None:
-            excerpt, _ = self.excerpt_decision(path, None)
+            excerpt, why = (False, "") if track_id is not None else self.outside.excerpt_wanted(path)
+        return self._search_file(path, track_id, bool(excerpt), k=k, genres=genres, genre_source=genre_source,
+                                 exclude_artist_of_query=exclude_artist_of_query, **diversity), bool(excerpt), why
+
+    def _search_file(self, path, track_id: int | None, excerpt: bool, *, k, genres, genre_source,
+                     exclude_artist_of_query, **diversity) -> list[Hit]:
         if excerpt:
             return self.search_excerpt(path, k=k, genres=genres, genre_source=genre_source,
                                        exclude_ids=[] if track_id is None else [track_id],
@@ -391,16 +403,6 @@ class Searcher:
         artists = self.artists_of([path], [None]) if exclude_artist_of_query else []
         return self.search_vector(vec, k=k, genres=genres, genre_source=genre_source, exclude_artists=artists,
                                   query_duration=duration, **diversity)
-
-    def excerpt_decision(self, path: str | os.PathLike, excerpt: bool | None) -> tuple[bool, str]:
-        """Whether a file query runs as an excerpt search, and why in a few words (nothing to say when it was
-        asked for or against, or the file is a track of the store): by default, for an outside file shorter than
-        the stretch a track vector spans, when the store keeps windows."""
-        if excerpt is not None:
-            return bool(excerpt), ""
-        if self.id_for_path(path) is not None:
-            return False, ""
-        return self.outside.excerpt_wanted(path)
 
     def search_excerpt(self, path: str | os.PathLike, *, k: int = 10, genres=None, genre_source: str = "tags",
                        exclude_ids=(), exclude_artist_of_query: bool = False, max_per_artist: int | None = None,
