@@ -355,6 +355,18 @@ def tags(file, model, top, as_json):
 # ---------------------------------------------------------------------------------------------------- info
 
 
+def _echo_measured(m: dict) -> None:
+    """The recall and latency lines of ``info``: what the index's build measured (its infos file)."""
+    lat, flt = m.get("latency_ms") or {}, m.get("latency_filtered_ms") or {}
+    probe = f", nprobe {m['nprobe']} of {m['nlist']} lists" if m.get("nprobe") else ""
+    filtered = (f"; {m['recall_filtered_at_10']:.3f} with a 10% filter" if m.get("recall_filtered_at_10") is not None
+                else "") + (f" (nprobe {m['nprobe_filtered']})" if m.get("nprobe_filtered") else "")
+    click.echo(f"recall    {m['recall_at_10']:.3f} recall@10 against exact search over the full vectors "
+               f"({m.get('queries')} queries at {m.get('measured_on')} tracks{probe}){filtered}")
+    click.echo(f"latency   {lat.get('p50', float('nan')):.2f} ms p50 a query, "
+               f"{flt.get('p50', float('nan')):.2f} ms with a 10% filter (one thread)")
+
+
 @main.command()
 @STORE_OPTION
 @JSON_OPTION
@@ -374,25 +386,18 @@ def info(store, as_json):
     c = data["counts"]
     click.echo(f"tracks    {c['tracks']} ({c['ok']} indexed, {c['error']} failed, {c['missing']} missing), "
                f"{c['vectors']} vectors in the index")
-    idx, tf = data.get("index") or {}, data.get("transform")
+    idx, tf, measured = data.get("index") or {}, data.get("transform"), data.get("index_infos") or {}
     if idx:
         size = f", {idx['bytes'] / max(idx.get('count') or 1, 1):.0f} bytes a track" if idx.get("bytes") else ""
         click.echo(f"index     {idx.get('kind')}, {idx.get('count')} vectors{size}, built at generation "
                    f"{idx.get('built', idx.get('generation'))}, updated in place {idx.get('updates', 0)} times since")
-        if idx.get("recall_at_10") is not None:
-            lat, flt = idx.get("latency_ms") or {}, idx.get("latency_filtered_ms") or {}
-            probe = f", nprobe {idx['nprobe']} of {idx['nlist']} lists" if idx.get("nprobe") else ""
-            filtered = (f"; {idx['recall_filtered_at_10']:.3f} with a 10% filter" if idx.get("recall_filtered_at_10") is not None
-                        else "") + (f" (nprobe {idx['nprobe_filtered']})" if idx.get("nprobe_filtered") else "")
-            click.echo(f"recall    {idx['recall_at_10']:.3f} recall@10 against exact search over the full vectors "
-                       f"({idx.get('queries')} queries at {idx.get('measured_on')} tracks{probe}){filtered}")
-            click.echo(f"latency   {lat.get('p50', float('nan')):.2f} ms p50 a query, "
-                       f"{flt.get('p50', float('nan')):.2f} ms with a 10% filter (one thread)")
-            if idx.get("delta"):
-                from .catalog.store import DELTA_FRACTION
+        if measured.get("recall_at_10") is not None:
+            _echo_measured(measured)
+        if idx.get("delta"):
+            from .catalog.store import DELTA_FRACTION
 
-                click.echo(f"delta     {idx['delta']['count']} vectors written since the index was built, "
-                           f"{idx['delta']['hidden_count']} of its vectors replaced or removed (folded in at {DELTA_FRACTION:.0%} of the library)")
+            click.echo(f"delta     {idx['delta']['count']} vectors written since the index was built, "
+                       f"{idx['delta']['hidden_count']} of its vectors replaced or removed (folded in at {DELTA_FRACTION:.0%} of the library)")
     if tf:
         click.echo(f"transform {tf.get('kind')} fitted on {tf.get('fitted_on')} tracks; refitted when the library "
                    f"reaches {tf['refit_at']} tracks, or by 'soundalike reindex --refit'")
@@ -494,8 +499,8 @@ def reindex(store, refit, index_kind, memory, as_json):
         return
     tf = res["transform"]
     fit = f"; transform fitted on {tf['fitted_on']} tracks" + (" (refitted)" if refit else "") if tf else ""
-    idx = res["index"]
-    recall = f", recall@10 {idx['recall_at_10']:.3f}" if idx.get("recall_at_10") is not None else ""
+    idx, measured = res["index"], res["index_infos"]
+    recall = f", recall@10 {measured['recall_at_10']:.3f}" if measured.get("recall_at_10") is not None else ""
     click.echo(f"{store}: index {idx['kind']} rebuilt with {res['vectors']} vectors in {res['seconds']:.1f}s "
                f"(generation {res['generation']}){recall}{fit}")
 

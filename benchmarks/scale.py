@@ -111,7 +111,7 @@ def step_build(store: str) -> dict:
     res = reindex(store, refit=True)
     nb = read_manifest(store).get("neighbours") or {}
     return {"seconds": round(time.perf_counter() - t, 2), "peak_rss_mb": round(_rss_mb()), "index": res["index"],
-            "neighbours_s": nb.get("seconds")}
+            "index_infos": res["index_infos"], "neighbours_s": nb.get("seconds")}
 
 
 def step_commit_one(store: str) -> dict:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..catalog.layout import MANIFEST, PREVIOUS, StoreError, atomic_write, check_manifest, read_manifest, sha256
+from ..catalog.index_files import read_infos
 from ..catalog.shards import read_shard_ids, read_shards
 from ..catalog.store import Store, StoreLock, StoreWriter
 from ..catalog.track import STATUS_OK
@@ -177,4 +178,5 @@ def reindex(path: str | os.PathLike, *, refit: bool = False, index_policy=None) 
             w.commit(refit=refit, rebuild=True)
     m = read_manifest(path)
     return {"store": str(path), "generation": m["generation"], "vectors": m["index"]["count"], "index": m["index"],
+            "index_infos": read_infos(path, m["index"]),
             "transform": m.get("transform"), "refit": refit, "seconds": round(time.perf_counter() - t0, 3)}

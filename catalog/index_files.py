@@ -5,13 +5,14 @@ was built. Which FAISS index and how it is built and searched is ``catalog.index
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
 from . import indexes
 from .indexes import Fitted, LayeredIndex, Policy, TrackIndex, standardize, unit
-from .layout import REMEDY, StoreError, short
+from .layout import INDEX_RECORD, REMEDY, StoreError, short
 from .shards import count_latest, iter_latest, shard_number
 
 
@@ -82,6 +83,31 @@ def open_index(root: Path, info: dict, dim: int, *, mmap: bool, fitted=None) -> 
     except Exception as err:
         raise StoreError(f"{p}: unreadable list of replaced vectors ({short(err)}){REMEDY}") from None
     return LayeredIndex(main, index, hidden)
+
+
+def read_infos(root: Path, record: dict | None) -> dict:
+    """What the build of the index a manifest's ``index`` record describes measured (recall, nprobe, latency,
+    timings): its infos file, or for a store written before there were any, the measurements its record kept."""
+    if not record:
+        return {}
+    name = record.get("infos")
+    if not name:
+        return {k: v for k, v in record.items() if k not in INDEX_RECORD}
+    p = root / name
+    try:
+        with open(p, "rb") as f:
+            infos = json.load(f)
+    except (OSError, ValueError) as err:
+        raise StoreError(f"{p}: unreadable index infos ({short(err)}){REMEDY}") from None
+    if not isinstance(infos, dict):
+        raise StoreError(f"{p}: index infos must be a JSON object{REMEDY}")
+    return infos
+
+
+def split_record(source: dict) -> tuple[dict, dict]:
+    """An index's description -> (its manifest record, its measurements for the infos file)."""
+    return ({k: v for k, v in source.items() if k in INDEX_RECORD},
+            {k: v for k, v in source.items() if k not in INDEX_RECORD})
 
 
 def newer_shards(m: dict, shards_indexed: int) -> list[str]:

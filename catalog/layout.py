@@ -31,6 +31,13 @@ DELTA_FRACTION = 0.02  # a commit writes a delta (index and track table) until i
 SHARD_ROWS = 50_000  # vectors a shard holds at most when shards are compacted
 SHARD_ROWS_WINDOWS = 2_048  # ... when they carry window features too (24 KB a track: ~50 MB a shard)
 ROW_GROUP = 8_192  # rows of a track table's row group: a query reads the text of its hits' groups only
+#: what a manifest's ``index`` record holds: the index file's bookkeeping (and the policy it was built under,
+#: which a commit compares with the one asked for). What its build measured (recall
+#: against exact search, the nprobe chosen, latency, timings) is in the infos file the record names
+#: (``infos``, a JSON file beside the index, as autofaiss writes ``index_infos.json``); a store written before
+#: kept them in the record, and its next commit moves them out.
+INDEX_RECORD = ("file", "kind", "type", "width", "policy", "metric", "count", "generation", "shards_indexed",
+                "built", "updates", "bytes", "delta", "infos")
 
 
 class StoreError(Unavailable):
@@ -170,6 +177,8 @@ def check_manifest(m, mf: Path) -> dict:
                 raise bad(f"'{key}.{c}' must be a non-negative integer")
     if m.get("tracks_removed") is not None and not _is_name(m["tracks_removed"]):
         raise bad("'tracks_removed' must be null or a file inside the store")
+    if (m.get("index") or {}).get("infos") is not None and not _is_name(m["index"]["infos"]):
+        raise bad("'index.infos' must be null or a file inside the store")
     delta = (m.get("index") or {}).get("delta")
     if delta is not None and not (isinstance(delta, dict) and _is_name(delta.get("file")) and _is_name(delta.get("hidden"))):
         raise bad("'index.delta' must be null or an object naming its file and its hidden list")
@@ -194,6 +203,8 @@ def listed(m: dict) -> list[str]:
     delta = (m.get("index") or {}).get("delta")
     if delta:
         out += [delta["file"], delta["hidden"]]
+    if (m.get("index") or {}).get("infos"):
+        out.append(m["index"]["infos"])
     if neighbours.record_ok(m.get("neighbours")):
         out.append(m["neighbours"]["file"])
     w = m.get("windows") or {}
@@ -201,6 +212,11 @@ def listed(m: dict) -> list[str]:
     if w.get("delta"):
         out.append(w["delta"]["file"])
     return out
+
+
+def infos_name(index_file: str) -> str:
+    """The name of the infos file beside an index file (``tracks.g000007.faiss`` -> ``tracks.g000007.infos.json``)."""
+    return index_file.rsplit(".", 1)[0] + ".infos.json"
 
 
 def _short_repr(v) -> str:

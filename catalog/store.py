@@ -55,15 +55,16 @@ from ..catalog.track import (COLUMNS, STATUS_OK, Track, bool_arrow, equals_np, i
 from . import excerpts, indexes, neighbours
 from .indexes import Fitted, Policy, TrackIndex
 from .index_files import (LEGACY_KIND, bring_up_to_date, current_index, frozen_transform, newer_shards,
-                          no_longer_held, open_index, read_index, save_fitted)
+                          no_longer_held, open_index, read_index, read_infos, save_fitted, split_record)
 from .layout import (DELTA_FRACTION, FORMAT, MANIFEST, PART, PREVIOUS, REFIT_GROWTH, REMEDY, ROW_GROUP, SHARD_ROWS,
                      SHARD_ROWS_WINDOWS, VERSION, EncoderMismatch, StoreError, StoreLocked, atomic_write, is_count,
-                     is_store, listed, own_leftover, read_manifest, sha256, short)
+                     infos_name, is_store, listed, own_leftover, read_manifest, sha256, short)
+from .memo import Memo
 from .shards import (count_latest, iter_latest, iter_latest_rows, latest_vectors, live_ids, read_removed,
                      read_shard_ids, read_shards, read_track_rows, read_tracks, shard_number)
 
 #: what callers import from here: the store's errors and the names of its manifest
-__all__ = ["DELTA_FRACTION", "MANIFEST", "CommitPlan", "plan_commit", "PREVIOUS", "REFIT_GROWTH", "EncoderMismatch", "Store", "StoreError",
+__all__ = ["DELTA_FRACTION", "MANIFEST", "CommitPlan", "IndexChange", "index_step", "plan_commit", "PREVIOUS", "REFIT_GROWTH", "EncoderMismatch", "Store", "StoreError",
            "StoreLock", "StoreLocked", "StoreWriter", "is_store", "read_manifest", "to_table_rows"]
 
 
@@ -106,6 +107,36 @@ def plan_commit(m: dict, *, live: int, shard_rows: int, policy: Policy, refit: b
                       rebuild_windows=rebuild or refit or compact, recompute_neighbours=fit or rebuild or refit)
 
 
+@dataclasses.dataclass(frozen=True)
+class IndexChange:
+    """What changed since an index was built: the ids it holds, those of them that no longer count (removed or
+    re-embedded), the ids of the vectors written since (in the shards ``newer``), and its width."""
+
+    held: np.ndarray
+    hidden: np.ndarray
+    added: np.ndarray
+    newer: list
+    width: int
+
+
+def index_step(prev: dict, policy: Policy, *, held: int, hidden: int, added: int, width: int,
+               template_type: str | None) -> str:
+    """What a commit that may keep its index (``prev``, its manifest record, holding ``held`` vectors of which
+    ``hidden`` no longer count; ``added`` vectors written since) does with it:
+
+    - ``"delta"``: leaves it as it is, with a small index of the added vectors and the list of hidden ids
+      beside it, while the change is under DELTA_FRACTION of it (and its template, ``template_type``, is of its
+      kind);
+    - ``"update"``: rewrites it with the change applied (``remove_ids``, ``add_with_ids``);
+    - ``"rebuild"``: builds it anew from the shards, when the library has grown (or shrunk) past what its kind
+      is for under ``policy``."""
+    if policy.choose(held - hidden + added, width) != prev.get("type"):
+        return "rebuild"
+    if template_type != prev.get("type") or hidden + added > DELTA_FRACTION * held:
+        return "update"
+    return "delta"
+
+
 #: (header, trailer) bytes of the file kinds a store holds
 _MAGIC = {".parquet": ((b"PAR1",), b"PAR1"), ".npz": ((b"PK",), b""), ".faiss": ((b"IxM2", b"IxPT"), b""),
           ".npy": ((b"\x93NUM",), b"")}
@@ -122,19 +153,15 @@ class Store:
         self._check_files()
         self._columns = None if columns is None else list(dict.fromkeys(["id", "status", *columns]))
         self._dictionary = tuple(dictionary)
-        self._rows: tuple[pa.Table, np.ndarray | None] | None = None
-        self._extra: dict = {}  # columns read on demand
-        self._maps: dict = {}  # track tables kept open (memory-mapped)
+        # what is read on first use (the track rows, columns, the index and what lies beside it, the open track
+        # tables): each made once, however many threads of a service ask for it at the same moment
+        self._memo = Memo()
         self._bounds = None  # first row of each track table
         self._files: dict = {}
         self._groups: dict = {}  # row groups read for cells
-        # a server answers from threads: a Parquet reader, and the caches above, are one thread's at a time
-        # (two threads reading row groups of one file failed in pyarrow: "ReadRangeCache did not find ...")
+        # a Parquet reader, and the two caches above, are one thread's at a time (two threads reading row groups
+        # of one file failed in pyarrow: "ReadRangeCache did not find ...")
         self._cells_lock = threading.Lock()
-        self._tracks: pa.Table | None = None
-        self._index = None
-        self._excerpts = None
-        self._neighbourhoods = None
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, attempts: int = 5, columns: list[str] | None = None,
@@ -209,20 +236,22 @@ class Store:
     def _source(self, name: str):
         """A track table of this generation, memory-mapped when first read and kept: what a reader reads later
         (a column, a hit's row) still comes from this generation after a writer has deleted its files."""
-        if name not in self._maps:
+        def open_map():
             try:
-                self._maps[name] = pa.memory_map(str(self.path / name))
+                return pa.memory_map(str(self.path / name))
             except OSError as err:
                 raise StoreError(f"{self.path / name}: unreadable track table ({short(err)}){REMEDY}") from None
-        return self._maps[name]
+
+        return self._memo.get(("map", name), open_map)
 
     def column(self, name: str):
         """One track column, aligned with the table of :meth:`track_rows` (read on first use)."""
-        if name not in self._extra:
+        def read():
             table, _ = read_track_rows(self.path, self.manifest["tracks"], [name], read_removed(self.path, self.manifest),
                                         self._dictionary, self._source)
-            self._extra[name] = table.column(name)
-        return self._extra[name]
+            return table.column(name)
+
+        return self._memo.get(("column", name), read)
 
     def cells(self, rows, columns: list[str]) -> list[dict]:
         """The values of ``columns`` at rows of :meth:`track_rows`' table, read from just the Parquet row groups
@@ -259,10 +288,9 @@ class Store:
     def track_rows(self) -> tuple[pa.Table, np.ndarray | None]:
         """The track tables as stored (base and parts concatenated) and which rows count (None: all); what a
         searcher reads, without the filtering that :attr:`tracks` does."""
-        if self._rows is None:
-            self._rows = read_track_rows(self.path, self.manifest["tracks"], self._columns,
-                                          read_removed(self.path, self.manifest), self._dictionary, self._source)
-        return self._rows
+        return self._memo.get("rows", lambda: read_track_rows(
+            self.path, self.manifest["tracks"], self._columns, read_removed(self.path, self.manifest),
+            self._dictionary, self._source))
 
     def live_rows(self) -> np.ndarray:
         """Rows of :meth:`track_rows`' table that are tracks with a vector (status ok, not superseded)."""
@@ -273,10 +301,8 @@ class Store:
     @property
     def tracks(self) -> pa.Table:
         """One row per track."""
-        if self._tracks is None:
-            table, keep = self.track_rows()
-            self._tracks = table if keep is None else table.filter(bool_arrow(keep))
-        return self._tracks
+        table, keep = self.track_rows()
+        return table if keep is None else self._memo.get("tracks", lambda: table.filter(bool_arrow(keep)))
 
     def vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """Raw track vectors of the live ok tracks: (ids, float32[n, d]), sorted by id."""
@@ -298,14 +324,20 @@ class Store:
     def index(self) -> TrackIndex:
         """The track index of this generation: read from disk (memory-mapped), or, after a checkpoint that
         did not build one, the last built index brought up to date in memory."""
-        if self._index is None:
+        def read():
             info = self.manifest.get("index")
             if info and info.get("generation") == self.generation:
-                self._index = open_index(self.path, info, self.dim, mmap=True, fitted=self.fitted)
-            else:
-                table, _ = self.track_rows()
-                self._index = current_index(self.path, self.manifest, ints_np(table.column("id"))[self.live_rows()])
-        return self._index
+                return open_index(self.path, info, self.dim, mmap=True, fitted=self.fitted)
+            table, _ = self.track_rows()
+            return current_index(self.path, self.manifest, ints_np(table.column("id"))[self.live_rows()])
+
+        return self._memo.get("index", read)
+
+    def index_infos(self) -> dict:
+        """What the build of this generation's index measured: recall@10 against exact search over the full
+        vectors (``recall_at_10``, and ``recall_filtered_at_10`` under a 10% filter), the nprobe chosen for each,
+        single-query latency, build timings (``catalog.indexes.measure_index``); empty when nothing was measured."""
+        return self._memo.get("infos", lambda: read_infos(self.path, self.manifest.get("index")))
 
     def neighbourhoods(self) -> "neighbours.Neighbourhoods | None":
         """Each track's neighbourhood for hub-aware ranking (None: the store keeps none; see
@@ -313,12 +345,13 @@ class Store:
         record = self.manifest.get("neighbours")
         if not neighbours.record_ok(record) or self.manifest["encoder"].get("rescore") != "csls":
             return None
-        if self._neighbourhoods is None:
+        def read():
             try:
-                self._neighbourhoods = neighbours.Neighbourhoods(self.path, record)
+                return neighbours.Neighbourhoods(self.path, record)
             except (OSError, ValueError) as err:
                 raise StoreError(f"{self.path / record['file']}: unreadable neighbourhoods ({short(err)}){REMEDY}") from None
-        return self._neighbourhoods
+
+        return self._memo.get("neighbourhoods", read)
 
     def excerpt_index(self) -> "excerpts.ExcerptIndex | None":
         """The window index of the last commit (None: the store keeps no windows). Tracks a checkpoint
@@ -326,9 +359,7 @@ class Store:
         record = self.manifest.get("windows")
         if not record:
             return None
-        if self._excerpts is None:
-            self._excerpts = excerpts.ExcerptIndex.open(self.path, record)
-        return self._excerpts
+        return self._memo.get("excerpts", lambda: excerpts.ExcerptIndex.open(self.path, record))
 
     def disk_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
@@ -667,11 +698,14 @@ class StoreWriter:
         prev = m.get("index") or {}
         index, record = None, None
         if plan.keep_index:
-            record = self._delta_record(prev, live, gen, new_files, policy)
-            if record is None:
+            change = self._index_change(prev, live)
+            step = "rebuild" if change is None else index_step(
+                prev, policy, held=len(change.held), hidden=len(change.hidden), added=len(change.added),
+                width=change.width, template_type=(m.get("index_template") or {}).get("type"))
+            if step == "delta":
+                record = self._delta_record(prev, change, gen, new_files)
+            elif step == "update":
                 index = self._updated_index(prev, live)
-                if index is not None and policy.choose(index.ntotal, index.width) != prev.get("type"):
-                    index = None  # grown past what its kind is for: rebuilt as the kind its size calls for
         updated = index is not None
         info = {}
         if record is None and index is None:
@@ -727,12 +761,25 @@ class StoreWriter:
         # built: the generation whose commit last built it whole; updates: commits that changed it since
         prev = updated_from or {}
         drop = ("file", "count", "generation", "shards_indexed", "delta", "bytes")
-        record = {k: v for k, v in prev.items() if k not in drop} if updated_from is not None else info
+        record = self._measured_beside(iname, {k: v for k, v in prev.items() if k not in drop} if updated_from is not None else info,
+                                       new_files)
         record.update({"file": iname, "kind": index.describe(), "metric": "inner_product", "count": int(index.ntotal),
                        "generation": gen, "shards_indexed": int(self.manifest["next_shard"]),
                        "built": int(prev.get("built", prev.get("generation", gen))) if updated_from is not None else gen,
                        "updates": int(prev.get("updates", 0)) + 1 if updated_from is not None else 0,
                        "bytes": int((self.path / iname).stat().st_size)})
+        return record
+
+    def _measured_beside(self, index_file: str, source: dict, new_files: list[str]) -> dict:
+        """The manifest record of an index described by ``source``: its bookkeeping, with what a build measured
+        (``source``'s other keys: a new build's, or those a record of the earlier format kept) written to an
+        infos file named after ``index_file``; a record already naming one keeps it."""
+        record, measured = split_record(source)
+        if measured:
+            name = infos_name(index_file)
+            atomic_write(self.path / name, lambda f: f.write(json.dumps(measured, indent=1, sort_keys=True).encode()))
+            new_files.append(name)
+            record["infos"] = name
         return record
 
     def _commit_beside(self, gen: int, live: np.ndarray, plan: "CommitPlan", record: dict, new_files: list[str]) -> None:
@@ -786,40 +833,39 @@ class StoreWriter:
                 written.append(name)
         return written
 
-    def _delta_record(self, prev: dict, live: np.ndarray, gen: int, new_files: list[str], policy: Policy) -> dict | None:
-        """The index record of a commit that leaves the main index as it is: the vectors written since it was
-        built go into a delta index, the ids it holds that no longer count into a hidden list. None when the
-        change is too big for a delta (the main index is then updated and rewritten)."""
-        m = self.manifest
-        tinfo = m.get("index_template")
-        if not tinfo or tinfo.get("type") != prev.get("type") or not (self.path / prev["file"]).is_file():
-            return None
-        dim = int(m["encoder"]["dim"])
+    def _index_change(self, prev: dict, live: np.ndarray) -> "IndexChange | None":
+        """What changed since the index ``prev`` describes was built (its ids are read, memory-mapped, not its
+        codes); None when it cannot be read (it is then rebuilt from the shards)."""
         try:
-            main = read_index(self.path, prev, dim, mmap=True)  # only its ids are read
+            main = read_index(self.path, prev, int(self.manifest["encoder"]["dim"]), mmap=True)
         except StoreError:
             return None
-        main_ids = main.ids()
-        newer = newer_shards(m, prev["shards_indexed"])
+        held = main.ids()
+        newer = newer_shards(self.manifest, prev["shards_indexed"])
         shard_ids = np.unique(np.concatenate([read_shard_ids(self.path, n) for n in newer])) if newer else np.zeros(0, np.int64)
-        new_ids = shard_ids[np.isin(shard_ids, live)]  # (intersect1d would hash a million live ids: 0.5 s)
-        hidden = np.sort(no_longer_held(main_ids, live, new_ids))
-        total = len(main_ids) - len(hidden) + len(new_ids)
-        if len(hidden) + len(new_ids) > DELTA_FRACTION * len(main_ids) or policy.choose(total, main.width) != prev.get("type"):
-            return None
+        added = shard_ids[np.isin(shard_ids, live)]  # (intersect1d would hash a million live ids: 0.5 s)
+        return IndexChange(held, np.sort(no_longer_held(held, live, added)), added, newer, main.width)
+
+    def _delta_record(self, prev: dict, change: "IndexChange", gen: int, new_files: list[str]) -> dict:
+        """The index record of a commit that leaves the main index as it is: the vectors written since it was
+        built go into a delta index (from the frozen template, so its codes are the ones the main index would
+        hold), the ids it holds that no longer count into a hidden list."""
+        tinfo = self.manifest["index_template"]
         drop = ("delta", "count", "generation", "bytes")
-        record = {k: v for k, v in prev.items() if k not in drop}
+        record = self._measured_beside(f"tracks.g{gen:06d}.faiss", {k: v for k, v in prev.items() if k not in drop}, new_files)
+        total = len(change.held) - len(change.hidden) + len(change.added)
         record.update({"count": int(total), "generation": gen, "updates": int(prev.get("updates", 0)) + 1})
         size = int((self.path / prev["file"]).stat().st_size)
-        if len(hidden) or len(new_ids):
+        if len(change.hidden) or len(change.added):
             delta = indexes.load_template((self.path / tinfo["file"]).read_bytes())
-            for ids, vecs in iter_latest(self.path, newer, new_ids):
+            for ids, vecs in iter_latest(self.path, change.newer, change.added):
                 delta.add(ids, vecs)
             dname, hname = f"tracks.g{gen:06d}.delta.faiss", f"tracks.g{gen:06d}.hidden.npy"
             atomic_write(self.path / dname, delta.write)
-            atomic_write(self.path / hname, lambda f: np.save(f, hidden))
+            atomic_write(self.path / hname, lambda f: np.save(f, change.hidden))
             new_files += [dname, hname]
-            record["delta"] = {"file": dname, "hidden": hname, "count": int(delta.ntotal), "hidden_count": len(hidden)}
+            record["delta"] = {"file": dname, "hidden": hname, "count": int(delta.ntotal),
+                               "hidden_count": len(change.hidden)}
             size += (self.path / dname).stat().st_size + (self.path / hname).stat().st_size
         record["bytes"] = size
         return record

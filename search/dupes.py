@@ -67,45 +67,62 @@ class Group:
     weakest: float
 
 
-def groups(searcher, *, threshold: float, progress: bool = False, batch: int = 2048) -> list[Group]:
-    """Every group of two or more copies in the searcher's library: each track's NEIGHBOURS nearest (one
-    batched FAISS search per ``batch`` tracks, every core), joined when :func:`is_copy` holds; the groups are
-    the connected components, largest first."""
-    ids = np.asarray(searcher.ids)
-    if len(ids) < 2:
-        return []
-    durations = dict(zip(ids.tolist(), searcher.values("duration_s")))
-    parent = {}
+class Copies:
+    """Tracks joined into groups of copies, pair by pair (a union-find over track ids), with no index or store:
+    :func:`groups` feeds it each track's nearest neighbours."""
 
-    def root(i):
+    def __init__(self, threshold: float, durations: dict):
+        """``threshold``: the cosine from which two tracks are copies; ``durations``: track id -> seconds."""
+        self.threshold, self.durations = threshold, durations
+        self._parent: dict[int, int] = {}
+        self._weakest: dict[int, float] = {}
+
+    def _root(self, i: int) -> int:
+        parent = self._parent
         while parent.get(i, i) != i:
             parent[i] = parent.get(parent[i], parent[i])
             i = parent[i]
         return i
 
-    weakest: dict[int, float] = {}
-    index = searcher.index
-    k = min(NEIGHBOURS + 1, len(ids))
+    def offer(self, i: int, neighbour_ids, neighbour_scores) -> None:
+        """Track ``i``'s nearest tracks (ids, -1 for none, and cosines): those that are copies join its group."""
+        for j, s in zip(neighbour_ids, neighbour_scores):
+            if j < 0 or j == i or not is_copy(s, self.durations.get(i), self.durations.get(j), self.threshold):
+                continue
+            a, b = self._root(i), self._root(j)
+            if a != b:
+                self._parent[max(a, b)] = min(a, b)
+                self._weakest[min(a, b)] = min(s, self._weakest.get(a, 1.0), self._weakest.get(b, 1.0))
+
+    def groups(self) -> list[Group]:
+        """The groups of two or more, largest first (then by lowest id); ids sorted within a group."""
+        members: dict[int, set[int]] = {}
+        for i in list(self._parent):
+            r = self._root(i)
+            members.setdefault(r, {r}).add(i)
+        out = [Group(sorted(m), round(float(self._weakest.get(r, 1.0)), 4)) for r, m in members.items() if len(m) > 1]
+        return sorted(out, key=lambda g: (-len(g.ids), g.ids[0]))
+
+
+def groups(searcher, *, threshold: float, progress: bool = False, batch: int = 2048) -> list[Group]:
+    """Every group of two or more copies in the searcher's library: each track's NEIGHBOURS nearest (one
+    batched FAISS search per ``batch`` tracks, every core), joined when :func:`is_copy` holds; the groups are
+    the connected components, largest first."""
     from tqdm import tqdm
 
+    ids = np.asarray(searcher.ids)
+    if len(ids) < 2:
+        return []
+    copies = Copies(threshold, dict(zip(ids.tolist(), searcher.values("duration_s"))))
+    index = searcher.index
+    k = min(NEIGHBOURS + 1, len(ids))
     bar = tqdm(total=len(ids), unit="track", desc="dupes", disable=not progress, leave=False)
     for at in range(0, len(ids), batch):
         part = ids[at : at + batch]
         q = np.stack([index.reconstruct(int(i)) for i in part])
         scores, found = searcher.search_vectors(q, k=k)
         for i, row_s, row_i in zip(part.tolist(), scores, found):
-            for s, j in zip(row_s.tolist(), row_i.tolist()):
-                if j < 0 or j == i or not is_copy(s, durations.get(i), durations.get(j), threshold):
-                    continue
-                a, b = root(i), root(j)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
-                    weakest[min(a, b)] = min(s, weakest.get(a, 1.0), weakest.get(b, 1.0))
+            copies.offer(i, row_i.tolist(), row_s.tolist())
         bar.update(len(part))
     bar.close()
-    members: dict[int, list[int]] = {}
-    for i in list(parent):
-        r = root(i)
-        members.setdefault(r, [r]).append(i)
-    out = [Group(sorted(set(m)), round(float(weakest.get(r, 1.0)), 4)) for r, m in members.items() if len(set(m)) > 1]
-    return sorted(out, key=lambda g: (-len(g.ids), g.ids[0]))
+    return copies.groups()

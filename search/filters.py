@@ -12,6 +12,7 @@ import threading
 
 import numpy as np
 
+from ..catalog.memo import Memo
 from ..catalog.tags import normalise_genre
 from ..catalog.track import codes_np, floats_np
 from .errors import QueryError
@@ -51,8 +52,8 @@ class TrackFilters:
     def __init__(self, store, table, rows: np.ndarray, ids: np.ndarray):
         self.store, self._table, self._rows, self._ids = store, table, rows, ids
         self.id_space = int(ids.max()) + 1 if len(ids) else 0
-        self._codes: dict = {}  # genres (and keys) as integer codes, built on the first filter or listing
-        self._numbers: dict[str, np.ndarray] = {}  # tempo
+        # genres and keys as integer codes, tempo as numbers: built on the first filter or listing that needs them
+        self._columns = Memo()
         self._bitmaps: dict[tuple, tuple[np.ndarray, int]] = {}  # recent filters' bitmaps
         self._lock = threading.Lock()
 
@@ -71,11 +72,12 @@ class TrackFilters:
 
     def _genres_of(self, src: str) -> "_Codes":
         """A genre source's codes over the searchable tracks (a query without a genre filter never needs them)."""
-        if src not in self._codes:
+        def codes():
             col = GENRE_SOURCES[src]
             column = self._table.column(col) if col in self._table.column_names else self.store.column(col)
-            self._codes[src] = _Codes(column, self._rows)
-        return self._codes[src]
+            return _Codes(column, self._rows)
+
+        return self._columns.get(src, codes)
 
     def _genre_mask(self, wanted, source: str) -> np.ndarray:
         m = np.zeros(len(self._ids), dtype=bool)
@@ -113,9 +115,7 @@ class TrackFilters:
         m = np.ones(len(self._ids), dtype=bool)
         if bpm is not None:
             lo, hi = bpm
-            if "bpm" not in self._numbers:
-                self._numbers["bpm"] = floats_np(self.store.column("bpm"))[self._rows]
-            tempo = self._numbers["bpm"]
+            tempo = self._columns.get("bpm", lambda: floats_np(self.store.column("bpm"))[self._rows])
             if len(tempo) and np.isnan(tempo).all():
                 raise QueryError(f"{self.store.path}: no tempo stored (tracks indexed before tempo and key were "
                                  f"estimated; 'soundalike index DIR --db STORE --force' analyses them again)")
@@ -126,9 +126,7 @@ class TrackFilters:
                 wanted = {parse_key(k) for k in keys}
             except ValueError as err:
                 raise QueryError(str(err)) from None
-            if "key" not in self._codes:
-                self._codes["key"] = _Codes(self.store.column("key"), self._rows)
-            codes = self._codes["key"]
+            codes = self._columns.get("key", lambda: _Codes(self.store.column("key"), self._rows))
             if len(self._ids) and not codes.counts:
                 raise QueryError(f"{self.store.path}: no keys stored (tracks indexed before tempo and key were "
                                  f"estimated; 'soundalike index DIR --db STORE --force' analyses them again)")

@@ -44,7 +44,8 @@ def store_info(path: str | os.PathLike) -> dict:
         "format_version": m["version"],
         "generation": store.generation,
         "encoder": {k: m["encoder"].get(k) for k in ("name", "dim", "fingerprint", "labels", "model", "runtimes")},
-        "index": m.get("index"),
+        "index": m.get("index"),  # the index file's bookkeeping
+        "index_infos": store.index_infos(),  # what its build measured: recall, nprobe, latency
         "windows": m.get("windows"),
         "neighbours": m.get("neighbours") if m["encoder"].get("rescore") == "csls" else None,
         "transform": None if not m.get("transform") else {

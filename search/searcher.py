@@ -13,12 +13,14 @@ import os
 
 import numpy as np
 
+from ..catalog.memo import Memo
 from ..catalog.store import Store, StoreError
 from ..catalog.track import FIELDS, HIT_FIELDS, REQUIRED, equals_np, ints_np, make_record
 from .errors import QueryError, UnknownTrack
+from .excerpt import rank_excerpt
 from .filters import TrackFilters
 from .outside import OutsideAudio
-from .rescore import Rescorer, overfetch, room
+from .rescore import Rescorer, overfetch
 
 __all__ = ["Hit", "QueryError", "Searcher", "UnknownTrack", "m3u"]
 
@@ -71,10 +73,13 @@ def _number(v) -> float | None:
 
 
 class Searcher:
-    """Read-only search over a store. Cheap to keep open; every method is safe to call repeatedly.
+    """Search over one committed generation of a store: a snapshot, never changed once made. It keeps answering
+    from its generation however many commits a writer makes later; :meth:`refreshed` gives a new searcher of
+    the newest (``search.current.Current`` does that for a service).
 
-    It holds one committed generation in memory (tracks, index, transform) and keeps answering from it however
-    many commits a writer makes later; :meth:`refreshed` gives a searcher of the newest generation."""
+    What it reads on first use (columns, filter codes, the window index, the encoder) is made once and shared
+    (``catalog.memo``), so one searcher serves the threads of a service; its answers are values (hits), never
+    left on the searcher."""
 
     #: the track columns a searcher reads (the others, e.g. predicted tags, stay on disk)
     COLUMNS = ["id"]  # (and the status; genres are read on the first genre filter)
@@ -102,9 +107,8 @@ class Searcher:
         self._sorted_ids = self._ids[self._order]
         self.filters = TrackFilters(self.store, t, self._rows, self._ids)
         self.outside = OutsideAudio(self.store)
-        self._nprobe_filtered = (self.store.manifest.get("index") or {}).get("nprobe_filtered")
-        self._tag_cache: dict[str, np.ndarray] = {}
-        self._manifest_seen = None  # (inode, mtime, size) of the manifest last found to be this generation's
+        self._nprobe_filtered = self.store.index_infos().get("nprobe_filtered")
+        self._tag_scores = Memo()  # the predicted tag scores, read on the first search by tag
         #: rank by CSLS where the store keeps neighbourhoods (catalog.neighbours); False: by plain cosine
         self.rescore = rescore
 
@@ -131,20 +135,11 @@ class Searcher:
 
     def refreshed(self) -> "Searcher":
         """This searcher if its generation is still the store's newest, else a new one of the newest (the
-        loaded encoder is handed over)."""
-        from ..catalog.store import MANIFEST, read_manifest
+        loaded encoder is handed over). A service asks through :class:`search.current.Current`, which reads
+        the manifest only when its file has changed."""
+        from ..catalog.store import read_manifest
 
-        # a commit replaces the manifest (a new file): while it is the one seen, nothing is read (a server asks
-        # this on every request)
-        try:
-            st = os.stat(self.store.path / MANIFEST)
-            seen = (st.st_ino, st.st_mtime_ns, st.st_size)
-        except OSError:
-            seen = None
-        if seen is not None and seen == self._manifest_seen:
-            return self
         if read_manifest(self.store.path)["generation"] == self.store.generation:
-            self._manifest_seen = seen
             return self
         new = Searcher(self.store.path, rescore=self.rescore)
         new.outside.adopt(self.outside)
@@ -408,10 +403,8 @@ class Searcher:
                        exclude_ids=(), exclude_artist_of_query: bool = False, max_per_artist: int | None = None,
                        max_per_album: int | None = None, bpm=None, keys=None) -> list[Hit]:
         """Tracks holding the clip ``path``, ranked by how well their windows match the clip's: the mean over
-        the clip's windows of each one's best cosine with the track's windows (``catalog.excerpts``). A hit's
+        the clip's windows of each one's best cosine with the track's windows (``search.excerpt``). A hit's
         ``at_s`` is where in the track the clip starts, as placed by the best matching pair of windows."""
-        from ..model.audio import window_starts
-
         index = self.store.excerpt_index()
         if index is None:
             raise QueryError(f"{self.store.path}: the store keeps no windows for excerpt search (indexed before "
@@ -424,24 +417,9 @@ class Searcher:
             allowed &= self.music_mask(bpm=bpm, keys=keys)
         live = np.zeros(self.filters.id_space, bool)
         live[self._ids[allowed]] = True
-        fe = self.store.encoder_info["frontend"]
-
-        def one_round(fetch: int) -> tuple[list[Hit], bool]:
-            matches = index.match(feats, live=live, k=fetch, restrict=not allowed.all())
-            out, per_artist, per_album = [], {}, {}
-            for m, h in zip(matches, self.hits([m.track_id for m in matches], [m.score for m in matches])):
-                if not room(h, per_artist, per_album, max_per_artist, max_per_album):
-                    continue
-                if m.window >= 0 and h.duration_s:
-                    starts = window_starts(h.duration_s, window_s=fe["window_s"], n_windows=fe["n_windows"])
-                    if m.window < len(starts):
-                        h.at_s = round(float(np.clip(starts[m.window] - offsets[m.clip_window], 0, h.duration_s)), 1)
-                out.append(h)
-                if len(out) == k:
-                    break
-            return out, len(matches) < fetch
-
-        return overfetch(k, 4 * k if (max_per_artist or max_per_album) else k, one_round)
+        return rank_excerpt(index, feats, offsets, live=live, restricted=not allowed.all(), hits=self.hits,
+                            frontend=self.store.encoder_info["frontend"], k=k, max_per_artist=max_per_artist,
+                            max_per_album=max_per_album)
 
     def search_seeds(self, seeds, *, by_id: bool = False, k: int = 10, genres=None, genre_source: str = "tags",
                      exclude_artist_of_query: bool = False, seed_vectors=None, **diversity) -> list[Hit]:
@@ -491,9 +469,7 @@ class Searcher:
         unknown = [t for t in tags if t.casefold() not in lower]
         if unknown:
             raise QueryError(f"unknown tag {', '.join(unknown)} (this encoder's tags: {', '.join(labels)})")
-        if "tag_scores" not in self._tag_cache:
-            self._tag_cache["tag_scores"] = vectors_np(self.store.column("tag_scores"), len(labels))[self._rows]
-        matrix = self._tag_cache["tag_scores"]
+        matrix = self._tag_scores.get("all", lambda: vectors_np(self.store.column("tag_scores"), len(labels))[self._rows])
         if np.isnan(matrix).all():
             raise QueryError(f"{self.store.path}: no tag scores stored (tracks indexed before they were kept; "
                              f"'soundalike index DIR --db STORE --force' embeds them again)")

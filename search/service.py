@@ -18,8 +18,11 @@ import hmac
 import ipaddress
 import os
 import tempfile
-import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .current import Current
 
 #: uploads larger than this are refused (413): a clip or a song, not an album
 MAX_UPLOAD = 64 << 20
@@ -37,34 +40,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class _Current:
-    """The searcher of the store's newest generation, swapped in when a commit lands."""
-
-    def __init__(self, store: str | os.PathLike):
-        from .searcher import Searcher
-
-        self._searcher = Searcher(store)
-        self._lock = threading.Lock()
-
-    def get(self):
-        from ..catalog.store import StoreError
-
-        s = self._searcher
-        try:
-            fresh = s.refreshed()
-        except StoreError:
-            return s  # a commit landing this instant: the generation loaded still answers
-        if fresh is not s:
-            with self._lock:
-                self._searcher = fresh
-        return fresh
-
-
 def create_app(store: str | os.PathLike, *, token: str | None = None, max_upload: int = MAX_UPLOAD):
     """The FastAPI application serving ``store``; ``token``: required on every request when set."""
     from fastapi import Depends, FastAPI
 
-    current = _Current(store)
+    from .current import Current
+
+    current = Current(store)
     app = FastAPI(title="soundalike", description="Music search by sound: tracks that sound like a track, a file "
                   "or several seeds.", version="1")
     guard = [Depends(_authoriser(token))]
@@ -120,7 +102,7 @@ def _hits_out(hits, fmt: str, generation: int, body=None):
 FORMAT_PATTERN = "^(json|m3u)$"
 
 
-def _pages(current: "_Current", guard):
+def _pages(current: "Current", guard):
     """The web page and the library map."""
     from fastapi import APIRouter
     from fastapi.responses import HTMLResponse
@@ -150,7 +132,7 @@ def _pages(current: "_Current", guard):
     return router
 
 
-def _track_routes(current: "_Current", guard):
+def _track_routes(current: "Current", guard):
     """What the store holds: its summary, a track, its audio, tracks by text."""
     from fastapi import APIRouter, HTTPException, Query
     from fastapi.responses import FileResponse
@@ -182,7 +164,7 @@ def _track_routes(current: "_Current", guard):
     return router
 
 
-def _search_routes(current: "_Current", guard, max_upload: int):
+def _search_routes(current: "Current", guard, max_upload: int):
     """Tracks like a track, like several, or like an uploaded file or clip."""
     from fastapi import APIRouter, Depends, File, HTTPException, UploadFile
     from fastapi import Query as Query_
@@ -246,7 +228,7 @@ def _search_routes(current: "_Current", guard, max_upload: int):
     return router
 
 
-def _list_routes(current: "_Current", guard):
+def _list_routes(current: "Current", guard):
     """Lists for players: sonicSimilarity's similar tracks and path, and a mix around seeds."""
     from fastapi import APIRouter, Query
 

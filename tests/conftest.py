@@ -182,6 +182,24 @@ def rng():
     return np.random.default_rng(12345)
 
 
+#: an encoder record for stores written directly with StoreWriter (8-wide vectors, no model)
+VECTOR_ENCODER = {"name": "test", "fingerprint": "fp-test", "dim": 8, "transform": "standardize"}
+
+
+def put_tracks(w, n: int, rng) -> list[int]:
+    """``n`` tracks of random 8-wide vectors (and a tempo) put through the StoreWriter ``w``; their ids."""
+    from soundalike.catalog.track import Track
+
+    ids = []
+    for _ in range(n):
+        path = f"/music/{rng.integers(1 << 40)}.flac"
+        track_id = w.id_for(path)
+        w.put(Track(id=track_id, path=path, size=1, mtime=1.0, title=path, bpm=float(rng.uniform(60, 180))),
+              rng.standard_normal(8))
+        ids.append(track_id)
+    return ids
+
+
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
     return dst

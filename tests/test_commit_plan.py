@@ -63,3 +63,28 @@ def test_an_encoder_without_a_transform_never_fits_but_retrains_its_quantisers_w
     assert not plan.fit and plan.retrain and not plan.keep_index
     assert plan.recompute_neighbours  # asked for
     assert not plan_commit(m, live=1000, shard_rows=1000, policy=Policy()).retrain
+
+
+def test_a_kept_index_takes_a_delta_until_the_change_is_a_fiftieth_of_it_then_is_updated():
+    from soundalike.catalog.store import DELTA_FRACTION, index_step
+
+    prev = {"type": "flat"}
+    step = lambda **kw: index_step(prev, Policy(), **{"held": 10_000, "hidden": 0, "added": 0, "width": 256,  # noqa: E731
+                                                      "template_type": "flat", **kw})
+    assert step(added=1) == "delta" and step(hidden=5, added=5) == "delta"
+    assert step(added=int(DELTA_FRACTION * 10_000)) == "delta" and step(added=int(DELTA_FRACTION * 10_000) + 1) == "update"
+    assert step(added=1, template_type=None) == "update"  # no frozen template of its kind to code a delta with
+
+
+def test_a_kept_index_grown_past_its_kind_is_rebuilt_as_the_kind_its_size_calls_for():
+    from soundalike.catalog.indexes import FLAT_MAX
+    from soundalike.catalog.store import index_step
+
+    near = dict(held=FLAT_MAX - 10, hidden=0, width=256, template_type="flat")
+    assert index_step({"type": "flat"}, Policy(), added=5, **near) == "delta"
+    assert index_step({"type": "flat"}, Policy(), added=20, **near) == "rebuild"  # past FLAT_MAX: inverted lists
+    # a memory budget the 8-bit codes no longer fit: product-quantised codes
+    assert index_step({"type": "flat"}, Policy(memory=1000 * (256 + 16)), held=1000, hidden=0, added=1, width=256,
+                      template_type="flat") == "rebuild"
+    assert index_step({"type": "ivf"}, Policy(kind="ivf"), held=100, hidden=90, added=0, width=256,
+                      template_type="ivf") == "update"  # a kind asked for by hand stays, however small

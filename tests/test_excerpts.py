@@ -171,3 +171,17 @@ def test_within_track_whitening_lets_unseen_parts_of_a_song_find_it():
 
     before, after = found(fitted), found(whitened)
     assert after > before + 0.4, (before, after)  # (measured: 0.04 before, 0.64 after)
+
+
+def test_a_clip_is_placed_where_its_best_window_pair_lies_and_never_outside_the_track():
+    from soundalike.model.audio import window_starts
+    from soundalike.search.excerpt import clip_start
+
+    fe = {"window_s": 3.0, "n_windows": 8}
+    starts = window_starts(100.0, window_s=3.0, n_windows=8)
+    offsets = np.array([0.0, 3.0, 12.0])
+    # the track's window 4 matched the clip's second window, which starts 3 s into the clip
+    assert clip_start(4, 1, offsets, 100.0, fe) == round(starts[4] - 3.0, 1)
+    assert clip_start(0, 2, offsets, 100.0, fe) == 0.0  # (a clip cannot start before its track)
+    assert clip_start(-1, 0, offsets, 100.0, fe) is None and clip_start(3, 0, offsets, None, fe) is None
+    assert clip_start(20, 0, offsets, 100.0, fe) is None  # a window the track does not have

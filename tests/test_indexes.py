@@ -95,10 +95,11 @@ def test_every_kind_filters_inside_faiss_within_its_recorded_recall(tmp_path, ki
     raw, _ = clustered(3000, 300, rng)
     store = tmp_path / f"{kind}.soundalike"
     ids = np.asarray(make_store(store, raw, policy=Policy(kind=kind)))
-    info = read_manifest(store)["index"]
-    assert info["type"] == kind and info["count"] == 3000
+    record = read_manifest(store)["index"]
+    info = Store(store).index_infos()  # what the build measured, in the infos file beside the index
+    assert record["type"] == kind and record["count"] == 3000 and "recall_at_10" not in record
     assert 0.0 <= info["recall_at_10"] <= 1.0 and info["queries"] == indexes.RECALL_QUERIES
-    assert info["width"] in indexes.PCA_WIDTHS  # fitted on 3000 tracks: the PCA is in
+    assert record["width"] in indexes.PCA_WIDTHS  # fitted on 3000 tracks: the PCA is in
     s = Searcher(store)
     genres = np.asarray([GENRES[j % 9] for j in range(len(ids))])
     found, found_f, rec_f = [], [], []
@@ -190,7 +191,7 @@ def test_ivf_grown_incrementally_answers_like_a_rebuild_from_the_shards(tmp_path
 
     before = answers()
     reindex(store)
-    assert read_manifest(store)["index"]["nprobe"] >= 1
+    assert Store(store).index_infos()["nprobe"] >= 1
     assert answers() == before
 
 
@@ -416,3 +417,37 @@ def test_several_seeds_find_their_group_better_than_one_seed(tmp_path):
     res = CliRunner().invoke(main, ["search", *map(str, ids[:3]), "--id", "--db", str(store), "-k", "4", "--json"])
     assert res.exit_code == 0, res.output
     assert [h["id"] for h in json.loads(res.output)] == [h.id for h in s.search_seeds(list(ids[:3]), by_id=True, k=4)]
+
+
+def test_what_a_build_measured_lies_beside_the_index_and_follows_it_through_updates(tmp_path):
+    rng = np.random.default_rng(8)
+    raw, _ = clustered(1200, 120, rng)
+    store = tmp_path / "s.soundalike"
+    make_store(store, raw, policy=Policy(kind="ivf"))
+    m = read_manifest(store)
+    infos = Store(store).index_infos()
+    assert m["index"]["infos"] in m["files"] and (store / m["index"]["infos"]).is_file()
+    assert json.loads((store / m["index"]["infos"]).read_text()) == infos
+    assert infos["recall_at_10"] >= 0.8 and infos["nprobe"] >= 1 and infos["measured_on"] == 1200
+    assert not {"recall_at_10", "nprobe", "latency_ms", "fit_s"} & set(m["index"])  # the record is bookkeeping
+    # updated in place (2.5% more tracks), then with deltas, the index keeps its build's measurements; three
+    # commits later (files two generations old are gone) they are still there
+    make_store_more(store, raw[:30] + 0.01)
+    assert read_manifest(store)["index"]["updates"] == 1
+    for _ in range(2):
+        make_store_more(store, raw[:5] + 0.01)
+    m2 = read_manifest(store)
+    assert m2["index"]["delta"] and m2["index"]["infos"] == m["index"]["infos"]
+    assert Store(store).index_infos() == infos and verify(store)["ok"]
+    # a store written when the measurements lay in the record: read as they are, moved out by its next commit
+    old = json.loads((store / "manifest.json").read_text())
+    old["index"].update(infos)
+    del old["index"]["infos"]
+    del old["files"][m["index"]["infos"]]
+    (store / "manifest.json").write_text(json.dumps(old))
+    assert Store(store).index_infos() == infos
+    make_store_more(store, raw[:5] + 0.02)
+    m3 = read_manifest(store)
+    assert "recall_at_10" not in m3["index"] and Store(store).index_infos() == infos and verify(store)["ok"]
+    out = CliRunner().invoke(main, ["info", "--db", str(store), "--json"])
+    assert json.loads(out.output)["index_infos"]["recall_at_10"] == infos["recall_at_10"]

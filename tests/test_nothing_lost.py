@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import make_library, synth, write_audio
+from conftest import VECTOR_ENCODER as ENC
+from conftest import make_library, put_tracks, synth, write_audio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from soundalike.catalog.check import repair, verify
-from soundalike.catalog.store import Store, StoreError, StoreLock, StoreLocked, StoreWriter, read_manifest
-from soundalike.catalog.track import Track
+from soundalike.catalog.store import Store, StoreError, StoreLock, StoreLocked, StoreWriter
 from soundalike.cli import main
 from soundalike.indexer.run import index_library
 from soundalike.search.info import store_info
@@ -126,19 +126,6 @@ def test_a_mass_removal_waits_for_prune(tmp_path, trained_model):
 
 
 # ---------------------------------------------------------------------------------- writers and checkers
-
-ENC = {"name": "test", "fingerprint": "fp-test", "dim": 8, "transform": "standardize"}
-
-
-def put_tracks(w: StoreWriter, n: int, rng) -> list[int]:
-    ids = []
-    for _ in range(n):
-        path = f"/music/{rng.integers(1 << 40)}.flac"
-        track_id = w.id_for(path)
-        w.put(Track(id=track_id, path=path, size=1, mtime=1.0, title=path), rng.standard_normal(8))
-        ids.append(track_id)
-    return ids
-
 
 WRITER = """
 import sys, numpy as np
