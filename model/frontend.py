@@ -71,7 +71,7 @@ class FrontEnd:
     def features(self, windows: np.ndarray) -> np.ndarray:
         """Log-mel spectrograms of a batch of windows: librosa's ``melspectrogram`` (centred STFT with zero
         padding, periodic Hann window, power 2, Slaney mel filters) computed in NumPy, so that a query
-        process does not import librosa (2 s with SciPy and Numba); ``tests/test_audio.py`` holds the two
+        process does not import librosa (2 s with SciPy and Numba); ``tests/model/test_audio.py`` holds the two
         to each other.
 
         Parameters

@@ -14,7 +14,7 @@ Both come from what decoding already produced, in NumPy (a few milliseconds a tr
   neighbours. Windows of 3 s hold about 6 beats at 120 BPM.
 
 ``model/keytempo.py`` is checked on synthesised chord progressions and drum patterns of known key and tempo
-(``tests/test_keytempo.py``); docs/keytempo.md gives its accuracy.
+(``tests/model/test_keytempo.py``); docs/keytempo.md gives its accuracy.
 """
 
 from __future__ import annotations

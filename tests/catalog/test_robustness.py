@@ -24,7 +24,7 @@ from soundalike.cli import main
 from soundalike.indexer.run import index_library
 from soundalike.search.searcher import Searcher
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def quiet_index(root, store, **kw):

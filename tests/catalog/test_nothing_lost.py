@@ -287,7 +287,7 @@ ORPHANS = """
 import os, sys, time
 from soundalike.model.frontend import FrontEnd
 from soundalike.model.pipeline import extract_many
-sys.path.insert(0, sys.argv[2])
+sys.path[:0] = sys.argv[2:]  # this test's folder, and the tests' (its conftest)
 from test_nothing_lost import _hang_on_purpose
 paths = [os.path.join(sys.argv[1], f"{i}-hang.wav") for i in range(4)]
 for r in extract_many(paths, FrontEnd(window_s=1.0, n_windows=2, n_mels=32), workers=2, per_file=_hang_on_purpose):
@@ -321,7 +321,8 @@ def _alive(pid: int) -> bool:
 def test_decode_workers_end_when_their_parent_is_killed(tmp_path):
     for i in range(4):
         write_audio(tmp_path / f"{i}-hang.wav", synth("noise", seed=i, seconds=2.0))
-    parent = subprocess.Popen([sys.executable, "-c", ORPHANS, str(tmp_path), str(Path(__file__).parent)])
+    parent = subprocess.Popen([sys.executable, "-c", ORPHANS, str(tmp_path), str(Path(__file__).parent),
+                               str(Path(__file__).resolve().parents[1])])
     workers = []
     deadline = time.time() + 60
     while time.time() < deadline and len(workers) < 2:

@@ -118,7 +118,8 @@ P.extract_many = _stop_after(5, lambda: os.kill(os.getpid(), signal.SIGKILL))
 P.prepare({str(lib.root)!r}, {str(cache)!r}, frontend=FrontEnd.from_dict({small_frontend.to_dict()!r}), workers=0,
           progress=False, checkpoint_s=0)
 """
-    path = os.pathsep.join([str(Path(soundalike.__file__).parent.parent), str(Path(__file__).parent)])
+    here = Path(__file__).resolve()  # (this module, and the tests' conftest it imports)
+    path = os.pathsep.join([str(Path(soundalike.__file__).parent.parent), str(here.parent), str(here.parents[1])])
     env = {**os.environ, "PYTHONPATH": path + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr

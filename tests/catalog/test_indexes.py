@@ -20,7 +20,7 @@ from soundalike.catalog.track import Track
 from soundalike.cli import main
 from soundalike.search.searcher import Searcher
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 GENRES = ["rock", "jazz", "folk", "ambient", "metal", "pop", "soul", "blues", "dub", "rare"]
 
 

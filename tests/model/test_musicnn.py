@@ -11,7 +11,7 @@ import pytest
 from soundalike.model import musicnn
 from soundalike.model.registry import load_encoder
 
-GOLDEN = Path(__file__).parent / "golden" / "musicnn_golden.npz"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "musicnn_golden.npz"
 TOLERANCE = {"taggram": 1e-4, "logits": 1e-4, "penultimate": 1e-4, "mean_pool": 1e-3, "max_pool": 1e-3}
 
 
@@ -123,7 +123,7 @@ def test_openvino_route_sends_and_writes_nothing(tmp_path, golden):
     )
     env = {k: v for k, v in __import__("os").environ.items() if k not in ("CI", "SOUNDALIKE_CACHE")}
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), XDG_CACHE_HOME=str(home / ".cache"))
-    out = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parent.parent, env=env,
+    out = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[2], env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     rec = json.loads(out.stdout.strip().splitlines()[-1])
