@@ -807,9 +807,12 @@ def map_(store, output, method, colour_by, as_json):
 @click.option("--port", type=click.IntRange(1, 65535), default=8731, show_default=True)
 @click.option("--token", envvar="SOUNDALIKE_TOKEN", default=None,
               help="A secret every request must send in the X-Soundalike-Token header (env: SOUNDALIKE_TOKEN).")
-def serve(store, host, port, token):
-    """The HTTP API over a store (OpenAPI description at /docs). A commit by a running index is picked up without
-    a restart."""
+@click.option("--subsonic-credentials", type=click.Path(dir_okay=False), default=None,
+              help="A file of one line 'user:password' that turns on the Subsonic API under /rest/ [default: "
+                   "SOUNDALIKE_SUBSONIC_USER and SOUNDALIKE_SUBSONIC_PASSWORD; neither set: /rest/ is off].")
+def serve(store, host, port, token, subsonic_credentials):
+    """The HTTP API over a store (OpenAPI description at /docs), and the Subsonic API for players when credentials
+    are set. A commit by a running index is picked up without a restart."""
     try:
         from .search.service import serve as run_service
     except ImportError as err:
@@ -817,12 +820,72 @@ def serve(store, host, port, token):
                         f"pip install 'soundalike[serve]'") from None
     from .catalog.store import read_manifest
 
+    from .search.subsonic import credentials
+
     _run(read_manifest, store)  # a plain error for what is not a store, before anything starts
+    subsonic = _run(credentials, subsonic_credentials)
     click.echo(f"serving {store} on http://{host}:{port} (API description: http://{host}:{port}/docs)", err=True)
+    if subsonic:
+        click.echo(f"Subsonic API for user {subsonic[0]}: point a Subsonic app at http://{host}:{port}", err=True)
     try:
-        _run(run_service, store, host=host, port=port, token=token)
+        _run(run_service, store, host=host, port=port, token=token, subsonic=subsonic)
     except ValueError as err:
         raise UserError(str(err)) from None
+
+
+# --------------------------------------------------------------------------------------------------- radio
+
+
+@main.command()
+@STORE_OPTION
+@click.option("--mpd", "address", envvar="MPD_HOST", default="localhost:6600", show_default=True,
+              help="MPD to keep going: HOST:PORT or a socket path (env: MPD_HOST).")
+@click.option("--music-dir", type=click.Path(file_okay=False), default=None,
+              help="MPD's music directory as this machine sees it [default: asked of MPD, else found from the "
+                   "first song played].")
+@click.option("--ahead", type=click.IntRange(1, 100), default=5, show_default=True,
+              help="Songs kept queued after the one playing.")
+@click.option("--seeds", type=click.IntRange(1, 20), default=3, show_default=True,
+              help="The last songs of the queue the next ones should sound like.")
+@click.option("--no-repeat", type=click.IntRange(1), default=50, show_default=True,
+              help="No song played or queued within this many comes back.")
+@click.option("--max-per-artist", type=click.IntRange(1), default=1, show_default=True,
+              help="At most this many songs of one artist among the last --ahead of the queue.")
+@click.option("--max-per-album", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--keep-tempo", type=click.FloatRange(0.01, 1.0), default=None,
+              help="Only tracks within this share of the playing song's tempo (0.08: +-8%).")
+@click.option("--keep-key", is_flag=True, help="Only tracks in a key that mixes with the playing song's.")
+@JSON_OPTION
+def radio(store, address, music_dir, ahead, seeds, no_repeat, max_per_artist, max_per_album, keep_tempo, keep_key,
+          as_json):
+    """Sound-alike radio for MPD: keep its queue --ahead songs ahead with tracks like the last ones queued, until
+    Ctrl-C (MPD restarting is waited out). The password, if MPD wants one, comes from MPD_PASSWORD."""
+    import importlib.util
+
+    if importlib.util.find_spec("mpd") is None:
+        raise UserError("radio needs python-mpd2: pip install 'soundalike[radio]'")
+    from .search.radio import Radio, RadioOptions, parse_address
+
+    try:
+        where = parse_address(address)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+
+    def log(event: dict) -> None:
+        if as_json:
+            click.echo(json.dumps(event))
+        elif event["event"] == "queued":
+            click.echo(f"queued {len(event['tracks'])}: " + ", ".join(os.path.basename(t) for t in event["tracks"]))
+        elif event["event"] == "stopped":
+            click.echo(f"stopped ({event['added']} songs queued)", err=True)
+        else:
+            click.echo(" ".join(f"{v}" for v in event.values()), err=True)
+
+    options = RadioOptions(ahead=ahead, seeds=seeds, no_repeat=no_repeat, max_per_artist=max_per_artist,
+                           max_per_album=max_per_album, keep_tempo=keep_tempo, keep_key=keep_key)
+    r = _run(Radio, store, where, options=options, music_dir=music_dir, password=os.environ.get("MPD_PASSWORD"),
+             log=log)
+    _run(r.run)
 
 
 # ---------------------------------------------------------------------------------------------------- demo

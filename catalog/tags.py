@@ -100,3 +100,78 @@ def read_tags(path: str | os.PathLike) -> dict:
     if not out["title"]:
         out["title"] = os.path.splitext(os.path.basename(path))[0]
     return out
+
+
+#: image files beside the music that players take for the album's cover, in the order they are preferred
+COVER_FILES = ("cover", "folder", "front", "album", "albumart")
+_IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
+                ".gif": "image/gif"}
+
+
+def _sniff(data: bytes) -> str:
+    if data[:3] == b"\xff\xd8\xff":
+        return "image/jpeg"
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return "image/png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[:4] == b"GIF8":
+        return "image/gif"
+    return "application/octet-stream"
+
+
+def embedded_picture(path: str | os.PathLike) -> bytes | None:
+    """The front cover embedded in an audio file (FLAC and Vorbis picture blocks, ID3 APIC frames, MP4
+    ``covr``), else its first picture; None when it has none or cannot be read."""
+    try:
+        import mutagen
+
+        f = mutagen.File(os.fspath(path))
+    except Exception:
+        return None
+    if f is None:
+        return None
+    pictures = list(getattr(f, "pictures", None) or [])  # FLAC
+    tags = getattr(f, "tags", None)
+    try:
+        if tags is not None and hasattr(tags, "getall"):  # ID3
+            pictures += tags.getall("APIC")
+        elif tags is not None:
+            for raw in tags.get("metadata_block_picture", []) or []:  # Ogg Vorbis and Opus
+                import base64
+
+                from mutagen.flac import Picture
+
+                pictures.append(Picture(base64.b64decode(raw)))
+            covers = tags.get("covr") or []  # MP4
+            if covers:
+                return bytes(covers[0])
+    except Exception:
+        return None
+    if not pictures:
+        return None
+    front = [p for p in pictures if getattr(p, "type", None) == 3]
+    return bytes((front or pictures)[0].data)
+
+
+def cover_art(path: str | os.PathLike) -> tuple[bytes, str] | None:
+    """A track's cover as (bytes, MIME type): embedded in the file, else an image beside it (``cover.jpg``,
+    ``folder.png``, ...); None when there is neither."""
+    data = embedded_picture(path)
+    if data:
+        return data, _sniff(data)
+    folder = os.path.dirname(os.fspath(path))
+    try:
+        names = {n.lower(): n for n in os.listdir(folder)}
+    except OSError:
+        return None
+    for stem in COVER_FILES:
+        for ext, mime in _IMAGE_TYPES.items():
+            name = names.get(stem + ext)
+            if name:
+                try:
+                    with open(os.path.join(folder, name), "rb") as fh:
+                        return fh.read(), mime
+                except OSError:
+                    continue
+    return None

@@ -67,6 +67,21 @@ Hit = make_record("Hit", "One search result (its fields: the track fields shown 
 ], module=__name__, methods={"to_dict": lambda self: dataclasses.asdict(self)})
 
 
+def similarity(cosine: float) -> float:
+    """A cosine as the similarity players are given (OpenSubsonic's ``sonicSimilarity``): 1.0 for the same
+    song down to 0.0 for the most different, (1 + cosine) / 2, four decimals."""
+    return round(max(0.0, min(1.0, (1.0 + float(cosine)) / 2.0)), 4)
+
+
+def ranked_similarities(hits) -> list[float]:
+    """The hits' similarities, best first as they are ranked: hub-aware ranking (CSLS) may rank a track of a
+    slightly higher cosine below another, and its similarity is then shown as the one above it."""
+    out: list[float] = []
+    for h in hits:
+        out.append(min(similarity(h.score), out[-1]) if out else similarity(h.score))
+    return out
+
+
 def _number(v) -> float | None:
     """A stored float as a Python float; a null or NaN as None."""
     return None if v is None or v != v else float(v)
@@ -153,7 +168,7 @@ class Searcher:
     def index(self):
         return self.store.index()
 
-    def _position(self, track_id: int) -> int | None:
+    def position(self, track_id: int) -> int | None:
         """Position of a searchable track in ``self._ids`` (and ``self._rows``), or None."""
         i = int(np.searchsorted(self._sorted_ids, int(track_id)))
         if i < len(self._sorted_ids) and self._sorted_ids[i] == int(track_id):
@@ -194,7 +209,7 @@ class Searcher:
 
     def hits(self, track_ids, scores) -> list[Hit]:
         """Hits for searchable track ids (their rows read from the row groups that hold them)."""
-        positions = [self._position(i) for i in track_ids]
+        positions = [self.position(i) for i in track_ids]
         if any(p is None for p in positions):
             raise UnknownTrack(f"no track with id {track_ids[positions.index(None)]} in {self.store.path}")
         out = []
@@ -211,7 +226,7 @@ class Searcher:
 
     def vector(self, track_id: int) -> np.ndarray:
         """The unit vector stored for a track (from the index, no model)."""
-        if self._position(track_id) is None:
+        if self.position(track_id) is None:
             raise UnknownTrack(f"no track with id {track_id} in {self.store.path}")
         try:
             return self.index.reconstruct(int(track_id))

@@ -2,8 +2,7 @@
 
 JSON endpoints under ``/api`` (OpenAPI at ``/docs`` and ``/openapi.json``); ``format=m3u`` gives a playlist.
 ``similar`` follows the OpenSubsonic ``sonicSimilarity`` extension's meaning (``getSonicSimilarTracks``): a
-track id and a count in, tracks with a similarity in [0, 1] out, 1 for identical (the cosine, negative ones
-as 0). A track's audio is served from the path the store records for it and nothing else, with HTTP range
+track id and a count in, tracks with a similarity in [0, 1] out, 1 for identical ((1 + cosine) / 2). A track's audio is served from the path the store records for it and nothing else, with HTTP range
 requests so a browser can seek. A commit by a running ``index`` is picked up by the next request: each request
 takes the searcher of the newest generation (the one it started with answers it to the end).
 
@@ -40,8 +39,10 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def create_app(store: str | os.PathLike, *, token: str | None = None, max_upload: int = MAX_UPLOAD):
-    """The FastAPI application serving ``store``; ``token``: required on every request when set."""
+def create_app(store: str | os.PathLike, *, token: str | None = None, max_upload: int = MAX_UPLOAD,
+               subsonic: tuple[str, str] | None = None):
+    """The FastAPI application serving ``store``; ``token``: required on every request when set; ``subsonic``:
+    (user, password) of the Subsonic API under ``/rest/`` (None: off)."""
     from fastapi import Depends, FastAPI
 
     from .current import Current
@@ -53,6 +54,10 @@ def create_app(store: str | os.PathLike, *, token: str | None = None, max_upload
     for router in (_pages(current, guard), _track_routes(current, guard), _search_routes(current, guard, max_upload),
                    _list_routes(current, guard)):
         app.include_router(router)
+    if subsonic is not None:
+        from . import subsonic as api
+
+        app.include_router(api.router(current, str(store), *subsonic))
     return app
 
 
@@ -237,11 +242,13 @@ def _list_routes(current: "Current", guard):
     @router.get("/api/similar")
     def similar(id: int, count: int = Query(20, ge=1, le=1000), format: str = Query("json", pattern=FORMAT_PATTERN)):
         """sonicSimilarity's getSonicSimilarTracks: ``count`` tracks like track ``id``, each with a similarity in
-        [0, 1] (1: identical)."""
+        [0, 1] (1: identical; (1 + cosine) / 2)."""
+        from .searcher import ranked_similarities
+
         s = current.get()
         hits = _answer(s.search_id, id, k=count)
         return _hits_out(hits, format, s.store.generation, body=[
-            {"id": h.id, "similarity": round(max(0.0, min(1.0, h.score)), 4), "track": h.to_dict()} for h in hits])
+            {"id": h.id, "similarity": x, "track": h.to_dict()} for h, x in zip(hits, ranked_similarities(hits))])
 
     @router.get("/api/playlist")
     def playlist(id: list[int] = Query(..., description="seed track ids"), length: int = Query(20, ge=1, le=1000),
@@ -270,11 +277,11 @@ def _list_routes(current: "Current", guard):
 
 
 def serve(store: str | os.PathLike, *, host: str = "127.0.0.1", port: int = 8731, token: str | None = None,
-          log_level: str = "warning") -> None:
+          log_level: str = "warning", subsonic: tuple[str, str] | None = None) -> None:
     """Run the service until interrupted. Binding to anything but loopback needs a ``token``."""
     import uvicorn
 
     if not is_loopback(host) and not token:
         raise ValueError(f"binding to {host} opens the store to the network: set a token (--token, or the "
                          f"SOUNDALIKE_TOKEN environment variable) that clients send in {TOKEN_HEADER}")
-    uvicorn.run(create_app(store, token=token), host=host, port=port, log_level=log_level)
+    uvicorn.run(create_app(store, token=token, subsonic=subsonic), host=host, port=port, log_level=log_level)

@@ -21,15 +21,17 @@ def shell_blocks(text: str) -> list[str]:
 
 
 def soundalike_commands(text: str) -> list[list[str]]:
-    """Each `soundalike ...` invocation in the text's shell blocks, as argument lists (comments dropped, `&&`
-    chains split)."""
+    """Each `soundalike ...` invocation in the text's shell blocks, as argument lists (comments dropped, lines
+    continued with a backslash joined, `&&` chains split, variables set before the command left out)."""
     out = []
     for block in shell_blocks(text):
-        for line in block.splitlines():
+        for line in block.replace("\\\n", " ").splitlines():
             tokens = shlex.split(line, comments=True)
             while tokens:
                 cut = tokens.index("&&") if "&&" in tokens else len(tokens)
                 args, tokens = tokens[:cut], tokens[cut + 1 :]
+                while args and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", args[0]):
+                    args = args[1:]
                 if args and Path(args[0]).name == "soundalike":
                     out.append(args[1:])
     return out
