@@ -164,3 +164,25 @@ def test_info_says_how_many_tracks_have_tempo_and_key(store):
     assert res.exit_code == 0 and "tempo/key 4 / 4 of 4 tracks" in res.output
     data = json.loads(run("info", "--db", path, "--json").output)
     assert data["music"] == {"with_tempo": 4, "with_key": 4}
+
+
+def test_radio_keeps_to_the_playing_songs_tempo_or_to_keys_that_mix_with_its_key_when_asked(store):
+    """The choice MPD radio makes (no MPD needed: the queue is given as MPD lists it)."""
+    from soundalike.search.radio import Radio, RadioOptions
+
+    root, path = store
+    queue, events = [{"file": "d_major_128.flac"}], []
+
+    def choose(**options) -> list[str]:
+        r = Radio(path, ("127.0.0.1", 6600), options=RadioOptions(ahead=3, **options), music_dir=str(root),
+                  log=events.append)
+        return r.choose(queue, 0, 1)
+
+    assert choose(keep_tempo=0.08) == ["fsharp_minor_128.flac"]  # the other song at 128 bpm
+    # D major mixes with B minor, G major and A major, none here: the filter leaves nothing, and the radio
+    # goes on without it rather than let the queue run dry
+    assert len(choose(keep_key=True)) == 1
+    queue[0]["file"] = "c_major_100.flac"
+    assert choose(keep_key=True) == ["a_minor_100.flac"]  # C major's relative minor
+    assert choose(keep_key=True, keep_tempo=0.08) == ["a_minor_100.flac"]
+    assert len(choose()) == 1 and choose() != ["c_major_100.flac"]  # (never the song playing)
