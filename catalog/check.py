@@ -134,7 +134,15 @@ def _repair_locked(path: Path, lock: StoreLock) -> dict:
                        f"listed again until the next index run finds their files gone)")
         m["tracks_removed"] = removed = None
     m["tracks"], m["shards"] = base + good_parts, good_shards
-    kept = set(m["tracks"]) | set(m["shards"]) | ({removed} if removed else set())
+    maps = {}
+    for table, name in (m.get("path_maps") or {}).items():
+        if table in m["tracks"] and _file_ok(path, name, files.get(name)):
+            maps[table] = name
+        elif table in m["tracks"]:
+            actions.append(f"dropped damaged path map {name} (lookups by path read the paths until the next full "
+                           f"commit writes it again)")
+    m["path_maps"] = maps
+    kept = set(m["tracks"]) | set(m["shards"]) | set(maps.values()) | ({removed} if removed else set())
     m["files"] = {k: v for k, v in files.items() if k in kept or k.startswith("encoder/")}
     m["index"], m["transform"], m["index_template"], m["windows"] = None, None, None, None
     text = json.dumps(m, indent=1, sort_keys=True).encode()

@@ -175,6 +175,9 @@ def check_manifest(m, mf: Path) -> dict:
         for c in counters:
             if (c in part or c == "generation") and not is_count(part.get(c)):
                 raise bad(f"'{key}.{c}' must be a non-negative integer")
+    maps = m.get("path_maps")
+    if maps is not None and not (isinstance(maps, dict) and all(_is_name(k) and _is_name(v) for k, v in maps.items())):
+        raise bad("'path_maps' must be an object of track tables and the files of their path maps")
     if m.get("tracks_removed") is not None and not _is_name(m["tracks_removed"]):
         raise bad("'tracks_removed' must be null or a file inside the store")
     if (m.get("index") or {}).get("infos") is not None and not _is_name(m["index"]["infos"]):
@@ -200,6 +203,8 @@ def listed(m: dict) -> list[str]:
     out = [*m["tracks"], *m["shards"], *(m[k]["file"] for k in ("index", "transform", "index_template") if m.get(k))]
     if m.get("tracks_removed"):
         out.append(m["tracks_removed"])
+    maps = m.get("path_maps") or {}
+    out += [maps[n] for n in m["tracks"] if n in maps]
     delta = (m.get("index") or {}).get("delta")
     if delta:
         out += [delta["file"], delta["hidden"]]

@@ -52,7 +52,7 @@ import pyarrow.parquet as pq
 
 from ..catalog.track import (COLUMNS, STATUS_OK, Track, bool_arrow, equals_np, index_arrow, ints_np, ok_mask,
                              rows_table)
-from . import excerpts, indexes, neighbours
+from . import excerpts, indexes, neighbours, paths
 from .indexes import Fitted, Policy, TrackIndex
 from .index_files import (LEGACY_KIND, bring_up_to_date, current_index, frozen_transform, newer_shards,
                           no_longer_held, open_index, read_index, read_infos, save_fitted, split_record)
@@ -156,7 +156,6 @@ class Store:
         # what is read on first use (the track rows, columns, the index and what lies beside it, the open track
         # tables): each made once, however many threads of a service ask for it at the same moment
         self._memo = Memo()
-        self._bounds = None  # first row of each track table
         self._files: dict = {}
         self._groups: dict = {}  # row groups read for cells
         # a Parquet reader, and the two caches above, are one thread's at a time (two threads reading row groups
@@ -261,12 +260,11 @@ class Store:
 
     def _cells(self, rows, columns: list[str]) -> list[dict]:
         names = self.manifest["tracks"]
-        if self._bounds is None:
-            self._bounds = np.cumsum([0, *(pq.ParquetFile(self._source(n)).metadata.num_rows for n in names)])
+        bounds = self._table_bounds()
         out = []
         for row in (int(r) for r in rows):
-            at = int(np.searchsorted(self._bounds, row, side="right")) - 1
-            local = row - int(self._bounds[at])
+            at = int(np.searchsorted(bounds, row, side="right")) - 1
+            local = row - int(bounds[at])
             if at not in self._files:
                 f = pq.ParquetFile(self._source(names[at]))
                 meta = f.metadata
@@ -284,6 +282,32 @@ class Store:
             i = local - int(starts[g])
             out.append({c: None if arr is None else arr[i].as_py() for c, arr in group})
         return out
+
+    def rows_of_path(self, path: str) -> np.ndarray | None:
+        """Rows of :meth:`track_rows`' table that hold ``path`` (the latest last), found through the tables'
+        path maps (``catalog.paths``) without reading the path column; None when a table has no map (a store
+        written before there were any), and the caller must read the column."""
+        names, maps = self.manifest["tracks"], self.manifest.get("path_maps") or {}
+        if not names or any(n not in maps for n in names):
+            return None
+        bounds = self._table_bounds()
+        found = []
+        for at, name in enumerate(names):
+            try:  # (memory-mapped when first read, and kept: a writer collecting the file later leaves it readable)
+                table = self._memo.get(("map", maps[name]), lambda: paths.open_map(self.path / maps[name]))
+            except (OSError, ValueError):
+                return None  # gone (a generation collected before this reader first asked) or damaged: read the paths
+            found += [int(bounds[at]) + int(r) for r in paths.rows_in(table, path)]
+        if not found:
+            return np.zeros(0, np.int64)
+        return np.asarray([r for r, cell in zip(found, self.cells(found, ["path"])) if cell["path"] == path], np.int64)
+
+    def _table_bounds(self) -> np.ndarray:
+        """The first row of each track table in :meth:`track_rows`' table (and the total)."""
+        def count():
+            return np.cumsum([0, *(pq.ParquetFile(self._source(n)).metadata.num_rows for n in self.manifest["tracks"])])
+
+        return self._memo.get("bounds", count)
 
     def track_rows(self) -> tuple[pa.Table, np.ndarray | None]:
         """The track tables as stored (base and parts concatenated) and which rows count (None: all); what a
@@ -657,9 +681,9 @@ class StoreWriter:
         if shard:
             new_files.append(shard)
         part = f"tracks.g{gen:06d}{PART}"
-        atomic_write(self.path / part, lambda f: pq.write_table(to_table_rows(self._pending_rows), f))
-        new_files.append(part)
+        new_files += self._write_table(part, to_table_rows(self._pending_rows))
         self.manifest["tracks"] = self.manifest["tracks"] + [part]
+        self._keep_maps()
         self._pending_rows = []
         self._publish(gen, new_files)
 
@@ -813,18 +837,17 @@ class StoreWriter:
         base_rows = pq.ParquetFile(self.path / base).metadata.num_rows if base else 0
         part_rows = sum(pq.ParquetFile(self.path / n).metadata.num_rows for n in parts) + len(self._pending_rows)
         if merge or base is None or part_rows + len(removed) > DELTA_FRACTION * base_rows or len(parts) >= 64:
-            table = self._merged()
             name = f"tracks.g{gen:06d}.parquet"
-            atomic_write(self.path / name, lambda f: pq.write_table(table, f, row_group_size=ROW_GROUP))
+            written = self._write_table(name, self._merged(), row_group_size=ROW_GROUP)
             m["tracks"], m["tracks_removed"] = [name], None
-            return [name]
+            self._keep_maps()
+            return written
         written = []
         if self._pending_rows:
             part = f"tracks.g{gen:06d}{PART}"
-            rows = to_table_rows(self._pending_rows)
-            atomic_write(self.path / part, lambda f: pq.write_table(rows, f))
+            written += self._write_table(part, to_table_rows(self._pending_rows))
             m["tracks"] = names + [part]
-            written.append(part)
+            self._keep_maps()
         if not np.array_equal(removed, self._removed_before):
             m["tracks_removed"] = None
             if len(removed):
@@ -832,6 +855,19 @@ class StoreWriter:
                 atomic_write(self.path / name, lambda f: np.save(f, removed))
                 written.append(name)
         return written
+
+    def _write_table(self, name: str, table: pa.Table, **options) -> list[str]:
+        """Write a track table and the map of its paths beside it (``catalog.paths``); the files written."""
+        atomic_write(self.path / name, lambda f: pq.write_table(table, f, **options))
+        mname = paths.map_name(name)
+        atomic_write(self.path / mname, lambda f: paths.write_map(f, table.column("path")))
+        self.manifest.setdefault("path_maps", {})[name] = mname
+        return [name, mname]
+
+    def _keep_maps(self) -> None:
+        """Path maps of the track tables the manifest lists, and no others."""
+        maps = self.manifest.get("path_maps") or {}
+        self.manifest["path_maps"] = {n: maps[n] for n in self.manifest["tracks"] if n in maps}
 
     def _index_change(self, prev: dict, live: np.ndarray) -> "IndexChange | None":
         """What changed since the index ``prev`` describes was built (its ids are read, memory-mapped, not its

@@ -180,14 +180,23 @@ class Searcher:
         same file (same device and inode: a symlink, a bind mount, another spelling of the folder), else as a
         byte-identical copy (same size, same content)."""
         p = os.path.abspath(os.path.expanduser(os.fspath(path)))
-        column = self.store.column("path")
-        searchable = np.zeros(len(self._table), bool)
-        searchable[self._rows] = True
         ids = ints_np(self._table.column("id"))
+        searchable = None
         for candidate in dict.fromkeys((p, os.path.realpath(p))):
-            rows = np.flatnonzero(equals_np(column, candidate) & searchable)
+            rows = self.store.rows_of_path(candidate)  # through the path maps: no path column read
+            if rows is None:  # (a store written before path maps)
+                if searchable is None:
+                    searchable = np.zeros(len(self._table), bool)
+                    searchable[self._rows] = True
+                rows = np.flatnonzero(equals_np(self.store.column("path"), candidate) & searchable)
+            elif len(self._rows):  # (the searchable rows are sorted: a binary search, not a pass over them)
+                at = np.minimum(np.searchsorted(self._rows, rows), len(self._rows) - 1)
+                rows = rows[self._rows[at] == rows]
             if len(rows):
                 return int(ids[rows[-1]])
+        if searchable is None:
+            searchable = np.zeros(len(self._table), bool)
+            searchable[self._rows] = True
         try:
             st = os.stat(p)
         except OSError:
