@@ -26,7 +26,7 @@ class _Libraries:
         self._made = None  # (generation, its Library)
 
     def of(self, searcher):
-        from .library import Library
+        from .browse import Library
 
         gen = searcher.store.generation
         made = self._made

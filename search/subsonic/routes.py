@@ -1,7 +1,7 @@
 """The Subsonic API's methods, served under ``/rest/`` by ``soundalike serve`` (see ``search.subsonic``).
 
 Each method takes the request's :class:`~search.subsonic.protocol.Params`, the searcher of the newest
-generation and its :class:`~search.subsonic.library.Library`, and answers a payload (or a file, for
+generation and its artists and albums (``Library`` of ``search.subsonic.browse``), and answers a payload (or a file, for
 ``stream``, ``download`` and ``getCoverArt``).
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 from ...catalog import saved
 from ...catalog.tags import cover_art
 from ..searcher import ranked_similarities, similarity
-from .library import IGNORED_ARTICLES, UNKNOWN_ARTIST, Album, Artist, Library, artist_id, sort_name
+from .browse import IGNORED_ARTICLES, UNKNOWN_ARTIST, Album, Artist, Library, artist_id, sort_name
 from .protocol import GENERIC, NOT_FOUND, Params, SubsonicError, not_found
 
 MUSIC_FOLDER = 1
@@ -32,7 +32,7 @@ _TYPES = {".flac": "audio/flac", ".mp3": "audio/mpeg", ".ogg": "audio/ogg", ".og
 class Context:
     params: Params
     searcher: object
-    library: Library
+    lib: Library  # the artists and albums of the searcher's generation
     store: str
     user: str
 
@@ -78,7 +78,7 @@ def child(lib: Library, hit) -> dict:
 def songs(ctx: Context, ids, scores=None) -> list[dict]:
     ids = [int(i) for i in ids]
     hits = ctx.searcher.hits(ids, scores if scores is not None else [1.0] * len(ids))
-    return [child(ctx.library, h) for h in hits]
+    return [child(ctx.lib, h) for h in hits]
 
 
 def album_entry(a: Album) -> dict:
@@ -109,14 +109,14 @@ def _by_letter(lib: Library, entry) -> list[dict]:
 
 
 def _album(ctx: Context, name: str = "id") -> Album:
-    a = ctx.library.albums.get(ctx.params.text(name))
+    a = ctx.lib.albums.get(ctx.params.text(name))
     if a is None:
         raise not_found(f"album {ctx.params.text(name)[:60]}")
     return a
 
 
 def _artist(ctx: Context, name: str = "id") -> Artist:
-    ar = ctx.library.artists.get(ctx.params.text(name))
+    ar = ctx.lib.artists.get(ctx.params.text(name))
     if ar is None:
         raise not_found(f"artist {ctx.params.text(name)[:60]}")
     return ar
@@ -128,7 +128,7 @@ def song_id(ctx: Context, value: str) -> int:
         track = int(value)
     except (TypeError, ValueError):
         raise not_found(f"song {str(value)[:60]}") from None
-    if ctx.library.position(track) is None:
+    if ctx.lib.position(track) is None:
         raise not_found(f"song {track}")
     return track
 
@@ -161,11 +161,11 @@ def get_user(ctx):
 
 
 def get_music_folders(ctx):
-    return {"musicFolders": {"musicFolder": [{"id": MUSIC_FOLDER, "name": os.path.basename(ctx.library.root) or "music"}]}}
+    return {"musicFolders": {"musicFolder": [{"id": MUSIC_FOLDER, "name": os.path.basename(ctx.lib.root) or "music"}]}}
 
 
 def get_scan_status(ctx):
-    return {"scanStatus": {"scanning": False, "count": len(ctx.library)}}
+    return {"scanStatus": {"scanning": False, "count": len(ctx.lib)}}
 
 
 def scrobble(ctx):
@@ -182,30 +182,30 @@ def now_playing(ctx):
 
 
 def get_indexes(ctx):
-    lib = ctx.library
+    lib = ctx.lib
     return {"indexes": {"lastModified": int(max((a.created for a in lib.albums.values()), default=0) * 1000),
                         "ignoredArticles": " ".join(IGNORED_ARTICLES),
                         "index": _by_letter(lib, lambda ar: {"id": ar.id, "name": ar.name})}}
 
 
 def get_artists(ctx):
-    lib = ctx.library
+    lib = ctx.lib
     return {"artists": {"ignoredArticles": " ".join(IGNORED_ARTICLES),
                         "index": _by_letter(lib, lambda ar: artist_entry(lib, ar))}}
 
 
 def get_artist(ctx):
     ar = _artist(ctx)
-    return {"artist": {**artist_entry(ctx.library, ar), "album": [album_entry(ctx.library.albums[i]) for i in ar.albums]}}
+    return {"artist": {**artist_entry(ctx.lib, ar), "album": [album_entry(ctx.lib.albums[i]) for i in ar.albums]}}
 
 
 def get_album(ctx):
     a = _album(ctx)
-    return {"album": {**album_entry(a), "song": songs(ctx, ctx.library.song_ids(a))}}
+    return {"album": {**album_entry(a), "song": songs(ctx, ctx.lib.song_ids(a))}}
 
 
 def get_music_directory(ctx):
-    lib, key = ctx.library, ctx.params.text("id")
+    lib, key = ctx.lib, ctx.params.text("id")
     if key in lib.artists:
         ar = lib.artists[key]
         return {"directory": {"id": ar.id, "name": ar.name, "child": [album_dir(lib.albums[i]) for i in ar.albums]}}
@@ -221,7 +221,7 @@ def get_song(ctx):
 
 
 def get_genres(ctx):
-    lib = ctx.library
+    lib = ctx.lib
     albums: dict[str, int] = {}
     for a in lib.albums.values():
         if a.genre:
@@ -231,7 +231,7 @@ def get_genres(ctx):
 
 
 def _album_list(ctx: Context) -> list[Album]:
-    p, lib = ctx.params, ctx.library
+    p, lib = ctx.params, ctx.lib
     kind = p.text("type")
     size, offset = p.integer("size", 10, high=MAX_LIST), p.integer("offset", 0)
     albums = list(lib.albums.values())
@@ -279,7 +279,7 @@ def get_random_songs(ctx):
 
 
 def search3(ctx, key: str = "searchResult3"):
-    p, lib, s = ctx.params, ctx.library, ctx.searcher
+    p, lib, s = ctx.params, ctx.lib, ctx.searcher
     text = (p.optional("query") or "").strip().strip('"').strip()
     counts = {k: (p.integer(f"{k}Count", 20, high=MAX_LIST), p.integer(f"{k}Offset", 0)) for k in ("artist", "album", "song")}
     words = text.casefold().split()
@@ -313,7 +313,7 @@ def stream(ctx):
 
 
 def get_cover_art(ctx):
-    lib, key = ctx.library, ctx.params.text("id")
+    lib, key = ctx.lib, ctx.params.text("id")
     if key in lib.artists and lib.artists[key].albums:
         key = lib.artists[key].albums[0]
     if key in lib.albums:
@@ -355,7 +355,7 @@ def sonic_path(ctx):
 
 
 def similar_songs(ctx, key: str = "similarSongs2"):
-    lib, s, value = ctx.library, ctx.searcher, ctx.params.text("id")
+    lib, s, value = ctx.lib, ctx.searcher, ctx.params.text("id")
     count = ctx.params.integer("count", 50, low=1, high=MAX_LIST)
     if value in lib.artists:  # an artist's: like its tracks (a few of them), none of its own
         ar = lib.artists[value]
@@ -370,7 +370,7 @@ def similar_songs(ctx, key: str = "similarSongs2"):
 
 
 def _playlist_entry(ctx: Context, p: saved.Saved, with_songs: bool = False) -> dict:
-    known = [(i, path) for i, path in p.entries if i is not None and ctx.library.position(i) is not None]
+    known = [(i, path) for i, path in p.entries if i is not None and ctx.lib.position(i) is not None]
     out = {"id": p.id, "name": p.name, "owner": ctx.user, "public": False, "songCount": len(known),
            "created": _iso(p.changed), "changed": _iso(p.changed)}
     if with_songs:
@@ -410,7 +410,7 @@ def create_playlist(ctx):
 def update_playlist(ctx):
     p = ctx.params
     current = _saved(ctx, "playlistId")
-    ids = [i for i, _ in current.entries if i is not None and ctx.library.position(i) is not None]
+    ids = [i for i, _ in current.entries if i is not None and ctx.lib.position(i) is not None]
     drop = set()
     for v in p.all("songIndexToRemove"):
         try:
