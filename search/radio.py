@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from .current import Current
+from .rescore import artist_album
 
 POLL_S = 0.5
 
@@ -122,10 +123,7 @@ class Radio:
             if now != seen:
                 self.top_up(client, status)
                 seen = (client.status().get("playlist"), now[1], now[2])  # (the songs it queued changed it)
-            if stop is not None:
-                stop.wait(POLL_S)
-            else:
-                time.sleep(POLL_S)
+            (stop.wait if stop is not None else time.sleep)(POLL_S)
 
     # ------------------------------------------------------------------------------------------- choosing
     def top_up(self, client, status: dict | None = None) -> int:
@@ -185,19 +183,21 @@ class Radio:
         now = self._track(s, uris[playing]) if 0 <= playing < len(uris) else None
         filters = self._continuity(s, now)
         unit, _ = s.seed_vectors(seeds, by_id=True)
-        tail = [self._track(s, u) for u in uris[-(o.ahead - 1):]] if o.ahead > 1 else []
-        counts = self._counts(s, [t for t in tail if t is not None])
+        # the artist and album of the last ``ahead`` - 1 songs: each new one is held to the limits among them
+        window: collections.deque = collections.deque(maxlen=o.ahead - 1)
+        tail = [t for t in (self._track(s, u) for u in uris[len(uris) - window.maxlen:]) if t is not None]
+        window.extend(artist_album(h) for h in s.hits(tail, [1.0] * len(tail)))
         chosen: list[str] = []
         for attempt in (filters, {}) if filters else ({},):
             hits = s.search_vector(unit.mean(axis=0), k=max(8 * need, 40), exclude_ids=sorted(recent), **attempt)
             for h in hits:
                 if len(chosen) == need:
                     break
-                if not self._fits(h, counts) or not h.path.startswith(self.music_dir.rstrip("/") + "/"):
+                if not self._fits(h, window) or not h.path.startswith(self.music_dir.rstrip("/") + "/"):
                     continue
                 chosen.append(os.path.relpath(h.path, self.music_dir))
                 recent.add(h.id)
-                self._count(h, counts, +1)
+                window.append(artist_album(h))
             if len(chosen) == need:
                 break
         return chosen
@@ -215,34 +215,9 @@ class Radio:
             out["keys"] = wanted_keys([h.key], compatible=True)
         return out
 
-    # the artist and album limits over a sliding window of the queue: the counts of its last songs
-    def _counts(self, s, tracks: list[int]) -> dict:
-        counts: dict = {"artist": collections.Counter(), "album": collections.Counter(), "order": []}
-        for h in s.hits(tracks, [1.0] * len(tracks)):
-            self._count(h, counts, +1)
-        return counts
-
-    def _keys(self, h) -> tuple:
-        artist = (h.artist or "").casefold() or None
-        album = ((h.album or "").casefold(), os.path.dirname(h.path)) if h.album else None
-        return artist, album
-
-    def _fits(self, h, counts) -> bool:
-        artist, album = self._keys(h)
-        return not ((artist and counts["artist"][artist] >= self.options.max_per_artist)
-                    or (album and counts["album"][album] >= self.options.max_per_album))
-
-    def _count(self, h, counts, sign: int) -> None:
-        artist, album = self._keys(h)
-        counts["order"].append((artist, album))
-        if artist:
-            counts["artist"][artist] += sign
-        if album:
-            counts["album"][album] += sign
-        window = max(1, self.options.ahead)
-        while len(counts["order"]) > window:  # only the last ``ahead`` songs count
-            old_artist, old_album = counts["order"].pop(0)
-            if old_artist:
-                counts["artist"][old_artist] -= 1
-            if old_album:
-                counts["album"][old_album] -= 1
+    def _fits(self, h, window) -> bool:
+        """Whether ``h`` keeps the artist and album limits with the songs in ``window`` (the ``ahead`` - 1 songs
+        queued before it)."""
+        artist, album = artist_album(h)
+        return not ((artist and sum(a == artist for a, _ in window) >= self.options.max_per_artist)
+                    or (album and sum(b == album for _, b in window) >= self.options.max_per_album))

@@ -13,11 +13,17 @@ import numpy as np
 from .dupes import is_copy
 
 
+def artist_album(h) -> tuple:
+    """What the artist and album limits count a hit as: its artist (any case), and its album name in its folder;
+    None for a tag it lacks (not limited)."""
+    return ((h.artist or "").casefold() or None,
+            ((h.album or "").casefold(), os.path.dirname(h.path)) if h.album else None)
+
+
 def room(h, per_artist: dict, per_album: dict, max_per_artist: int | None, max_per_album: int | None) -> bool:
     """Whether ``h`` still fits under the per-artist and per-album limits (counted in the dicts when it does);
     tracks without the tag are not limited."""
-    a = (h.artist or "").casefold() or None
-    b = ((h.album or "").casefold(), os.path.dirname(h.path)) if h.album else None
+    a, b = artist_album(h)
     if (max_per_artist and a is not None and per_artist.get(a, 0) >= max_per_artist) or (
             max_per_album and b is not None and per_album.get(b, 0) >= max_per_album):
         return False

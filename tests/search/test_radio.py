@@ -135,6 +135,7 @@ def test_radio_keeps_a_real_mpd_queue_ahead_without_repeats_within_the_artist_li
                 if c.status().get("state") != "play":
                     c.play(int(c.status().get("song", 0)))
         assert len(played) == len(set(played)) == 17
+        queued = len(c.playlistinfo()) - 1  # every song but the first came from the radio
         c.disconnect()
     finally:
         if radio is not None:
@@ -145,7 +146,9 @@ def test_radio_keeps_a_real_mpd_queue_ahead_without_repeats_within_the_artist_li
     kinds = [e["event"] for e in events]
     assert radio.returncode == 0 and kinds[-1] == "stopped", err[-2000:]
     assert kinds.count("connected") >= 2 and "waiting" in kinds  # it waited MPD's restart out
-    assert sum(len(e["tracks"]) for e in events if e["event"] == "queued") >= 5 + 15  # (one a skip, after five)
+    # (counted in MPD's queue: an add that MPD took as it went down is in the queue, not in the radio's log)
+    assert queued >= 5 + 15  # (one a skip, after five)
+    assert 0 < sum(len(e["tracks"]) for e in events if e["event"] == "queued") <= queued
     # the first songs it chose sound like the first one more than the library does on average
     first_batch = next(e["tracks"] for e in events if e["event"] == "queued")
     assert np.mean([tags[t]["genre"] == "beats" for t in first_batch]) > 1 / 3
