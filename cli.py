@@ -230,9 +230,11 @@ def search(queries, store, by_id, k, genres, genre_source, exclude_artist_of_que
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
               help="Cosine from which two tracks are copies [default: the one measured for the store's encoder].")
 @click.option("--m3u", type=click.Path(dir_okay=False, allow_dash=True), help="Write the groups as an M3U playlist ('-' for stdout).")
+@click.option("--exact", is_flag=True, help="Compare every track with every other (slower past 20,000 tracks; "
+                                          "the default compares each with its nearest clusters).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @JSON_OPTION
-def dupes(store, threshold, m3u, quiet, as_json):
+def dupes(store, threshold, m3u, exact, quiet, as_json):
     """Groups of likely copies: the same recording in several files (re-encoded, resampled, another mix)."""
     from .search.dupes import groups, threshold_for
     from .search.searcher import Searcher
@@ -243,7 +245,7 @@ def dupes(store, threshold, m3u, quiet, as_json):
         if threshold is None:
             raise UserError(f"no copy threshold is measured for encoder {s.store.encoder_info.get('name')!r}: "
                             f"give one with --threshold")
-    found = _run(groups, s, threshold=threshold, progress=not (quiet or as_json or m3u == "-"))
+    found = _run(groups, s, threshold=threshold, exact=exact, progress=not (quiet or as_json or m3u == "-"))
     members = [s.hits(g.ids, [1.0] * len(g.ids)) for g in found]
     rows = [{"weakest": g.weakest, "tracks": [{k: v for k, v in h.to_dict().items() if k not in ("score", "copies")}
                                               for h in hits]} for g, hits in zip(found, members)]

@@ -435,6 +435,29 @@ class TrackIndex:
         except RuntimeError:
             raise KeyError(track_id) from None
 
+    def decoded(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every vector the index holds, decoded from its codes in bulk: ``(ids, float32[m, width])`` an
+        inverted list (or a block of the flat codes) at a time."""
+        import faiss
+
+        s = self.search_index
+        if self._legacy is not None or not isinstance(s, faiss.IndexIVF):
+            ids = self.ids()
+            inner = s.index if isinstance(s, faiss.IndexIDMap) else s
+            for at in range(0, len(ids), ADD_BATCH * 4):
+                part = ids[at : at + ADD_BATCH * 4]
+                yield part, inner.reconstruct_n(at, len(part)).astype(np.float32)
+            return
+        inv, size, coarse = s.invlists, s.code_size, s.coarse_code_size()
+        for lst in range(s.nlist):
+            n = inv.list_size(lst)
+            if not n:
+                continue
+            ids = faiss.rev_swig_ptr(inv.get_ids(lst), n).astype(np.int64)
+            codes = faiss.rev_swig_ptr(inv.get_codes(lst), n * size).reshape(n, size)
+            head = np.frombuffer(int(lst).to_bytes(coarse, "little"), np.uint8)
+            yield ids, s.sa_decode(np.hstack([np.broadcast_to(head, (n, coarse)), codes]))
+
     def _decode_at(self, lst: int, offset: int) -> np.ndarray:
         import faiss
 
@@ -554,6 +577,14 @@ class LayeredIndex:
         if i < len(self.hidden) and self.hidden[i] == int(track_id):
             raise KeyError(track_id)
         return self.main.reconstruct(track_id)
+
+    def decoded(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Like :meth:`TrackIndex.decoded`: the main index's vectors that still count, then the delta's."""
+        for ids, x in self.main.decoded():
+            keep = ~np.isin(ids, self.hidden)
+            if keep.any():
+                yield ids[keep], x[keep]
+        yield from self.delta.decoded()
 
     def search(self, q: np.ndarray, k: int, selector=None, nprobe: int | None = None):
         import faiss

@@ -23,13 +23,16 @@ below all but a few trimmed copies.
 from __future__ import annotations
 
 import dataclasses
+from typing import Iterator
 
 import numpy as np
 
 COPY_COSINE = 0.93
 COPY_DURATION = 0.10  # of the longer duration, and at least COPY_DURATION_S
 COPY_DURATION_S = 2.0
-NEIGHBOURS = 8  # candidates a track is compared with when grouping a whole library
+EXACT_BELOW = 20_000  # fewer tracks: every pair is compared (a second or two)
+PROBES = 8  # past it, each track is compared with the tracks of this many clusters nearest to it
+BLOCK = 4096  # rows of a block matrix product
 
 
 def threshold_for(encoder_info: dict | str | None) -> float | None:
@@ -87,12 +90,17 @@ class Copies:
     def offer(self, i: int, neighbour_ids, neighbour_scores) -> None:
         """Track ``i``'s nearest tracks (ids, -1 for none, and cosines): those that are copies join its group."""
         for j, s in zip(neighbour_ids, neighbour_scores):
-            if j < 0 or j == i or not is_copy(s, self.durations.get(i), self.durations.get(j), self.threshold):
-                continue
-            a, b = self._root(i), self._root(j)
-            if a != b:
-                self._parent[max(a, b)] = min(a, b)
-                self._weakest[min(a, b)] = min(s, self._weakest.get(a, 1.0), self._weakest.get(b, 1.0))
+            if j >= 0:
+                self.join(i, j, s)
+
+    def join(self, i: int, j: int, s: float) -> None:
+        """Tracks ``i`` and ``j`` at cosine ``s``: one group when they are copies (:func:`is_copy`)."""
+        if j == i or not is_copy(s, self.durations.get(i), self.durations.get(j), self.threshold):
+            return
+        a, b = self._root(i), self._root(j)
+        if a != b:
+            self._parent[max(a, b)] = min(a, b)
+            self._weakest[min(a, b)] = min(s, self._weakest.get(a, 1.0), self._weakest.get(b, 1.0))
 
     def groups(self) -> list[Group]:
         """The groups of two or more, largest first (then by lowest id); ids sorted within a group."""
@@ -104,25 +112,104 @@ class Copies:
         return sorted(out, key=lambda g: (-len(g.ids), g.ids[0]))
 
 
-def groups(searcher, *, threshold: float, progress: bool = False, batch: int = 2048) -> list[Group]:
-    """Every group of two or more copies in the searcher's library: each track's NEIGHBOURS nearest (one
-    batched FAISS search per ``batch`` tracks, every core), joined when :func:`is_copy` holds; the groups are
-    the connected components, largest first."""
+def close_pairs(x: np.ndarray, threshold: float, *, exact: bool = False, probes: int = PROBES,
+                progress: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Every pair of rows of ``x`` (unit vectors) whose inner product is at least ``threshold``, as ``(rows,
+    rows, scores)`` batches, each pair once (first row lower).
+
+    ``exact``, or fewer than EXACT_BELOW rows: every row against every other, in blocks of matrix products.
+    Otherwise the rows are split into about 2 sqrt(n) clusters (spherical k-means on a sample), and each row
+    is compared with the rows of its ``probes`` nearest clusters (block matrix products: a cluster's rows
+    against every row that probes it), as inverted lists are searched: copies lie a few degrees apart, so
+    where one is, the other is in a cluster the first one probes. On a million tracks this compares each
+    track with about 0.4% of the library."""
     from tqdm import tqdm
 
-    ids = np.asarray(searcher.ids)
-    if len(ids) < 2:
-        return []
-    copies = Copies(threshold, dict(zip(ids.tolist(), searcher.values("duration_s"))))
-    index = searcher.index
-    k = min(NEIGHBOURS + 1, len(ids))
-    bar = tqdm(total=len(ids), unit="track", desc="dupes", disable=not progress, leave=False)
-    for at in range(0, len(ids), batch):
-        part = ids[at : at + batch]
-        q = np.stack([index.reconstruct(int(i)) for i in part])
-        scores, found = searcher.search_vectors(q, k=k)
-        for i, row_s, row_i in zip(part.tolist(), scores, found):
-            copies.offer(i, row_i.tolist(), row_s.tolist())
-        bar.update(len(part))
+    n = len(x)
+    if exact or n < EXACT_BELOW:
+        blocks = [(np.arange(at, min(n, at + BLOCK)), None) for at in range(0, n, BLOCK)]
+        bar = tqdm(blocks, unit="block", desc="dupes", disable=not progress, leave=False)
+        for rows, _ in bar:
+            a = np.asarray(x[rows], np.float32)
+            yield from _above(a, rows, a, rows, threshold)
+            for at in range(int(rows[-1]) + 1, n, BLOCK):
+                cols = np.arange(at, min(n, at + BLOCK))
+                yield from _above(a, rows, np.asarray(x[cols], np.float32), cols, threshold)
+        return
+    members, probers, top = clusters(x, probes)
+    owner = top[:, 0]
+    bar = tqdm(total=len(members), unit="cluster", desc="dupes", disable=not progress, leave=False)
+    for rows, asking in zip(members, probers):
+        if len(rows) and len(asking):
+            sims = np.asarray(x[asking], np.float32) @ np.asarray(x[rows], np.float32).T
+            i, j = np.nonzero(sims >= threshold)
+            q, r = asking[i], rows[j]
+            # a pair is found from both sides when each probes the other's cluster: the lower row's side gives it
+            both = np.any(top[r] == owner[q][:, None], axis=1)
+            keep = (q != r) & ~(both & (r < q))
+            if keep.any():
+                q, r = q[keep], r[keep]
+                yield np.minimum(q, r), np.maximum(q, r), sims[i[keep], j[keep]]
+        bar.update(1)
     bar.close()
+
+
+def _above(a, a_rows, b, b_rows, threshold):
+    """The pairs of one block (rows ``a_rows`` against ``b_rows``: the same rows, or none in common) whose score
+    reaches ``threshold``, each once, the lower row first."""
+    s = a @ b.T
+    i, j = np.nonzero(s >= threshold)
+    ri, rj = a_rows[i], b_rows[j]
+    keep = ri < rj if b_rows is a_rows else ri != rj
+    if keep.any():
+        ri, rj = ri[keep], rj[keep]
+        yield np.minimum(ri, rj), np.maximum(ri, rj), s[i[keep], j[keep]]
+
+
+def clusters(x: np.ndarray, probes: int) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """The rows split into clusters (spherical k-means on a sample, about 2 sqrt(n) of them): each cluster's
+    rows, the rows that probe it (those that have it among their ``probes`` nearest clusters), and each row's
+    nearest clusters, nearest first (``int64[n, probes]``: the first is the row's own)."""
+    import faiss
+
+    from ..catalog.indexes import nlist_for
+
+    n, d = x.shape
+    k = min(nlist_for(n), max(1, n // 64))
+    rng = np.random.default_rng(0)
+    sample = np.asarray(x[np.sort(rng.choice(n, size=min(n, 40 * k), replace=False))], np.float32)
+    km = faiss.Kmeans(d, k, niter=10, seed=1, spherical=True, verbose=False)
+    km.train(sample)
+    cent = faiss.IndexFlatIP(d)
+    cent.add(km.centroids)
+    p = min(k, probes)
+    top = np.empty((n, p), np.int64)
+    for at in range(0, n, 65_536):
+        top[at : at + 65_536] = cent.search(np.asarray(x[at : at + 65_536], np.float32), p)[1]
+
+    def by_cluster(owners: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
+        order = np.argsort(owners, kind="stable")
+        bounds = np.searchsorted(owners[order], np.arange(k + 1))
+        return [rows[order[bounds[c] : bounds[c + 1]]] for c in range(k)]
+
+    return by_cluster(top[:, 0], np.arange(n)), by_cluster(top.ravel(), np.repeat(np.arange(n), p)), top
+
+
+def groups(searcher, *, threshold: float, progress: bool = False, exact: bool = False) -> list[Group]:
+    """Every group of two or more copies in the searcher's library: the pairs of :func:`close_pairs` over the
+    index's vectors (decoded from its codes: what search scores), joined when their durations match too; the
+    groups are the connected components, largest first."""
+    live = np.asarray(searcher.ids)
+    if len(live) < 2:
+        return []
+    parts = [(i, x.astype(np.float16)) for i, x in searcher.index.decoded()]  # (half the memory; cosines to 1e-3)
+    ids = np.concatenate([i for i, _ in parts])
+    x = np.concatenate([v for _, v in parts])
+    del parts
+    keep = np.isin(ids, live)
+    ids, x = ids[keep], x[keep]
+    copies = Copies(threshold, dict(zip(live.tolist(), searcher.values("duration_s"))))
+    for a, b, s in close_pairs(x, threshold, exact=exact, progress=progress):
+        for i, j, c in zip(ids[a].tolist(), ids[b].tolist(), s.tolist()):
+            copies.join(i, j, c)
     return copies.groups()
