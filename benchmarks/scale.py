@@ -39,60 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-DIM = 1906  # the default encoder's track vector: the mean over windows of both musicnn models' features
-GROUP = 20
-BETWEEN = 0.21  # share of the variance between groups (corpus A: 0.21, corpus B: 0.38; the harder one)
-ALPHA = 1.57  # eigenvalue decay of the standardised track vectors (eigenvalues 2-100: A 1.54, B 1.60)
-RANK = 512  # directions the mixture lives in (the rest is a small isotropic floor)
-SHARD = 10_000
-GENRES = [f"genre{i}" for i in range(10)]
-
-
-# ------------------------------------------------------------------------------------------------ the data
-
-
-class MusicLike:
-    """Chunks of raw track vectors drawn from the mixture (the same seed gives the same library)."""
-
-    def __init__(self, n: int, dim: int = DIM, seed: int = 0):
-        rng = np.random.default_rng(seed)
-        self.n, self.dim = n, dim
-        lam = (1 + np.arange(RANK)) ** -ALPHA
-        lam /= lam.sum()
-        self.sd_between = np.sqrt(lam * BETWEEN).astype(np.float32)
-        self.sd_within = np.sqrt(lam * (1 - BETWEEN)).astype(np.float32)
-        q, _ = np.linalg.qr(rng.standard_normal((dim, RANK)))
-        self.basis = q.T.astype(np.float32)  # [RANK, dim], orthonormal rows
-        self.mu = rng.normal(0, 2, dim).astype(np.float32)
-        self.scale = np.exp(rng.normal(0, 0.5, dim)).astype(np.float32)
-        self.seed = seed
-
-    def chunk(self, start: int, stop: int) -> np.ndarray:
-        rng = np.random.default_rng([self.seed, start])
-        groups = np.arange(start, stop) // GROUP
-        centres = np.stack([np.random.default_rng([self.seed, 1, int(g)]).standard_normal(RANK) for g in np.unique(groups)])
-        c = centres[np.searchsorted(np.unique(groups), groups)].astype(np.float32) * self.sd_between
-        w = rng.standard_normal((stop - start, RANK)).astype(np.float32) * self.sd_within
-        x = (c + w) @ self.basis + rng.standard_normal((stop - start, self.dim)).astype(np.float32) * 1e-3
-        return (self.mu + self.scale * x * 30).astype(np.float32)
-
-
-def write_store(path: Path, n: int, seed: int = 0) -> None:
-    from soundalike.catalog.store import StoreWriter
-    from soundalike.catalog.track import Track
-
-    data = MusicLike(n, seed=seed)
-    enc = {"name": "bench", "fingerprint": f"bench-{DIM}", "dim": DIM, "labels": [], "transform": "standardize",
-           "rescore": "csls"}
-    with StoreWriter(path, encoder=enc) as w:
-        for start in range(0, n, SHARD):
-            vecs = data.chunk(start, min(n, start + SHARD))
-            for j, v in enumerate(vecs, start):
-                p = f"/music/{GENRES[j % 10]}/album{j // GROUP:06d}/track{j:07d}.flac"
-                w.put(Track(id=w.id_for(p), path=p, size=5_000_000, mtime=1.7e9, duration_s=240.0,
-                            title=f"Track {j}", artist=f"Artist {j // (GROUP * 5)}", album=f"Album {j // GROUP}",
-                            genre=GENRES[j % 10]), v)
-            w.checkpoint()  # a shard and a Parquet part: no index yet
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from scale_data import DIM, GENRES, GROUP, MusicLike, write_store  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------------ steps
