@@ -359,8 +359,10 @@ class Store:
 
     def index_infos(self) -> dict:
         """What the build of this generation's index measured: recall@10 against exact search over the full
-        vectors (``recall_at_10``, and ``recall_filtered_at_10`` under a 10% filter), the nprobe chosen for each,
-        single-query latency, build timings (``catalog.indexes.measure_index``); empty when nothing was measured."""
+        vectors (``recall_at_10``, and ``recall_filtered_at_10`` under a 10% filter), inverted lists' recall@10
+        against a scan of all their codes (``recall_codes_at_10``), the nprobe chosen for each, the share of the
+        variance the PCA keeps (``variance_kept``), single-query latency, build timings
+        (``catalog.indexes.measure_index``); empty when nothing was measured."""
         return self._memo.get("infos", lambda: read_infos(self.path, self.manifest.get("index")))
 
     def neighbourhoods(self) -> "neighbours.Neighbourhoods | None":

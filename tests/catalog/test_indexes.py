@@ -135,6 +135,8 @@ def test_inverted_lists_probe_deep_enough_for_the_target_recall_on_other_queries
     assert info["recall_exhaustive"] >= indexes.RECALL_TARGET + 0.02  # the codes can reach the target...
     assert info["nprobe"] < info["nlist"]  # ... without probing every list,
     assert info["recall_at_10"] >= indexes.RECALL_TARGET  # and the chosen depth reaches it with room to spare
+    # what probing loses, measured against a scan of all the codes, is recorded beside it
+    assert info["recall_at_10"] - 0.02 <= info["recall_codes_at_10"] < 1.0
     # queries the build did not measure get the same recall at that depth
     others = rng.choice(len(raw), 200, replace=False)
     unit = indexes.standardize(raw, built.fitted.mean, built.fitted.std)  # exact: full float, standardised
@@ -248,6 +250,24 @@ def test_small_libraries_keep_every_dimension_in_float16_and_big_fits_compact():
     filled = big[0].copy()
     filled[:10] = fitted.mean[:10]
     np.testing.assert_allclose(idx.embed(row), idx.embed(filled), atol=1e-6)
+
+
+def test_the_pca_keeps_as_many_dimensions_as_the_librarys_spectrum_asks_for_and_records_the_share():
+    rng = np.random.default_rng(6)
+    dim, n = 1100, 2500
+    lam = (1 + np.arange(200)) ** -1.6
+    basis = np.linalg.qr(rng.standard_normal((dim, 200)))[0].T
+    steep = (rng.standard_normal((n, 200)) * np.sqrt(lam)) @ basis + rng.standard_normal((n, dim)) * 1e-4
+    # the same, with a tenth of the variance spread evenly over every dimension: no few hundred hold it
+    floor = steep / np.sqrt(lam.sum()) * np.sqrt(0.9) + rng.standard_normal((n, dim)) * np.sqrt(0.1 / dim)
+    widths = {}
+    for name, x in (("steep", steep), ("floor", floor)):
+        x = (x * 10 + 3).astype(np.float32)
+        fitted = indexes.fit("standardize", moments_of(x), x, n)
+        widths[name] = (fitted.width, fitted.kept)
+    assert widths["steep"][0] == min(indexes.PCA_WIDTHS) and widths["steep"][1] >= indexes.PCA_KEEP
+    assert widths["floor"][0] > 512  # wider: 512 would keep too little of the floor
+    assert widths["floor"][1] >= indexes.PCA_KEEP or widths["floor"][0] == max(indexes.PCA_WIDTHS)
 
 
 def moments_of(x: np.ndarray) -> indexes.Moments:
