@@ -365,6 +365,13 @@ def _echo_measured(m: dict) -> None:
                 else "") + (f" (nprobe {m['nprobe_filtered']})" if m.get("nprobe_filtered") else "")
     click.echo(f"recall    {m['recall_at_10']:.3f} recall@10 against exact search over the full vectors "
                f"({m.get('queries')} queries at {m.get('measured_on')} tracks{probe}){filtered}")
+    parts = []
+    if m.get("recall_codes_at_10") is not None:
+        parts.append(f"{m['recall_codes_at_10']:.3f} against a scan of all its codes")
+    if m.get("variance_kept") is not None:
+        parts.append(f"the PCA to {m.get('width')} dimensions keeps {m['variance_kept']:.1%} of the variance")
+    if parts:
+        click.echo(f"          {'; '.join(parts)}")
     click.echo(f"latency   {lat.get('p50', float('nan')):.2f} ms p50 a query, "
                f"{flt.get('p50', float('nan')):.2f} ms with a 10% filter (one thread)")
 
@@ -411,7 +418,8 @@ def info(store, as_json):
     win = data.get("windows")
     if win:
         delta = f" + {win['delta']['count']} in a delta" if win.get("delta") else ""
-        click.echo(f"excerpts  {win.get('kind')}, {win.get('count')} windows{delta} (search CLIP --excerpt)")
+        disk = ", inverted lists on disk" if win.get("lists") else ""
+        click.echo(f"excerpts  {win.get('kind')}, {win.get('count')} windows{delta}{disk} (search CLIP --excerpt)")
     mus, ok = data.get("music") or {}, data["counts"].get("ok", 0)
     if ok:
         note = (" (search --bpm, --key, --compatible-key)" if mus.get("with_key") else

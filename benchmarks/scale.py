@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from scale_data import DIM, GENRES, GROUP, MusicLike, write_store  # noqa: E402
+from scale_data import DIM, GENRES, GROUP, SHAPES, MusicLike, write_store  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------------ steps
@@ -198,29 +198,38 @@ def numpy_p50(vectors: np.ndarray, reps: int) -> float:
     return round(float(np.median(times)), 3)
 
 
-def cold_query(store: str, args: list[str], reps: int = 3) -> dict:
-    times = []
+def cold_query(store: str, args: list[str], reps: int = 3, command: str = "search") -> dict:
+    """A CLI command as a new process, ``reps`` times: its median and best wall time, its peak RSS, and the last
+    run's output."""
+    times, rss = [], []
+    extra = ["-k", "10"] if command == "search" else []
     for _ in range(reps):
         t = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "soundalike.cli", "search", *args, "--db", store, "--json", "-k", "10"],
-                             capture_output=True, text=True)
+        out, peak = run_child([sys.executable, "-m", "soundalike.cli", command, *args, "--db", store, "--json", *extra])
         times.append(time.perf_counter() - t)
-        if out.returncode != 0:
-            raise RuntimeError(out.stderr.strip()[-400:])
-    return {"median_s": round(float(np.median(times)), 3), "min_s": round(min(times), 3)}
+        rss.append(peak)
+    return {"median_s": round(float(np.median(times)), 3), "min_s": round(min(times), 3), "peak_rss_mb": max(rss),
+            "output": out}
+
+
+def run_child(argv: list[str]) -> tuple[str, int]:
+    """Run ``argv``: its standard output and its own peak RSS (MB); a failure raises with its last words."""
+    with tempfile.TemporaryFile("w+") as err:
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, text=True)
+        out = p.stdout.read()
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        if p.returncode != 0:
+            err.seek(0)
+            raise RuntimeError(f"{' '.join(argv[2:5])}: exit {p.returncode}: {err.read().strip()[-400:]}")
+    return out, round(usage.ru_maxrss / 1024)
 
 
 def run_step(step: str, store: str, *extra: str) -> dict:
     """One step in a fresh process: its answer and its own peak RSS."""
-    p = subprocess.Popen([sys.executable, __file__, "--step", step, "--store", store, *extra], stdout=subprocess.PIPE,
-                         text=True)
-    out = p.stdout.read()
-    _, status, usage = os.wait4(p.pid, 0)
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0:
-        raise RuntimeError(f"step {step} failed (exit {p.returncode})")
+    out, peak = run_child([sys.executable, __file__, "--step", step, "--store", store, *extra])
     res = json.loads(out.strip().splitlines()[-1])
-    res["process_peak_rss_mb"] = round(usage.ru_maxrss / 1024)
+    res["process_peak_rss_mb"] = peak
     return res
 
 
@@ -228,13 +237,18 @@ def disk_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def bench(n: int, queries: int, workdir: Path, keep: bool) -> dict:
-    store = workdir / f"bench-{n}.soundalike"
-    shutil.rmtree(store, ignore_errors=True)
-    t = time.perf_counter()
-    write_store(store, n)
-    row = {"tracks": n, "width": DIM, "write_s": round(time.perf_counter() - t, 1)}
-    print(f"[{n}] store written in {row['write_s']} s", file=sys.stderr)
+def bench(n: int, queries: int, workdir: Path, keep: bool, shape: str = "music", real: Path | None = None,
+          clips: int = 100) -> dict:
+    store = workdir / f"bench-{n}-{shape}{'-real' if real else ''}.soundalike"
+    row = {"tracks": n, "width": DIM, "shape": shape}
+    if (store / "manifest.json").is_file() and keep:  # kept from a run before: measured again as it is
+        print(f"[{n}] the store kept in {store}", file=sys.stderr)
+    else:
+        shutil.rmtree(store, ignore_errors=True)
+        t = time.perf_counter()
+        row["held"] = write_store(store, n, shape=shape, real=real)
+        row["write_s"] = round(time.perf_counter() - t, 1)
+        print(f"[{n}] store written in {row['write_s']} s", file=sys.stderr)
     row["build"] = run_step("build", str(store))
     print(f"[{n}] build {row['build']['seconds']} s, {row['build']['process_peak_rss_mb']} MB", file=sys.stderr)
     m = json.loads((store / "manifest.json").read_text())
@@ -246,7 +260,14 @@ def bench(n: int, queries: int, workdir: Path, keep: bool) -> dict:
     row["cold_by_id"] = cold_query(str(store), [str(some_id), "--id"])
     path = f"/music/{GENRES[some_id % 10]}/album{some_id // GROUP:06d}/track{some_id:07d}.flac"
     row["cold_by_path"] = cold_query(str(store), [path])
+    for key in ("cold_by_id", "cold_by_path"):
+        row[key].pop("output")
     print(f"[{n}] cold {row['cold_by_id']} {row['cold_by_path']}", file=sys.stderr)
+    row["dupes"] = step_dupes(str(store), n)
+    print(f"[{n}] dupes {row['dupes']}", file=sys.stderr)
+    if real is not None:
+        row["excerpts"] = bench_excerpts(store, real, workdir, clips)
+        print(f"[{n}] excerpts {row['excerpts']}", file=sys.stderr)
     row["warm"] = run_step("warm", str(store), "--queries", str(queries))
     print(f"[{n}] warm {row['warm']}", file=sys.stderr)
     if not keep:
@@ -254,20 +275,113 @@ def bench(n: int, queries: int, workdir: Path, keep: bool) -> dict:
     return row
 
 
+def step_dupes(store: str, n: int) -> dict:
+    """``soundalike dupes`` as a new process: time, peak RSS, and the planted copies it found."""
+    import re
+
+    from scale_data import is_copy_row
+
+    res = cold_query(store, ["--threshold", "0.95", "--quiet"], reps=1, command="dupes")
+    groups = json.loads(res.pop("output"))
+    planted = 0
+    for g in groups:
+        rows = sorted(int(re.search(r"track(\d+)", t["path"]).group(1)) for t in g["tracks"] if "/music/" in t["path"])
+        planted += len(rows) == 2 and rows[1] == rows[0] + 1 and bool(is_copy_row(rows[1]))
+    return {**res, "groups": len(groups), "planted_found": int(planted), "planted": int(is_copy_row(np.arange(n)).sum())}
+
+
+def make_clips(real: Path, folder: Path, count: int, seconds: float = 10.0, seed: int = 0) -> list[dict]:
+    """``count`` clean clips of ``seconds``, cut at random offsets from the real store's tracks (where mostly no
+    analysis window lies) and written as FLAC: ``[{"clip", "path"}]``."""
+    import soundfile as sf
+
+    from soundalike.catalog.store import Store
+    from soundalike.model.audio import read_windows
+
+    rows = [r for r in Store.open(real).tracks.select(["path", "duration_s"]).to_pylist()
+            if (r["duration_s"] or 0) >= seconds + 6 and Path(r["path"]).is_file()]
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, r in enumerate(rng.choice(len(rows), size=min(count, len(rows)), replace=False)):
+        path = rows[r]["path"]
+        for _ in range(20):  # (a clip of silence has no song: another offset)
+            y, sr = read_windows(path, [float(rng.uniform(0, rows[r]["duration_s"] - seconds))], seconds)
+            if np.sqrt(np.mean(y**2)) > 1e-3:
+                break
+        clip = folder / f"clip{i:03d}.flac"
+        sf.write(clip, y[0], sr)
+        out.append({"clip": str(clip), "path": path})
+    return out
+
+
+def step_excerpts(store: str, clips_file: str) -> dict:
+    """Every clip searched as a user's clip is (``Searcher.search_excerpt``, warm): its song's rank."""
+    from soundalike.search.searcher import Searcher
+
+    s = Searcher(store)
+    ranks, times = [], []
+    for c in json.loads(Path(clips_file).read_text()):
+        t = time.perf_counter()
+        found = [h.path for h in s.search_excerpt(c["clip"], k=10)]
+        times.append(time.perf_counter() - t)
+        ranks.append(found.index(c["path"]) if c["path"] in found else 99)
+    r = np.asarray(ranks)
+    return {"clips": len(r), "recall_at_1": round(float((r == 0).mean()), 3), "recall_at_10": round(float((r < 10).mean()), 3),
+            "warm_p50_s": round(float(np.median(times)), 3), "ranks": r.tolist(), "peak_rss_mb": round(_rss_mb())}
+
+
+def bench_excerpts(store: Path, real: Path, workdir: Path, clips: int) -> dict:
+    """10 s clips of the real tracks, among the library and in their own store alone (paired), and a cold
+    ``soundalike search CLIP`` in a new process."""
+    clips_file = workdir / "clips.json"
+    if not clips_file.is_file():
+        clips_file.write_text(json.dumps(make_clips(real, workdir / "clips", clips)))
+    out = {"library": run_step("excerpts", str(store), "--clips-file", str(clips_file)),
+           "alone": run_step("excerpts", str(real), "--clips-file", str(clips_file))}
+    both = np.asarray([out["library"]["ranks"], out["alone"]["ranks"]])
+    out["recall_at_1_change"] = round(float((both[0] == 0).mean() - (both[1] == 0).mean()), 3)
+    first = json.loads(clips_file.read_text())[0]["clip"]
+    out["cold"] = cold_query(str(store), [first, "--excerpt"])
+    out["cold"].pop("output")
+    win = json.loads((store / "manifest.json").read_text())["windows"]
+    files = [win[k] for k in ("file", "lists") if win.get(k)]
+    out["index"] = {"kind": win["kind"], "windows": win["count"], "nprobe": win.get("nprobe"),
+                    "recall_at_10": win.get("recall_at_10"), "bytes": sum((store / f).stat().st_size for f in files)}
+    return out
+
+
 def table(rows: list[dict]) -> str:
-    lines = ["| tracks | index | build s (of it r) / peak RSS | disk B/track | index B/track | commit one s / RSS | "
+    lines = ["| tracks | shape | index | build s (of it r) / peak RSS | disk B/track | index B/track | commit one s / RSS | "
              "cold id / path s | warm p50 / p99 ms (cosine p50) | 10% filter p50 / p99 ms (cosine p50) | recall@10 (filtered) | "
              "NumPy p50 ms (same vectors / full) | scan bound ms |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         b, w, c = r["build"], r["warm"], r["commit_one"][-1]
         lines.append(
-            f"| {r['tracks']:,} | {b['index']['kind']} | {b['seconds']} ({b.get('neighbours_s')}) / {b['process_peak_rss_mb']} MB | "
-            f"{r['disk_bytes_per_track']} | {r['index_bytes_per_track']} | {c['seconds']} / {c['process_peak_rss_mb']} MB | "
+            f"| {r['tracks']:,} | {r['shape']} | {b['index']['kind']} | {b['seconds']} ({b.get('neighbours_s')}) / "
+            f"{b['process_peak_rss_mb']} MB | {r['disk_bytes_per_track']} | {r['index_bytes_per_track']} | "
+            f"{c['seconds']} / {c['process_peak_rss_mb']} MB | "
             f"{r['cold_by_id']['median_s']} / {r['cold_by_path']['median_s']} | {w['p50_ms']} / {w['p99_ms']} "
             f"({w.get('cosine_p50_ms')}) | {w['filtered_p50_ms']} / {w['filtered_p99_ms']} ({w.get('cosine_filtered_p50_ms')}) | "
             f"{w['recall_at_10']} ({w['filtered_recall_at_10']}) | "
             f"{w.get('numpy_index_space_p50_ms', '-')} / {w.get('numpy_full_raw_p50_ms', '-')} | {w['full_scan_bound_ms']} |")
+    lines += ["", "| tracks | shape | dupes s / peak RSS | groups | planted copies found |", "|---|---|---|---|---|"]
+    for r in rows:
+        d = r["dupes"]
+        lines.append(f"| {r['tracks']:,} | {r['shape']} | {d['median_s']} / {d['peak_rss_mb']} MB | {d['groups']} | "
+                     f"{d['planted_found']} of {d['planted']} |")
+    ex = [r for r in rows if r.get("excerpts")]
+    if ex:
+        lines += ["", "| tracks | window index | windows | on disk | recall@1 / @10 of clips (alone) | cold CLIP s / RSS | "
+                  "warm s |", "|---|---|---|---|---|---|---|"]
+        for r in ex:
+            e = r["excerpts"]
+            lib, alone = e["library"], e["alone"]
+            lines.append(f"| {r['tracks']:,} | {e['index']['kind']} (nprobe {e['index']['nprobe']}) | {e['index']['windows']:,} | "
+                         f"{e['index']['bytes'] / 1e9:.2f} GB | {lib['recall_at_1']} / {lib['recall_at_10']} "
+                         f"({alone['recall_at_1']} / {alone['recall_at_10']}) | {e['cold']['median_s']} / "
+                         f"{e['cold']['peak_rss_mb']} MB | {lib['warm_p50_s']} |")
     return "\n".join(lines)
 
 
@@ -279,12 +393,20 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None, help="where the stores go (default: a temporary folder)")
     ap.add_argument("--keep", action="store_true", help="keep the stores")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--shape", choices=SHAPES, nargs="+", default=["music"],
+                    help="the track vectors' spectrum: the dev corpus's, and/or a flatter one with a noise floor")
+    ap.add_argument("--real", type=Path, help="a store of real music indexed with windows (the default encoder): "
+                    "its tracks go into each library, every track gets windows with its windows' statistics, and "
+                    "10 s clips of its songs are searched among them")
+    ap.add_argument("--clips", type=int, default=100, help="clips searched with --real")
     ap.add_argument("--step", help=argparse.SUPPRESS)
     ap.add_argument("--store", help=argparse.SUPPRESS)
+    ap.add_argument("--clips-file", dest="clips_file", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.step:
         fn = {"build": lambda: step_build(args.store), "commit_one": lambda: step_commit_one(args.store),
-              "warm": lambda: step_warm(args.store, args.queries)}[args.step]
+              "warm": lambda: step_warm(args.store, args.queries),
+              "excerpts": lambda: step_excerpts(args.store, args.clips_file)}[args.step]
         print(json.dumps(fn()))
         return
     sizes = args.sizes + ([1_000_000] if args.million else [])
@@ -292,8 +414,9 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     rows = []
     try:
-        for n in sizes:
-            rows.append(bench(n, args.queries, work, args.keep))
+        for shape in args.shape:
+            for n in sizes:
+                rows.append(bench(n, args.queries, work, args.keep, shape, args.real, args.clips))
     finally:
         if args.workdir is None and not args.keep:
             shutil.rmtree(work, ignore_errors=True)

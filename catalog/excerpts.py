@@ -10,6 +10,8 @@ excerpt index keeps what each window's features were (for the default encoder, t
                                     standardisation, PCA to EXCERPT_WIDTH and rotation, then whitened
                                     against how windows vary within a track; unit length, 8-bit codes;
                                     inverted lists past FLAT_MAX windows); id = track id * SLOTS + window
+    windows.g000007.ivfdata         its inverted lists, when it has them (FAISS's on-disk lists: built in parts
+                                    of bounded memory, memory-mapped by readers)
     windows.g000007.template.faiss  its trained empty index: frozen transform and quantisers for the delta
     windows.g000009.delta.faiss     windows written since the index was built, in its quantisers
 
@@ -118,7 +120,7 @@ def commit(root: Path, m: dict, gen: int, live: np.ndarray, *, rebuild: bool, ne
     prev = m.get("windows") or {}
     if not count_windows(m, m["shards"]):
         return None, []
-    usable = prev and not rebuild and all((root / prev[k]).is_file() for k in ("file", "template"))
+    usable = prev and not rebuild and all((root / prev[k]).is_file() for k in ("file", "template", "lists") if k in prev)
     if usable:
         newer = newer_than(prev["shards_indexed"])
         pending = count_windows(m, newer)
@@ -140,17 +142,31 @@ def commit(root: Path, m: dict, gen: int, live: np.ndarray, *, rebuild: bool, ne
     n, dim = count_latest_windows(root, m["shards"], live)
     if not n:
         return None, []
-    built = indexes.build(lambda: iter_latest_windows(root, m["shards"], live), n, dim,
-                          transform_kind="standardize", fitted=None, policy=Policy(), widths=(EXCERPT_WIDTH,),
-                          refine=whiten_within_tracks)
-    name, tname = f"windows.g{gen:06d}.faiss", f"windows.g{gen:06d}.template.faiss"
-    atomic_write(root / name, built.index.write)
+    name, tname, lists = (f"windows.g{gen:06d}.{ext}" for ext in ("faiss", "template.faiss", "ivfdata"))
+    try:
+        built = indexes.build(lambda: iter_latest_windows(root, m["shards"], live), n, dim,
+                              transform_kind="standardize", fitted=None, policy=Policy(), widths=(EXCERPT_WIDTH,),
+                              refine=whiten_within_tracks, lists_file=root / lists, fit_sample=fit_sample(n))
+        atomic_write(root / name, built.index.write)
+    except BaseException:
+        (root / lists).unlink(missing_ok=True)
+        raise
     atomic_write(root / tname, lambda f: f.write(built.template))
     info = {k: built.info.get(k) for k in ("type", "width", "nprobe", "nlist", "recall_at_10") if built.info.get(k) is not None}
     record = {"file": name, "template": tname, "count": int(built.index.ntotal), "dim": int(dim),
               "kind": built.index.describe(), "generation": gen, "built": gen,
               "shards_indexed": int(m["next_shard"]), **info}
-    return record, [name, tname]
+    written = [name, tname]
+    if (root / lists).exists():  # inverted lists on disk, beside the index
+        record["lists"] = lists
+        written.append(lists)
+    return record, written
+
+
+def fit_sample(n: int) -> int:
+    """Windows the window index's PCA and quantisers are fitted on: FIT_SAMPLE, or enough for 40 a list of the
+    inverted lists ``n`` windows get (327,680 at 16 million: lists of 2,000 windows, not 8,000)."""
+    return min(n, max(indexes.FIT_SAMPLE, 40 * indexes.nlist_for(n)))
 
 
 def whiten_within_tracks(fitted: indexes.Fitted, sample: np.ndarray, ids: np.ndarray,
@@ -165,7 +181,8 @@ def whiten_within_tracks(fitted: indexes.Fitted, sample: np.ndarray, ids: np.nda
     than PCA_MIN_FIT windows) it changes nothing."""
     if fitted.basis is None or not len(ids):
         return fitted
-    p = indexes.standardize(sample, fitted.mean, fitted.std) @ fitted.basis
+    p = np.concatenate([indexes.standardize(sample[at : at + 65_536], fitted.mean, fitted.std) @ fitted.basis
+                        for at in range(0, len(sample), 65_536)])  # (a chunk at a time: the sample is large)
     _, inv, counts = np.unique(ids // SLOTS, return_inverse=True, return_counts=True)
     means = np.zeros((len(counts), p.shape[1]))
     np.add.at(means, inv, p)
@@ -178,7 +195,7 @@ def whiten_within_tracks(fitted: indexes.Fitted, sample: np.ndarray, ids: np.nda
     w, e = np.linalg.eigh(within + shrink * np.trace(within) / k * np.eye(k))
     whiten = (e * w ** -0.5) @ e.T
     return indexes.Fitted(fitted.mean, fitted.std, np.ascontiguousarray(fitted.basis @ whiten, dtype=np.float32),
-                          fitted.fitted_on)
+                          fitted.fitted_on, fitted.kept)
 
 
 @dataclasses.dataclass
@@ -202,7 +219,7 @@ class ExcerptIndex:
     def open(cls, root: Path, record: dict) -> "ExcerptIndex":
 
         dim = int(record["dim"])
-        main = read_index(root, {"file": record["file"]}, dim, mmap=True)
+        main = read_index(root, {k: record[k] for k in ("file", "lists") if k in record}, dim, mmap=True)
         delta = record.get("delta")
         if not delta:
             return cls(main, record)

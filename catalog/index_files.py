@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..chatter import silenced
 from . import indexes
 from .indexes import Fitted, LayeredIndex, Policy, TrackIndex, standardize, unit
 from .layout import INDEX_RECORD, REMEDY, StoreError, short
@@ -56,7 +57,12 @@ def read_index(root: Path, info: dict, dim: int, *, mmap: bool, fitted=None) -> 
     try:
         # memory-mapped: a reader opens at once and shares the page cache instead of copying the codes (safe:
         # a store never changes a file in place, and a mapped file outlives its name)
-        raw = faiss.read_index(str(p), getattr(faiss, "IO_FLAG_MMAP_IFC", 0) if mmap else 0)
+        if info.get("lists"):
+            # inverted lists on disk (memory-mapped): found beside the index wherever the store is, read-only
+            with silenced(1):  # (FAISS says on standard output that it looked there)
+                raw = faiss.read_index(str(p), faiss.IO_FLAG_ONDISK_SAME_DIR | faiss.IO_FLAG_READ_ONLY)
+        else:
+            raw = faiss.read_index(str(p), getattr(faiss, "IO_FLAG_MMAP_IFC", 0) if mmap else 0)
     except Exception as err:
         raise StoreError(f"{p}: unreadable FAISS index ({short(err)}){REMEDY}") from None
     if raw.d != dim:

@@ -187,6 +187,7 @@ def check_manifest(m, mf: Path) -> dict:
         raise bad("'index.delta' must be null or an object naming its file and its hidden list")
     win = m.get("windows")
     if win is not None and not (isinstance(win, dict) and _is_name(win.get("file")) and _is_name(win.get("template"))
+                                and (win.get("lists") is None or _is_name(win["lists"]))
                                 and is_count(win.get("dim"), 1) and is_count(win.get("shards_indexed"))
                                 and (win.get("delta") is None or (isinstance(win["delta"], dict) and _is_name(win["delta"].get("file"))))):
         raise bad("'windows' must be null or an object naming its index, template, width and shards indexed")
@@ -213,7 +214,7 @@ def listed(m: dict) -> list[str]:
     if neighbours.record_ok(m.get("neighbours")):
         out.append(m["neighbours"]["file"])
     w = m.get("windows") or {}
-    out += [w[k] for k in ("file", "template") if w.get(k)]
+    out += [w[k] for k in ("file", "template", "lists") if w.get(k)]
     if w.get("delta"):
         out.append(w["delta"]["file"])
     return out

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 
+from ..chatter import silenced
 
-@contextlib.contextmanager
+
 def quiet_stderr(active: bool = True):
     """Silence C libraries writing to file descriptor 2 (not Python's own sys.stderr objects)."""
-    if not active:
-        yield
-        return
-    try:
-        saved = os.dup(2)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-    except OSError:
-        yield
-        return
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+    return silenced(2, active)
 
 
 _keras = None
