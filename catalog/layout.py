@@ -193,7 +193,7 @@ def check_manifest(m, mf: Path) -> dict:
         raise bad("'windows' must be null or an object naming its index, template, width and shards indexed")
     unlisted = [n for n in listed(m) if n not in files]
     if unlisted:
-        raise bad(f"{unlisted[0]} has no size and checksum under 'files'")
+        raise bad(f"{_short_repr(unlisted[0])} has no size and checksum under 'files'")
     if not isinstance(m.get("counts", {}), dict):
         raise bad("'counts' must be an object")
     return m

@@ -12,8 +12,9 @@ Ray is optional (``pip install 'soundalike[ray]'``) and imported only here. Work
 bytes (so a cluster needs no shared folder); built-in encoders load from the installed packages. Each actor
 checks that its encoder has the fingerprint the store records.
 
-Not isolated as in the local engine: a decoder that hangs holds its task (Ray has no per-file time limit),
-and one that crashes its worker process makes Ray retry the task.
+Each file is decoded as the local engine decodes it: in a worker process of its own (one a Ray worker, started
+on its first task and kept), so a decoder that crashes costs only its file, and one that takes longer than
+the decode timeout is killed and its file recorded as failed with that reason; the next run tries it again.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..model.pipeline import extract
+from ..model.pipeline import DECODE_TIMEOUT_S, DecodePool
 from .stages import Embedded, IndexingError, embed_batch
 
 INSTALL_HINT = "pip install 'soundalike[ray]'"
@@ -51,10 +52,20 @@ def import_ray():
 # ----------------------------------------------------------------------------------- run on the workers
 
 
-def decode_batch(batch: dict, *, frontend, per_file: Callable[[str], object] | None) -> dict:
-    """Ray task: decode and compute features of a batch of paths (never raises for a bad file)."""
+_POOLS: dict = {}  # this Ray worker's decode process, by what it decodes with
+
+
+def decode_batch(batch: dict, *, frontend, per_file: Callable[[str], object] | None,
+                 timeout_s: float = DECODE_TIMEOUT_S) -> dict:
+    """Ray task: decode and compute features of a batch of paths, each in this worker's decode process (never
+    raises for a bad file: a crash or a file over ``timeout_s`` comes back as that file's error)."""
     paths = [str(p) for p in batch["path"]]
-    done = [pickle.dumps(extract(p, frontend, per_file), protocol=5) for p in paths]
+    key = pickle.dumps((frontend, per_file, timeout_s))
+    pool = _POOLS.get(key)
+    if pool is None:
+        pool = _POOLS[key] = DecodePool(1, frontend, per_file, timeout_s=timeout_s)
+    got = {e.path: e for e in pool.run(paths)}
+    done = [pickle.dumps(got[p], protocol=5) for p in paths]
     return {"path": np.asarray(paths, dtype=object), "extracted": np.asarray(done, dtype=object)}
 
 
@@ -96,9 +107,10 @@ class RayEngine:
 
     def __init__(self, encoder, model_path, *, address: str | None = None, num_cpus: int | None = None,
                  encoders: int = 1, per_file: Callable[[str], object] | None = None, batch_windows: int = 256,
-                 progress: bool = False):
+                 progress: bool = False, timeout_s: float = DECODE_TIMEOUT_S):
         self.ray = ray = import_ray()
         self.encoder, self.per_file, self.encoders = encoder, per_file, max(1, int(encoders))
+        self.timeout_s = timeout_s
         self.batch_files = max(1, batch_windows // max(1, encoder.frontend.n_windows))
         # a cluster may not see this machine's files: a .keras model goes to its actors as bytes
         self.model, self.model_files = _shippable(model_path) if address else (model_path, None)
@@ -129,7 +141,8 @@ class RayEngine:
         # request that differs from the actors' also keeps Ray from fusing the decode tasks into the encoder
         # actors, where they would run one at a time.
         ds = ds.map_batches(decode_batch, batch_size=DECODE_BATCH, batch_format="numpy", memory=DECODE_MEMORY,
-                            fn_kwargs={"frontend": self.encoder.frontend, "per_file": self.per_file})
+                            fn_kwargs={"frontend": self.encoder.frontend, "per_file": self.per_file,
+                                       "timeout_s": self.timeout_s})
         ds = ds.map_batches(EncodeActor, batch_size=self.batch_files, batch_format="numpy",
                             compute=ray.data.ActorPoolStrategy(size=self.encoders),
                             fn_constructor_kwargs={"model": self.model, "fingerprint": self.encoder.fingerprint,

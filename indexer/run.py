@@ -219,7 +219,7 @@ def make_engine(engine: str, encoder, model_path, *, workers: int | None, batch_
         from .ray_engine import RayEngine
 
         return RayEngine(encoder, model_path, address=address, num_cpus=workers or None, encoders=encoders,
-                         per_file=per_file, batch_windows=batch_windows, progress=False)
+                         per_file=per_file, batch_windows=batch_windows, progress=False, timeout_s=decode_timeout_s)
     return LocalEngine(encoder, workers=workers, per_file=per_file, timeout_s=decode_timeout_s,
                        batch_windows=batch_windows)
 

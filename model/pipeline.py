@@ -175,9 +175,13 @@ class _Slot:
         self.conn.close()
 
 
+_DONE = object()  # the end of a run
+
+
 class DecodePool:
     """Worker processes that decode one file each at a time, managed by a thread of the calling process (so
-    hung or crashed workers are dealt with while the caller runs its model)."""
+    hung or crashed workers are dealt with while the caller runs its model). :meth:`run` may be called again
+    (one call at a time): the workers stay until :meth:`close`."""
 
     def __init__(self, workers: int, frontend: FrontEnd, per_file, *, timeout_s: float = DECODE_TIMEOUT_S,
                  ahead: int = 0):
@@ -195,9 +199,29 @@ class DecodePool:
         import threading
 
         out: queue.Queue = queue.Queue(maxsize=self.ahead)
-        done = object()
+        if self._thread is None:
+            # one managing thread for the pool's life: the workers it starts die with it (the kernel's
+            # parent-death signal follows the thread that started a process), so it outlives each run
+            self._jobs = queue.Queue()
+            self._thread = threading.Thread(target=self._serve, daemon=True, name="soundalike-decode-pool")
+            self._thread.start()
+        self._jobs.put((paths, out))
+        while True:
+            item = out.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
-        def manage():
+    def _serve(self) -> None:
+        import queue
+
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            paths, out = job
             try:
                 for item in self._manage(paths):
                     while not self._stop:
@@ -207,19 +231,21 @@ class DecodePool:
                         except queue.Full:
                             continue
             except BaseException as err:  # handed to the caller
-                out.put(err)
+                self._hand(out, err)
             finally:
-                out.put(done)
+                self._hand(out, _DONE)
 
-        self._thread = threading.Thread(target=manage, daemon=True, name="soundalike-decode-pool")
-        self._thread.start()
+    def _hand(self, out, item) -> None:
+        """Give the caller ``item``, unless the pool is closing and nobody reads any more."""
+        import queue
+
         while True:
-            item = out.get()
-            if item is done:
+            try:
+                out.put(item, timeout=0.2)
                 return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+            except queue.Full:
+                if self._stop:
+                    return
 
     def _spawn(self) -> _Slot:
         return _Slot(self.ctx, self.frontend, self.per_file)
@@ -228,7 +254,8 @@ class DecodePool:
         from multiprocessing.connection import wait
 
         todo = deque(paths)
-        self._slots = [self._spawn() for _ in range(self.n)]
+        if not self._slots:  # (a pool run again keeps its workers, started and warm)
+            self._slots = [self._spawn() for _ in range(self.n)]
         failed_starts = 0
         while not self._stop and (todo or any(s.path for s in self._slots)):
             for s in self._slots:
@@ -274,6 +301,7 @@ class DecodePool:
         """Stop the workers (at once: a pool closed early has nothing more to do) and the managing thread."""
         self._stop = True
         if self._thread is not None:
+            self._jobs.put(None)
             self._thread.join(10)
         for s in self._slots:
             try:

@@ -28,7 +28,11 @@ pytestmark = pytest.mark.slow  # a system test: `pytest -m 'not slow'` leaves it
 def ray_cluster():
     ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'soundalike[ray]'")
     pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install 'soundalike[ray]'")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+    # (the workers can import this module and its conftest: a test's hanging decoder is a function here)
+    here = Path(__file__).resolve().parent
+    path = os.pathsep.join([str(here), str(here.parent), os.environ.get("PYTHONPATH", "")])
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
+             runtime_env={"env_vars": {"PYTHONPATH": path}})
     try:
         yield ray.get_runtime_context().gcs_address
     finally:
@@ -126,3 +130,31 @@ def test_ray_engine_without_ray_is_a_one_line_error(tmp_path, monkeypatch):
     assert res.exit_code == 2
     assert "pip install 'soundalike[ray]'" in res.output and len(res.output.strip().splitlines()) == 1
     assert not (tmp_path / "s.soundalike").exists()
+
+
+def hang_on_purpose(path):
+    """Stands in for the tag reader: what a decoder stuck in a loop looks like from outside, on one file."""
+    import time
+
+    if path.endswith("hang.wav"):
+        time.sleep(3600)
+    return {}
+
+
+def test_the_ray_engine_gives_up_on_a_hanging_file_and_records_why(tmp_path, ray_cluster, model, monkeypatch):
+    import time
+
+    from soundalike.indexer import run
+
+    monkeypatch.setattr(run, "read_tags", hang_on_purpose)
+    lib = make_library(tmp_path / "music", per_kind=1, seconds=2.0, formats=("wav",))
+    hang = write_audio(lib.root / "hang.wav", synth("noise", seed=3, seconds=2.0))
+    store = tmp_path / "ray.soundalike"
+    t = time.monotonic()
+    report = index(lib.root, "--db", store, "--model", model, "--engine", "ray", "--decode-timeout", "5")
+    assert time.monotonic() - t < 120  # not the hour the decoder would take
+    assert report["added"] == len(lib.files) and report["failed"] == 1
+    assert report["failures"][0]["path"] == str(hang) and "longer than 5 s" in report["failures"][0]["error"]
+    rows = {r["path"]: r for r in Store(store).tracks.to_pylist()}
+    assert rows[str(hang)]["status"] == "error" and "longer than 5 s" in rows[str(hang)]["error"]
+    assert all(rows[p]["status"] == "ok" for p in lib.files)
