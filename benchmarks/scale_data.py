@@ -78,9 +78,11 @@ class MusicLike:
         w = rng.standard_normal((stop - start, RANK)).astype(np.float32) * self.sd_within
         copies = is_copy_row(np.arange(start, stop))
         copies[0] = False  # (a chunk's first row has no predecessor in it; COPY_EVERY divides the chunk size)
-        w[copies] = w[np.flatnonzero(copies) - 1] + COPY_NOISE * w[copies]
-        c[copies] = c[np.flatnonzero(copies) - 1]
-        x = (c + w) @ self.basis + rng.standard_normal((stop - start, self.dim)).astype(np.float32) * self.floor
+        prev = np.flatnonzero(copies) - 1
+        floor = rng.standard_normal((stop - start, self.dim)).astype(np.float32) * self.floor
+        w[copies], c[copies] = w[prev] + COPY_NOISE * w[copies], c[prev]
+        floor[copies] = floor[prev] + COPY_NOISE * floor[copies]  # (the floor is part of the recording too)
+        x = (c + w) @ self.basis + floor
         return (self.mu + self.scale * x * 30).astype(np.float32)
 
 

@@ -806,6 +806,7 @@ class Built:
     fitted: Fitted
     info: dict
     template: bytes | None = None  # the trained empty index, when this build trained a new one
+    queries: tuple[np.ndarray, np.ndarray] | None = None  # the held-out (ids, raw vectors) recall was measured on
 
 
 def kind_of(index: TrackIndex) -> str:
@@ -981,4 +982,4 @@ def build(batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], n: int
     if measure and n > 1:
         info.update(measure_index(index, q_ids, q_raw, truth, truth_filtered))
     info["measured_on"] = int(n)
-    return Built(index, fitted, info, new_template)
+    return Built(index, fitted, info, new_template, (q_ids, q_raw))

@@ -31,7 +31,9 @@ COPY_COSINE = 0.93
 COPY_DURATION = 0.10  # of the longer duration, and at least COPY_DURATION_S
 COPY_DURATION_S = 2.0
 EXACT_BELOW = 20_000  # fewer tracks: every pair is compared (a second or two)
-PROBES = 8  # past it, each track is compared with the tracks of this many clusters nearest to it
+#: past it, each track is compared with the tracks of this many clusters nearest to it. At 1M music-like tracks with
+#: 1,000 planted copies (cosine 0.970-0.998), 8 missed 2 (61 s), 16 none (105 s); at 100k 8 found the exact groups
+PROBES = 16
 BLOCK = 4096  # rows of a block matrix product
 
 
@@ -112,7 +114,7 @@ class Copies:
         return sorted(out, key=lambda g: (-len(g.ids), g.ids[0]))
 
 
-def close_pairs(x: np.ndarray, threshold: float, *, exact: bool = False, probes: int = PROBES,
+def close_pairs(x: np.ndarray, threshold: float, *, exact: bool = False, probes: int | None = None,
                 progress: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Every pair of rows of ``x`` (unit vectors) whose inner product is at least ``threshold``, as ``(rows,
     rows, scores)`` batches, each pair once (first row lower).
@@ -122,7 +124,7 @@ def close_pairs(x: np.ndarray, threshold: float, *, exact: bool = False, probes:
     is compared with the rows of its ``probes`` nearest clusters (block matrix products: a cluster's rows
     against every row that probes it), as inverted lists are searched: copies lie a few degrees apart, so
     where one is, the other is in a cluster the first one probes. On a million tracks this compares each
-    track with about 0.4% of the library."""
+    track with about 0.8% of the library."""
     from tqdm import tqdm
 
     n = len(x)
@@ -136,7 +138,7 @@ def close_pairs(x: np.ndarray, threshold: float, *, exact: bool = False, probes:
                 cols = np.arange(at, min(n, at + BLOCK))
                 yield from _above(a, rows, np.asarray(x[cols], np.float32), cols, threshold)
         return
-    members, probers, top = clusters(x, probes)
+    members, probers, top = clusters(x, probes or PROBES)
     owner = top[:, 0]
     bar = tqdm(total=len(members), unit="cluster", desc="dupes", disable=not progress, leave=False)
     for rows, asking in zip(members, probers):

@@ -56,6 +56,8 @@ def test_windows_past_the_lists_size_go_to_inverted_lists_on_disk_and_are_found(
     ids = put(store, range(400))
     rec = Store(store).manifest["windows"]
     assert rec["type"] == "ivf" and rec["count"] == 400 * PER and rec["lists"].endswith(".ivfdata")
+    # a clip's windows probe as deep as finding their track asks, never deeper than the windows' recall asked
+    assert 1 <= rec["nprobe"] <= rec["nprobe_windows"] <= rec["nlist"]
     assert (store / rec["lists"]).stat().st_size >= 400 * PER * excerpts.EXCERPT_WIDTH // 8  # (the codes are there)
     assert not list(store.glob(".*.tmp*"))  # the parts are gone
     assert all(best(store, t) == ids[t] for t in range(0, 400, 37))
