@@ -242,16 +242,27 @@ def cold_query(store: str, args: list[str], reps: int = 3, command: str = "searc
 
 
 def run_child(argv: list[str]) -> tuple[str, int]:
-    """Run ``argv``: its standard output and its own peak RSS (MB); a failure raises with its last words."""
+    """Run ``argv``: its standard output and its own peak RSS (MB); a failure raises with its last words.
+
+    Started from a process of the multiprocessing fork server (a fresh interpreter), not from this one: a
+    child's peak RSS counts the image of the process it was forked from (Linux keeps the high-water mark
+    across exec), and this one holds a library's worth of arrays by then."""
+    import multiprocessing as mp
+
+    with mp.get_context("forkserver").Pool(1) as pool:
+        out, peak, code, err = pool.apply(_spawn_and_wait, (argv,))
+    if code != 0:
+        raise RuntimeError(f"{' '.join(argv[2:5])}: exit {code}: {err}")
+    return out, peak
+
+
+def _spawn_and_wait(argv: list[str]) -> tuple[str, int, int, str]:
     with tempfile.TemporaryFile("w+") as err:
         p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, text=True)
         out = p.stdout.read()
         _, status, usage = os.wait4(p.pid, 0)
-        p.returncode = os.waitstatus_to_exitcode(status)
-        if p.returncode != 0:
-            err.seek(0)
-            raise RuntimeError(f"{' '.join(argv[2:5])}: exit {p.returncode}: {err.read().strip()[-400:]}")
-    return out, round(usage.ru_maxrss / 1024)
+        err.seek(0)
+        return out, round(usage.ru_maxrss / 1024), os.waitstatus_to_exitcode(status), err.read().strip()[-400:]
 
 
 def run_step(step: str, store: str, *extra: str) -> dict:

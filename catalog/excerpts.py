@@ -150,7 +150,8 @@ def commit(root: Path, m: dict, gen: int, live: np.ndarray, *, rebuild: bool, ne
     try:
         built = indexes.build(lambda: iter_latest_windows(root, m["shards"], live), n, dim,
                               transform_kind="standardize", fitted=None, policy=Policy(), widths=(EXCERPT_WIDTH,),
-                              refine=whiten_within_tracks, lists_file=root / lists, fit_sample=fit_sample(n))
+                              refine=whiten_within_tracks, lists_file=root / lists, fit_sample=fit_sample(n),
+                              filtered=False)
         depth = clip_depth(built.index, *built.queries) if built.index.is_ivf and built.queries else None
         if depth is not None:
             built.info["nprobe_windows"], built.info["nprobe"] = built.info.get("nprobe"), depth
