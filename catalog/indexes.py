@@ -511,8 +511,8 @@ class TrackIndex:
         ``selector`` (a FAISS ``IDSelector``), only the ids it selects are candidates."""
         import faiss
 
-        if self.is_ivf and nprobe is not None and nprobe >= self.search_index.nlist and len(q) > 1:
-            return self._scan_every_list(q, k, selector)
+        if self.is_ivf and len(q) > 1 and (self.lists_on_disk or (nprobe or 0) >= self.search_index.nlist):
+            return self._search_by_runs(q, k, selector, nprobe)
         if self.is_ivf:
             params = faiss.SearchParametersIVF(sel=selector, nprobe=int(nprobe or self.search_index.nprobe))
         elif selector is not None:
@@ -524,24 +524,38 @@ class TrackIndex:
     def exhaustive_nprobe(self) -> int | None:
         return int(self.search_index.nlist) if self.is_ivf else None
 
-    def _scan_every_list(self, q: np.ndarray, k: int, selector=None):
-        """Every query against every list, a run of lists of about SPILL_BYTES at a time for all the queries:
-        FAISS would take each query through every list in turn, which reads lists on disk once a query when
-        the page cache cannot hold them all (a 4 GB machine, 3.2 GB of window codes)."""
+    @property
+    def lists_on_disk(self) -> bool:
+        import faiss
+
+        return self.is_ivf and isinstance(faiss.downcast_InvertedLists(self.search_index.invlists), faiss.OnDiskInvertedLists)
+
+    def _search_by_runs(self, q: np.ndarray, k: int, selector=None, nprobe: int | None = None):
+        """Several queries, a run of lists of about SPILL_BYTES at a time for all of them (each query only in
+        the lists it probes): FAISS would take each query through its lists in turn, which reads lists on disk
+        once a query when the page cache cannot hold them (a 4 GB machine, 3.2 GB of window codes); this reads
+        each list once."""
         import faiss
 
         s = self.search_index
         q = np.ascontiguousarray(q, dtype=np.float32)
+        p = min(int(nprobe or s.nprobe), int(s.nlist))
+        if p >= s.nlist:
+            assigned = np.broadcast_to(np.arange(s.nlist, dtype=np.int64), (len(q), s.nlist))
+        else:
+            assigned = s.quantizer.search(q, p)[1]
         sizes = np.asarray([s.invlists.list_size(i) for i in range(s.nlist)], np.int64)
         ends = np.searchsorted(np.cumsum(sizes * (s.code_size + 8)), np.arange(1, 1 + len(sizes)) * SPILL_BYTES)
         bounds = np.unique(np.r_[0, np.minimum(ends, s.nlist), s.nlist])
         best_s = np.full((len(q), k), -np.inf, np.float32)
         best_i = np.full((len(q), k), -1, np.int64)
+        params = faiss.SearchParametersIVF(sel=selector, nprobe=p)
         for a, b in zip(bounds[:-1], bounds[1:]):
-            # (FAISS's own binding: it takes the depth in its parameters, where the Python one would have the
-            # index's nprobe changed, which other threads search with)
-            params = faiss.SearchParametersIVF(sel=selector, nprobe=int(b - a))
-            lists = np.ascontiguousarray(np.broadcast_to(np.arange(a, b, dtype=np.int64), (len(q), b - a)))
+            # each query's lists in this run (-1: none; FAISS skips it). FAISS's own binding takes the depth in
+            # its parameters, where the Python one would have the index's nprobe changed under other threads
+            lists = np.ascontiguousarray(np.where((assigned >= a) & (assigned < b), assigned, -1))
+            if not (lists >= 0).any():
+                continue
             coarse = np.zeros(lists.shape, np.float32)
             d = np.empty((len(q), k), np.float32)
             i = np.empty((len(q), k), np.int64)
@@ -898,6 +912,10 @@ class Spill:
         s = index.search_index
         self.rows = max(1, SPILL_BYTES // (s.code_size + 8))
 
+    def add(self, ids: np.ndarray, raw: np.ndarray) -> None:
+        self.index.add(ids, raw)
+        self.maybe_spill()
+
     def maybe_spill(self, last: bool = False) -> None:
         if self.index.ntotal >= self.rows or (last and self.index.ntotal):
             import faiss
@@ -990,9 +1008,7 @@ def build(batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], n: int
 
     def adding():
         for ids, raw in batches():
-            (spilling.index if spilling else index).add(ids, raw)
-            if spilling:
-                spilling.maybe_spill()
+            (spilling or index).add(ids, raw)
             yield ids, raw
 
     if len(q_ids):
