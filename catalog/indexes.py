@@ -295,6 +295,7 @@ class TrackIndex:
         self._transforms = transforms
         self._legacy = legacy  # the first format's Transform (mean/std), or None
         self._where = None  # inverted lists without an id map: (list, offset) by id, built on the second lookup
+        self._runs = None  # the bounds of the runs of lists searched together (see _search_by_runs)
         self._lookups = 0
         # what is searched: the sub-index in the transform's output space (the first format's whole index)
         self.search_index = index if transforms is None else _downcast(index.index)
@@ -491,7 +492,7 @@ class TrackIndex:
 
     # -- changes -------------------------------------------------------------------------------------------
     def add(self, ids: np.ndarray, raw: np.ndarray) -> None:
-        self._where = None
+        self._where = self._runs = None
         for at in range(0, len(ids), ADD_BATCH):
             x = self.embed(raw[at : at + ADD_BATCH])
             self.search_index.add_with_ids(x, np.ascontiguousarray(ids[at : at + ADD_BATCH], dtype=np.int64))
@@ -500,7 +501,7 @@ class TrackIndex:
     def remove(self, ids: np.ndarray) -> None:
         import faiss
 
-        self._where = None
+        self._where = self._runs = None
         if len(ids):
             self.search_index.remove_ids(faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64)))
             self.index.ntotal = self.search_index.ntotal
@@ -544,9 +545,11 @@ class TrackIndex:
             assigned = np.broadcast_to(np.arange(s.nlist, dtype=np.int64), (len(q), s.nlist))
         else:
             assigned = s.quantizer.search(q, p)[1]
-        sizes = np.asarray([s.invlists.list_size(i) for i in range(s.nlist)], np.int64)
-        ends = np.searchsorted(np.cumsum(sizes * (s.code_size + 8)), np.arange(1, 1 + len(sizes)) * SPILL_BYTES)
-        bounds = np.unique(np.r_[0, np.minimum(ends, s.nlist), s.nlist])
+        if self._runs is None:  # (the lists' sizes, read once: 8,192 calls into FAISS)
+            sizes = np.asarray([s.invlists.list_size(i) for i in range(s.nlist)], np.int64)
+            ends = np.searchsorted(np.cumsum(sizes * (s.code_size + 8)), np.arange(1, 1 + len(sizes)) * SPILL_BYTES)
+            self._runs = np.unique(np.r_[0, np.minimum(ends, s.nlist), s.nlist])
+        bounds = self._runs
         best_s = np.full((len(q), k), -np.inf, np.float32)
         best_i = np.full((len(q), k), -1, np.int64)
         params = faiss.SearchParametersIVF(sel=selector, nprobe=p)
