@@ -74,7 +74,7 @@ class Group:
 
 class Copies:
     """Tracks joined into groups of copies, pair by pair (a union-find over track ids), with no index or store:
-    :func:`groups` feeds it each track's nearest neighbours."""
+    :func:`groups` feeds it the close pairs."""
 
     def __init__(self, threshold: float, durations: dict):
         """``threshold``: the cosine from which two tracks are copies; ``durations``: track id -> seconds."""
@@ -88,12 +88,6 @@ class Copies:
             parent[i] = parent.get(parent[i], parent[i])
             i = parent[i]
         return i
-
-    def offer(self, i: int, neighbour_ids, neighbour_scores) -> None:
-        """Track ``i``'s nearest tracks (ids, -1 for none, and cosines): those that are copies join its group."""
-        for j, s in zip(neighbour_ids, neighbour_scores):
-            if j >= 0:
-                self.join(i, j, s)
 
     def join(self, i: int, j: int, s: float) -> None:
         """Tracks ``i`` and ``j`` at cosine ``s``: one group when they are copies (:func:`is_copy`)."""
