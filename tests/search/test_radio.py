@@ -105,7 +105,7 @@ def test_radio_keeps_a_real_mpd_queue_ahead_without_repeats_within_the_artist_li
         wait_until(lambda: "updating_db" not in c.status() and int(c.stats()["songs"]) == 36, what="MPD's database")
         first = "beats/album02/02.flac"
         c.add(first)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
         radio = subprocess.Popen([sys.executable, "-m", "soundalike.cli", "radio", "--db", str(store), "--mpd",
                                   f"127.0.0.1:{server.port}", "--ahead", "5", "--max-per-artist", "1", "--json"],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -138,10 +138,17 @@ def test_radio_keeps_a_real_mpd_queue_ahead_without_repeats_within_the_artist_li
         queued = len(c.playlistinfo()) - 1  # every song but the first came from the radio
         c.disconnect()
     finally:
+        deaf = None
         if radio is not None:
             radio.send_signal(signal.SIGINT)  # Ctrl-C
-            out, err = radio.communicate(timeout=30)
+            try:
+                out, err = radio.communicate(timeout=30)
+            except subprocess.TimeoutExpired:  # abort it: faulthandler prints where each of its threads was
+                radio.send_signal(signal.SIGABRT)
+                out, err = radio.communicate(timeout=30)
+                deaf = f"the radio ignored Ctrl-C for 30 s; where it was:\n{err[-4000:]}"
         server.stop()
+        assert deaf is None, deaf
     events = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     kinds = [e["event"] for e in events]
     assert radio.returncode == 0 and kinds[-1] == "stopped", err[-2000:]
