@@ -532,10 +532,12 @@ def reindex(store, refit, index_kind, memory, as_json):
 @click.option("--backbone", type=click.Choice(["none", "musicnn", "musicnn-msd", "musicnn-mtt"]), default="musicnn", show_default=True,
               help="Train a head on the frozen pretrained musicnn, or (none) the seed CNN from scratch.")
 @click.option("--windows", type=click.IntRange(1), default=None, help="Windows per track (default: the front end's).")
+@click.option("--members", type=click.IntRange(1), default=None,
+              help="Heads trained apart (other seeds) and averaged; the seed CNN is one.  [default: 1]")
 @click.option("--workers", type=int, default=None, help="Decode processes (default: one per core).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def train(dataset_dir, output, backbone, epochs, batch_size, val_fraction, test_fraction, cache, no_augment, seed, windows,
-          workers, as_json):
+          members, workers, as_json):
     """Train a genre classifier on a folder-per-genre DATASET_DIR (rock/, jazz/, ...); the result is an
     encoder for 'index --model'."""
     from .model.train import train_model
@@ -545,7 +547,8 @@ def train(dataset_dir, output, backbone, epochs, batch_size, val_fraction, test_
     log = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     res = _run(train_model, dataset_dir, output, backbone=backbone, n_windows=windows, cache=cache, epochs=epochs,
                batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction, augment=not no_augment,
-               seed=seed, workers=workers, progress=not as_json, log=log)
+               seed=seed, members=members, workers=workers,
+               progress=not as_json, log=log)
     out = {
         "model": os.path.abspath(output), "backbone": backbone, "classes": res.classes, "tracks_train": res.n_train_tracks,
         "tracks_val": res.n_val_tracks, "val_window_accuracy": res.val_window_accuracy,

@@ -128,7 +128,7 @@ def embed_batch(encoder, batch: list[Extracted]) -> list[Embedded]:
         n = len(r.features)
         predicted = scores = None
         if encoder.labels:
-            scores = probs[at : at + n].mean(axis=0)
+            scores = encoder.track_scores(probs[at : at + n])
             predicted = encoder.predicted(scores)
         dx = encoder.excerpt_dim
         excerpt = embs[at : at + n, :dx].astype(np.float16) if dx else None

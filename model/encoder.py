@@ -91,6 +91,12 @@ class Encoder(Protocol):
 
     def predicted(self, scores: np.ndarray, *, top: int = 5) -> tuple[str, float, list[str], list[float]]: ...
 
+    def track_scores(self, window_scores: np.ndarray) -> np.ndarray:
+        """A track's scores (``[len(labels)]``, what ``predicted`` takes) from its windows' (``encode``'s)."""
+
+    def window_probs(self, window_scores: np.ndarray) -> np.ndarray:
+        """Each window's scores (``[n, len(labels)]``) from ``encode``'s."""
+
     def spec(self) -> dict | None:
         """What a store records to load the encoder again without files (None: the store keeps ``artefacts``)."""
 
@@ -113,6 +119,12 @@ class EncoderBase:
 
     def spec(self) -> dict | None:
         return None
+
+    def track_scores(self, window_scores: np.ndarray) -> np.ndarray:
+        return np.asarray(window_scores).mean(axis=0)
+
+    def window_probs(self, window_scores: np.ndarray) -> np.ndarray:
+        return np.asarray(window_scores)
 
     def artefacts(self) -> list[Path]:
         return [] if self.path is None else [self.path, sidecar_path(self.path)]

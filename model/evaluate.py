@@ -61,9 +61,9 @@ def evaluate(
             log(f"skipped {r.path}: {r.error}")
             continue
         _, probs = enc.encode(r.features)
-        window_hits += list(probs.argmax(1) == truth[r.path])
+        window_hits += list(enc.window_probs(probs).argmax(1) == truth[r.path])
         track_true.append(truth[r.path])
-        track_pred.append(int(probs.mean(0).argmax()))
+        track_pred.append(int(enc.track_scores(probs).argmax()))
     if not track_true:
         raise DatasetError(f"{dataset_dir}: no track could be decoded")
     present = sorted(set(track_true) | set(track_pred))

@@ -37,12 +37,80 @@ def build(input_dim: int, n_classes: int, *, embedding_dim: int = 128, dropout: 
     return keras.Model(inp, out, name=NAME)
 
 
+def ensemble(members: list):
+    """One model from heads of :func:`build` trained apart (other seeds): each member's layers copied under its
+    own names (member 0 keeps the plain names, so its ``embedding`` is the window embedding), and the class
+    probabilities the mean of the members'."""
+    if len(members) == 1:
+        return members[0]
+    keras = import_keras()
+    inp = keras.Input(tuple(members[0].inputs[0].shape[1:]), name="backbone_features")
+    outs = []
+    for m, member in enumerate(members):
+        x = inp
+        for layer in member.layers[1:]:  # (a chain: input, batch norm, dropout, dense, ...)
+            config = {**layer.get_config(), "name": layer.name if m == 0 else f"{layer.name}_{m}"}
+            copy = type(layer).from_config(config)
+            x = copy(x)
+            copy.set_weights(layer.get_weights())
+        outs.append(x)
+    return keras.Model(inp, keras.layers.Average(name="genre_mean")(outs), name=NAME)
+
+
+TRACK_LOGITS = "track_logits"
+
+
+def with_track_classifier(model, x: np.ndarray, y: np.ndarray, owner: np.ndarray, n_classes: int, *, C: float = 1.0):
+    """``model`` with a second output: a track-level classifier (scikit-learn's logistic regression on each
+    training track's mean of its window features and mean absolute deviation from the training windows' mean,
+    standardised) written as a dense layer over each window's features and their deviations, so that the mean
+    of its outputs over a track's windows is the regression's logits for that track. ``x``, ``y``, ``owner``:
+    the training windows, their classes and tracks."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    keras = import_keras()
+    L = keras.layers
+    x = np.asarray(x, np.float64)
+    centre = x.mean(axis=0)
+    tracks = np.unique(owner)
+    moments = np.stack([np.concatenate([x[owner == t].mean(0), np.abs(x[owner == t] - centre).mean(0)])
+                        for t in tracks])
+    labels = np.asarray([y[owner == t][0] for t in tracks])
+    scale = StandardScaler().fit(moments)
+    clf = LogisticRegression(C=C, max_iter=5000).fit(scale.transform(moments), labels)
+    coef, intercept = clf.coef_, clf.intercept_
+    if coef.shape[0] == 1:  # two classes: scikit-learn keeps one row, the second class's logit against the first
+        coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.r_[0.0, intercept]
+    weights = np.zeros((moments.shape[1], n_classes))
+    bias = np.full(n_classes, -30.0)  # a class without training tracks is never the regression's answer
+    weights[:, clf.classes_] = (coef / scale.scale_).T
+    bias[clf.classes_] = intercept - coef @ (scale.mean_ / scale.scale_)
+    inp = model.inputs[0]
+    centred = L.Normalization(mean=centre, variance=np.ones_like(centre), name="window_centred")(inp)
+    relu = L.ReLU(name="window_centred_relu")(centred)
+    deviation = L.Subtract(name="window_deviation")([L.Add(name="window_centred_relu2")([relu, relu]), centred])
+    both = L.Concatenate(name="window_moments")([inp, deviation])  # |z| = 2 relu(z) - z
+    dense = L.Dense(n_classes, name=TRACK_LOGITS)
+    logits = dense(both)
+    dense.set_weights([weights.astype(np.float32), bias.astype(np.float32)])
+    return keras.Model(inp, [model.outputs[0], logits], name=NAME)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 class HeadEncoder(KerasEncoder):
     """musicnn (frozen) followed by a trained head; behaves as any encoder."""
 
     def __init__(self, head, *, backbone, labels: list[str], embedding_layer: str = "embedding"):
         self.backbone = backbone
         super().__init__(head, name=NAME, frontend=backbone.frontend, labels=labels, embedding_layer=embedding_layer)
+        self.track_classifier = len(head.outputs) > 1
+        if self.track_classifier:  # window scores: the class probabilities, then the track classifier's logits
+            self._both = import_keras().Model(head.inputs, [head.get_layer(embedding_layer).output, *head.outputs])
         self.fingerprint = fingerprint(f"{NAME}/{backbone.fingerprint}", self.frontend,
                                        [np.asarray(w) for w in head.get_weights()])
 
@@ -70,12 +138,26 @@ class HeadEncoder(KerasEncoder):
         """Embeddings and class probabilities from backbone window features ``[n, d]``."""
         embs, probs = [], []
         for i in range(0, len(window_features), batch_size):
-            e, p = self._both([window_features[i : i + batch_size]], training=False)
+            e, *p = self._both([window_features[i : i + batch_size]], training=False)
             embs.append(np.asarray(e, np.float32))
-            probs.append(np.asarray(p, np.float32))
+            probs.append(np.concatenate([np.asarray(q, np.float32) for q in p], axis=1))
         if not embs:
-            return np.zeros((0, self.dim), np.float32), np.zeros((0, len(self.labels)), np.float32)
+            width = len(self.labels) * (2 if self.track_classifier else 1)
+            return np.zeros((0, self.dim), np.float32), np.zeros((0, width), np.float32)
         return np.concatenate(embs), np.concatenate(probs)
+
+    def track_scores(self, window_scores: np.ndarray) -> np.ndarray:
+        """The mean of the windows' class probabilities, averaged with the track classifier's probabilities."""
+        if not self.track_classifier:
+            return super().track_scores(window_scores)
+        c = len(self.labels)
+        return 0.5 * window_scores[:, :c].mean(axis=0) + 0.5 * _softmax(window_scores[:, c:].mean(axis=0))
+
+    def window_probs(self, window_scores: np.ndarray) -> np.ndarray:
+        if not self.track_classifier:
+            return window_scores
+        c = len(self.labels)
+        return 0.5 * window_scores[:, :c] + 0.5 * _softmax(window_scores[:, c:])
 
     def encode(self, features: np.ndarray, *, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
         """Log-mel windows ``[n, 96, 187]`` -> (embeddings ``[n, 128]``, probabilities ``[n, classes]``)."""

@@ -32,6 +32,6 @@ def predict_tags(path: str | os.PathLike, *, model: str | os.PathLike = "musicnn
     except AudioError as err:
         raise QueryError(str(err)) from None
     _, scores = enc.encode(enc.features(windows))
-    genre, genre_score, tags, tag_scores = enc.predicted(scores.mean(axis=0), top=top)
+    genre, genre_score, tags, tag_scores = enc.predicted(enc.track_scores(scores), top=top)
     return {"path": str(path.resolve()), "encoder": enc.name, "windows": int(len(windows)), "genre": genre,
             "genre_score": genre_score, "tags": [{"tag": t, "score": float(np.round(s, 4))} for t, s in zip(tags, tag_scores)]}

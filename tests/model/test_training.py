@@ -160,6 +160,35 @@ def test_head_default_recipe_runs_its_full_schedule_and_generalises(tmp_path):
     side = json.loads((tmp_path / "head.json").read_text())["training"]
     assert side["final_model_trained_on"] == "train+val" and side["val_track_accuracy"] is not None
     assert not list(tmp_path.glob(".head.keras.*"))  # no training backups left behind
+    # beside the windows' classifier, a track classifier on their mean and spread, saved in the same model
+    from soundalike.model.encoder import read_keras
+
+    model, _ = read_keras(tmp_path / "head.keras")
+    assert len(model.outputs) == 2 and model.get_layer("track_logits").units == 3
+    # evaluate scores the held-out tracks as training did: windows and track classifier together
+    out = CliRunner().invoke(main, ["evaluate", str(lib.root), "--model", str(tmp_path / "head.keras"), "--test-split",
+                                    "--json", "--workers", "0"])
+    assert out.exit_code == 0, out.output
+    rep = json.loads(out.output[out.output.index("{"):])
+    assert rep["tracks"] == 6 and rep["track_accuracy"] == pytest.approx(res.test_track_accuracy)
+
+
+def test_head_members_are_trained_apart_and_saved_as_one_model_answering_their_mean(tmp_path):
+    from soundalike.model._quiet import import_keras
+    from soundalike.model.encoder import read_keras
+
+    lib = make_library(tmp_path / "ds", per_kind=3, seconds=4.0, formats=("wav",), seed=6)
+    train_model(lib.root, tmp_path / "head.keras", backbone="musicnn", n_windows=1, members=2, epochs=3,
+                test_fraction=0.0, workers=0, progress=False, log=lambda m: None)
+    model, _ = read_keras(tmp_path / "head.keras")
+    members = [model.get_layer(name).output for name in ("genre", "genre_1")]
+    probe = import_keras().Model(model.inputs, [model.outputs[0], *members])
+    x = np.random.default_rng(0).normal(size=(8, model.inputs[0].shape[-1])).astype(np.float32)
+    mean, *each = (np.asarray(p) for p in probe([x], training=False))
+    np.testing.assert_allclose(mean, np.mean(each, axis=0), atol=1e-6)
+    assert np.abs(each[0] - each[1]).max() > 1e-4  # members that differ (other seeds), not one head twice
+    with pytest.raises(DatasetError, match="--members 2"):
+        train_model(lib.root, tmp_path / "seed.keras", members=2, workers=0, progress=False, log=lambda m: None)
 
 
 def _interrupt_after_second_epoch():
