@@ -7,7 +7,7 @@ recipe: a head on the frozen pretrained musicnn; ``--seed-cnn`` adds the seed CN
 (scikit-learn defaults) on each track's mean and standard deviation of the same pretrained window features,
 standardised. Track accuracy and macro F1 per split and their means.
 
-    python benchmarks/genre_splits.py CORPUS_DIR [--splits 5] [--holdout FILE] [--seed-cnn] [--json]
+    python benchmarks/genre_splits.py CORPUS_DIR [--splits 5] [--first 0] [--holdout FILE] [--seed-cnn] [--json]
 
 ``--holdout FILE`` lists the test tracks (paths relative to CORPUS_DIR, one per line) of one fixed split.
 """
@@ -60,6 +60,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("corpus")
     ap.add_argument("--splits", type=int, default=5)
+    ap.add_argument("--first", type=int, default=0, help="Seed of the first split (to add splits to a run).")
     ap.add_argument("--holdout", help="File listing the test tracks of one fixed split (relative paths).")
     ap.add_argument("--seed-cnn", action="store_true", help="Also train and evaluate the seed CNN from scratch.")
     ap.add_argument("--json", action="store_true")
@@ -82,7 +83,7 @@ def main() -> None:
         splits = [("holdout", np.asarray([i for i, p in enumerate(ds.paths) if p in held]))]
     else:
         splits = [(f"seed {s}", split_three(ds.labels, val_fraction=0.0, test_fraction=0.3, seed=s)[2])
-                  for s in range(args.splits)]
+                  for s in range(args.first, args.first + args.splits)]
 
     rows = []
     for name, test in splits:

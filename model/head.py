@@ -4,6 +4,11 @@ The artefact is a ``.keras`` file holding the head only, plus the usual JSON sid
 (``{"kind": "musicnn", "variant": ...}``) and the backbone's fingerprint; the backbone's weights come from
 the installed package as for the default encoder. As an encoder it runs musicnn, then the head, and its
 window embedding is the head's 128-wide batch-normalised layer, like the seed CNN's.
+
+The head classifies twice: each window (a small dense network), and each track (a logistic regression on the
+mean of its windows' features and their mean absolute deviation, carried as a layer over windows whose mean
+over a track is the regression's logits). A track's class probabilities are the mean of the two: the mean of
+its windows' probabilities, and the regression's.
 """
 
 from __future__ import annotations
