@@ -213,22 +213,8 @@ def train_model(
         raise DatasetError(f"{dataset_dir}: no training track could be decoded")
     x_tr, x_va = recipe.inputs(x_tr), recipe.inputs(x_va)
     out_path = Path(out_path)
-    val_data, stops = _validation(x_va, y_va, run)
-    model, hist = _fit_members(recipe, run, x_tr, y_tr, val_data, out_path.with_name(f".{out_path.name}.training"),
-                               [*callbacks, *stops])
-    model = recipe.finish(model, x_tr, y_tr, owner_tr, run.n_classes)
-    # a fixed schedule (the head) needs validation only to report on: once reported, the final model is trained
-    # again on training + validation tracks (more data; measured +0.04-0.1 track accuracy on real music)
-    refit = val_data is not None and not run.patience and recipe.refits
-    encoder = recipe.encoder(model, ds.classes)
-    win_acc, track_acc = _accuracy(recipe, encoder, x_va, y_va, owner_va, ds.labels)
-    if refit:
-        log(f"validation track accuracy {track_acc:.3f}; training the final head on training + validation tracks")
-        x_all, y_all = np.concatenate([x_tr, x_va]), np.concatenate([y_tr, y_va])
-        model, _ = _fit_members(recipe, run, x_all, y_all, None, out_path.with_name(f".{out_path.name}.refit"),
-                                list(callbacks))
-        model = recipe.finish(model, x_all, y_all, np.concatenate([owner_tr, owner_va]), run.n_classes)
-        encoder = recipe.encoder(model, ds.classes)
+    encoder, hist, (win_acc, track_acc), refit = _train_and_validate(
+        recipe, run, ds, (x_tr, y_tr, owner_tr), (x_va, y_va, owner_va), out_path, callbacks)
     test_win, test_track = _accuracy(recipe, encoder, x_te, y_te, owner_te, ds.labels)
     result = TrainResult(encoder=encoder, history={k: [float(v) for v in vs] for k, vs in hist.history.items()},
                          classes=ds.classes, n_train_tracks=len(tr), n_val_tracks=len(va), val_window_accuracy=win_acc,
@@ -428,14 +414,37 @@ def _fit(recipe, run: _Run, x: np.ndarray, y: np.ndarray, val_data, backup: Path
     return model, hist
 
 
-def _fit_members(recipe, run: _Run, x: np.ndarray, y: np.ndarray, val_data, backup: Path, callbacks):
-    """``run.members`` models fitted with seeds ``run.seed``, + 1, ... (each resumable from a backup of its own),
-    combined by the recipe into one: ``(model, history of the first)``."""
+def _train_and_validate(recipe, run: _Run, ds, train: tuple, val: tuple, out_path: Path, callbacks):
+    """The model fitted to the ``train`` windows ``(x, y, owner)``, scored on ``val``, and (a fixed schedule: the
+    head) fitted again on both: ``(encoder, history, (window, track) validation accuracy, refitted)``."""
+    x_va, y_va, owner_va = val
+    val_data, stops = _validation(x_va, y_va, run)
+    model, hist = _fit_members(recipe, run, train, val_data, out_path.with_name(f".{out_path.name}.training"),
+                               [*callbacks, *stops])
+    # a fixed schedule (the head) needs validation only to report on: once reported, the final model is trained
+    # again on training + validation tracks (more data; measured +0.04-0.1 track accuracy on real music)
+    refit = val_data is not None and not run.patience and recipe.refits
+    encoder = recipe.encoder(model, ds.classes)
+    accuracy = _accuracy(recipe, encoder, x_va, y_va, owner_va, ds.labels)
+    if refit:
+        run.log(f"validation track accuracy {accuracy[1]:.3f}; training the final head on training + validation "
+                "tracks")
+        both = tuple(np.concatenate(pair) for pair in zip(train, val))
+        model, _ = _fit_members(recipe, run, both, None, out_path.with_name(f".{out_path.name}.refit"),
+                                list(callbacks))
+        encoder = recipe.encoder(model, ds.classes)
+    return encoder, hist, accuracy, refit
+
+
+def _fit_members(recipe, run: _Run, windows: tuple, val_data, backup: Path, callbacks):
+    """``run.members`` models fitted to ``windows`` ``(x, y, owner)`` with seeds ``run.seed``, + 1, ... (each
+    resumable from a backup of its own), combined and finished by the recipe into one: ``(model, history of the
+    first)``."""
+    x, y, owner = windows
     fits = [_fit(recipe, dataclasses.replace(run, seed=run.seed + m), x, y, val_data,
                  backup if m == 0 else backup.with_name(f"{backup.name}.{m}"), callbacks) for m in range(run.members)]
-    if len(fits) == 1:
-        return fits[0]
-    return recipe.combine([model for model, _ in fits]), fits[0][1]
+    model = fits[0][0] if len(fits) == 1 else recipe.combine([model for model, _ in fits])
+    return recipe.finish(model, x, y, owner, run.n_classes), fits[0][1]
 
 
 def _accuracy(recipe, encoder, x: np.ndarray, y: np.ndarray, owner: np.ndarray, labels: np.ndarray):
