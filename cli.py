@@ -547,8 +547,7 @@ def train(dataset_dir, output, backbone, epochs, batch_size, val_fraction, test_
     log = (lambda m: click.echo(m, err=True)) if as_json else click.echo
     res = _run(train_model, dataset_dir, output, backbone=backbone, n_windows=windows, cache=cache, epochs=epochs,
                batch_size=batch_size, val_fraction=val_fraction, test_fraction=test_fraction, augment=not no_augment,
-               seed=seed, members=members, workers=workers,
-               progress=not as_json, log=log)
+               seed=seed, members=members, workers=workers, progress=not as_json, log=log)
     out = {
         "model": os.path.abspath(output), "backbone": backbone, "classes": res.classes, "tracks_train": res.n_train_tracks,
         "tracks_val": res.n_val_tracks, "val_window_accuracy": res.val_window_accuracy,

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from scipy.special import softmax
 
 from ..model._quiet import import_keras
 from ..model.encoder import KerasEncoder, ModelError, check_fingerprint, fingerprint, l2_normalise, read_keras
@@ -79,8 +80,8 @@ def with_track_classifier(model, x: np.ndarray, y: np.ndarray, owner: np.ndarray
     x = np.asarray(x, np.float64)
     centre = x.mean(axis=0)
     tracks = np.unique(owner)
-    moments = np.stack([np.concatenate([x[owner == t].mean(0), np.abs(x[owner == t] - centre).mean(0)])
-                        for t in tracks])
+    windows = [x[owner == t] for t in tracks]
+    moments = np.stack([np.concatenate([w.mean(0), np.abs(w - centre).mean(0)]) for w in windows])
     labels = np.asarray([y[owner == t][0] for t in tracks])
     scale = StandardScaler().fit(moments)
     clf = LogisticRegression(C=C, max_iter=5000).fit(scale.transform(moments), labels)
@@ -100,11 +101,6 @@ def with_track_classifier(model, x: np.ndarray, y: np.ndarray, owner: np.ndarray
     logits = dense(both)
     dense.set_weights([weights.astype(np.float32), bias.astype(np.float32)])
     return keras.Model(inp, [model.outputs[0], logits], name=NAME)
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 class HeadEncoder(KerasEncoder):
@@ -140,7 +136,8 @@ class HeadEncoder(KerasEncoder):
         return {**self.backbone.spec(), "fingerprint": self.backbone.fingerprint}
 
     def head_outputs(self, window_features: np.ndarray, *, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-        """Embeddings and class probabilities from backbone window features ``[n, d]``."""
+        """Embeddings and window scores from backbone window features ``[n, d]``: class probabilities, then (with a
+        track classifier) its logits (``track_scores`` and ``window_probs`` read them)."""
         embs, probs = [], []
         for i in range(0, len(window_features), batch_size):
             e, *p = self._both([window_features[i : i + batch_size]], training=False)
@@ -156,16 +153,16 @@ class HeadEncoder(KerasEncoder):
         if not self.track_classifier:
             return super().track_scores(window_scores)
         c = len(self.labels)
-        return 0.5 * window_scores[:, :c].mean(axis=0) + 0.5 * _softmax(window_scores[:, c:].mean(axis=0))
+        return 0.5 * window_scores[:, :c].mean(axis=0) + 0.5 * softmax(window_scores[:, c:].mean(axis=0))
 
     def window_probs(self, window_scores: np.ndarray) -> np.ndarray:
         if not self.track_classifier:
-            return window_scores
+            return super().window_probs(window_scores)
         c = len(self.labels)
-        return 0.5 * window_scores[:, :c] + 0.5 * _softmax(window_scores[:, c:])
+        return 0.5 * window_scores[:, :c] + 0.5 * softmax(window_scores[:, c:], axis=1)
 
     def encode(self, features: np.ndarray, *, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
-        """Log-mel windows ``[n, 96, 187]`` -> (embeddings ``[n, 128]``, probabilities ``[n, classes]``)."""
+        """Log-mel windows ``[n, 96, 187]`` -> (embeddings ``[n, 128]``, window scores: see ``head_outputs``)."""
         window_features, _ = self.backbone.encode(features, batch_size=batch_size)
         return self.head_outputs(window_features)
 

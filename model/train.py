@@ -448,8 +448,8 @@ def _fit_members(recipe, run: _Run, windows: tuple, val_data, backup: Path, call
 
 
 def _accuracy(recipe, encoder, x: np.ndarray, y: np.ndarray, owner: np.ndarray, labels: np.ndarray):
-    """Window accuracy and track accuracy of ``encoder`` on windows ``x`` (a track: the mean of its windows'
-    probabilities); None without windows."""
+    """Window accuracy and track accuracy of ``encoder`` on windows ``x`` (a track scored by the encoder's
+    ``track_scores``); None without windows."""
     if not len(x):
         return None, None
     scores = recipe.probs(encoder, x)
