@@ -5,7 +5,9 @@ Each track's windows are decoded once (16 windows, the default layout, and 32) a
 musicnn models (MSD, MTT); every output a track vector could be made of is kept in a cache beside each corpus,
 and each variant is then a few lines over it: which layers, which pooling over windows, how many windows,
 standardised or raw, one model or both, hand-made timbre statistics fused in; and, over the two pooled vectors,
-the field's answers to hubness (CSLS, local scaling, mutual proximity) and query expansion. Every variant is
+the field's answers to hubness (CSLS, local scaling, mutual proximity) and query expansion; and the track means
+whitened against how each track's own windows vary, alone and beside the spread (measured, not yet shipped:
+docs/quality.md). Every variant is
 ranked exactly (leave-one-out, ``benchmarks/quality.py``'s protocol) and compared with the reference (what
 soundalike ships unless ``--reference``) on the same queries: the mean difference in group precision@10 on each corpus
 with its 95% paired bootstrap interval, and pooled over corpora (each corpus weighs the same; queries
@@ -173,6 +175,42 @@ def expanded(x: np.ndarray, m: int = 3, alpha: float = 3.0) -> np.ndarray:
     return unit(x + (w[:, :, None] * x[nn]).sum(axis=1))
 
 
+def within_whitened(datas: list[dict], paths: list[str], outputs=("mean_pool", "penultimate"), *,
+                    shrink: float = 0.5) -> np.ndarray:
+    """Track means whitened against how a track's own windows vary (a design measured here, not shipped).
+
+    The windows' features (every network of ``datas`` side by side) are standardised over all windows; the
+    track means are projected on their own principal axes (every axis the tracks span); there the within-track
+    covariance of the windows (each window less its track's mean, over every track) is shrunk towards
+    ``shrink`` times its mean variance and whitened away: the directions in which a song's own sections differ
+    are scaled down, those in which songs differ kept. Unsupervised: it needs only which windows are one track's.
+    """
+    tracks = [np.hstack([np.asarray(d[p][o], np.float64) for d in datas for o in outputs]) for p in paths]
+    every = np.vstack(tracks)
+    mu, sd = every.mean(axis=0), every.std(axis=0)
+    sd = np.where(sd < 1e-6, 1.0, sd)
+    tracks = [(w - mu) / sd for w in tracks]
+    means = np.array([w.mean(axis=0) for w in tracks])
+    centre = means.mean(axis=0)
+    _, s, vt = np.linalg.svd(means - centre, full_matrices=False)
+    vt = vt[s > s[0] * 1e-6]
+    projected = (means - centre) @ vt.T
+    resid = [(w - w.mean(axis=0)) @ vt.T for w in tracks if len(w) >= 2]
+    if not resid:  # no track of two windows: nothing to whiten against
+        return projected
+    resid = np.vstack(resid)
+    lam, e = np.linalg.eigh(resid.T @ resid / len(resid))
+    lam = np.maximum(lam, 0)
+    return projected @ (e / np.sqrt(lam + max(shrink * lam.mean(), 1e-12)))
+
+
+def with_spread(whitened: np.ndarray, spread: np.ndarray, weight: float) -> np.ndarray:
+    """Whitened means beside the standardised spread over windows, the spread block scaled to ``weight`` times
+    the whitened block's mean length (one linear map: a library transform could hold it), unit rows."""
+    ratio = np.sqrt(np.square(whitened).sum(axis=1).mean() / max(np.square(spread).sum(axis=1).mean(), 1e-30))
+    return unit(np.hstack([whitened, weight * ratio * spread]))
+
+
 def corpus_outputs(root: Path, cache: Path | None) -> dict:
     """Window outputs of one corpus (computed once, then read from the cache)."""
     cache = cache or root.parent / f".{root.name}-track-vectors"
@@ -213,7 +251,17 @@ def variants(c: dict) -> dict[str, np.ndarray]:
     timbre = z(pooled(c["hand"], paths, ("timbre",), pool="mean"))
     half = np.sqrt(0.5 * base.shape[1] / timbre.shape[1])  # the block's share of the squared length: half the base's
     vec["+ timbre (MFCC, contrast) at weight 0.5"] = unit(np.hstack([base, timbre * half]))
+    # within-track whitening of both networks' means, alone and beside the spread (not shipped: see docs/quality.md)
+    whitened = within_whitened([msd16, mtt16], paths)
+    half = pooled(msd16, paths, DEFAULT, pool="mean").shape[1]  # the spread: the second half of mean+std
+    spread = np.hstack([z(pooled(msd16, paths, DEFAULT))[:, half:], z(pooled(mtt16, paths, DEFAULT))[:, half:]])
+    vec["MSD+MTT mean whitened within tracks"] = unit(whitened)
+    for weight in (0.3, 0.5, 0.7):
+        vec[f"MSD+MTT whitened + spread at {weight}"] = with_spread(whitened, spread, weight)
+    vec["MSD+MTT whitened (shrink 1) + spread at 0.5"] = with_spread(within_whitened([msd16, mtt16], paths, shrink=1.0),
+                                                                     spread, 0.5)
     out = {name: v @ v.T for name, v in vec.items()}
+    out["MSD+MTT whitened + spread at 0.5: CSLS, k=10"] = csls(out["MSD+MTT whitened + spread at 0.5"], 10)
     # query-time rescorings and expansions of the two pooled vectors
     for short, name in (("mean", "MSD, mean over 16 windows (953): the default before"),
                         ("mean+std", "MSD, mean and std (1906): the default before that"),
