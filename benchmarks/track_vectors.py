@@ -5,9 +5,9 @@ Each track's windows are decoded once (16 windows, the default layout, and 32) a
 musicnn models (MSD, MTT); every output a track vector could be made of is kept in a cache beside each corpus,
 and each variant is then a few lines over it: which layers, which pooling over windows, how many windows,
 standardised or raw, one model or both, hand-made timbre statistics fused in; and, over the two pooled vectors,
-the field's answers to hubness (CSLS, local scaling, mutual proximity) and query expansion; and the track means
-whitened against how each track's own windows vary, alone and beside the spread (measured, not yet shipped:
-docs/quality.md). Every variant is
+the field's answers to hubness (CSLS, local scaling, mutual proximity) and query expansion; and the library
+transform of the default encoder's stores (``catalog.within``: mean and spread, whitened against how each
+track's own windows vary), with its constants moved one at a time. Every variant is
 ranked exactly (leave-one-out, ``benchmarks/quality.py``'s protocol) and compared with the reference (what
 soundalike ships unless ``--reference``) on the same queries: the mean difference in group precision@10 on each corpus
 with its 95% paired bootstrap interval, and pooled over corpora (each corpus weighs the same; queries
@@ -175,40 +175,26 @@ def expanded(x: np.ndarray, m: int = 3, alpha: float = 3.0) -> np.ndarray:
     return unit(x + (w[:, :, None] * x[nn]).sum(axis=1))
 
 
-def within_whitened(datas: list[dict], paths: list[str], outputs=("mean_pool", "penultimate"), *,
-                    shrink: float = 0.5) -> np.ndarray:
-    """Track means whitened against how a track's own windows vary (a design measured here, not shipped).
+def whitened(datas: list[dict], paths: list[str], outputs=("mean_pool", "penultimate"), **kw) -> np.ndarray:
+    """Unit track vectors through the library transform a store of the default encoder fits
+    (``catalog.within``): every network's window features side by side, the raw vector their mean and spread,
+    the within-track sums over every track's windows; ``kw`` overrides its constants (width, spread_width,
+    shrink, weight)."""
+    from soundalike.catalog import indexes, within
 
-    The windows' features (every network of ``datas`` side by side) are standardised over all windows; the
-    track means are projected on their own principal axes (every axis the tracks span); there the within-track
-    covariance of the windows (each window less its track's mean, over every track) is shrunk towards
-    ``shrink`` times its mean variance and whitened away: the directions in which a song's own sections differ
-    are scaled down, those in which songs differ kept. Unsupervised: it needs only which windows are one track's.
-    """
-    tracks = [np.hstack([np.asarray(d[p][o], np.float64) for d in datas for o in outputs]) for p in paths]
-    every = np.vstack(tracks)
-    mu, sd = every.mean(axis=0), every.std(axis=0)
-    sd = np.where(sd < 1e-6, 1.0, sd)
-    tracks = [(w - mu) / sd for w in tracks]
-    means = np.array([w.mean(axis=0) for w in tracks])
-    centre = means.mean(axis=0)
-    _, s, vt = np.linalg.svd(means - centre, full_matrices=False)
-    vt = vt[s > s[0] * 1e-6]
-    projected = (means - centre) @ vt.T
-    resid = [(w - w.mean(axis=0)) @ vt.T for w in tracks if len(w) >= 2]
-    if not resid:  # no track of two windows: nothing to whiten against
-        return projected
-    resid = np.vstack(resid)
-    lam, e = np.linalg.eigh(resid.T @ resid / len(resid))
-    lam = np.maximum(lam, 0)
-    return projected @ (e / np.sqrt(lam + max(shrink * lam.mean(), 1e-12)))
-
-
-def with_spread(whitened: np.ndarray, spread: np.ndarray, weight: float) -> np.ndarray:
-    """Whitened means beside the standardised spread over windows, the spread block scaled to ``weight`` times
-    the whitened block's mean length (one linear map: a library transform could hold it), unit rows."""
-    ratio = np.sqrt(np.square(whitened).sum(axis=1).mean() / max(np.square(spread).sum(axis=1).mean(), 1e-30))
-    return unit(np.hstack([whitened, weight * ratio * spread]))
+    tracks = [np.hstack([np.asarray(d[p][o], np.float32) for d in datas for o in outputs]) for p in paths]
+    sums = within.WithinScatter(tracks[0].shape[1])
+    for w in tracks:
+        sums.add(w)
+    raw = np.array([np.concatenate([w.mean(axis=0), w.std(axis=0) if len(w) >= 4 else np.full(w.shape[1], np.nan)])
+                    for w in tracks], np.float32)
+    moments = indexes.Moments(raw.shape[1])
+    moments.add(raw)
+    standardised = indexes.fit("standardize", moments, raw, len(raw), widths=())
+    fitted = within.fit(standardised, raw, sums, **kw) or standardised
+    x = np.where(np.isnan(raw), fitted.mean, raw)
+    z = (x - fitted.mean) / fitted.std
+    return unit(z @ fitted.basis if fitted.basis is not None else z)
 
 
 def corpus_outputs(root: Path, cache: Path | None) -> dict:
@@ -225,8 +211,9 @@ def corpus_outputs(root: Path, cache: Path | None) -> dict:
 
 
 DEFAULT = ("mean_pool", "penultimate")
-#: the row of what soundalike ships: both networks' mean over windows, ranked by CSLS (the reference by default)
-SHIPPED = "MSD+MTT mean: CSLS, k=10"
+#: the row of what soundalike ships: both networks' mean and spread over windows through the store's within-track
+#: whitening, by cosine (the reference by default)
+SHIPPED = "MSD+MTT mean and spread whitened within tracks"
 
 
 def variants(c: dict) -> dict[str, np.ndarray]:
@@ -251,17 +238,16 @@ def variants(c: dict) -> dict[str, np.ndarray]:
     timbre = z(pooled(c["hand"], paths, ("timbre",), pool="mean"))
     half = np.sqrt(0.5 * base.shape[1] / timbre.shape[1])  # the block's share of the squared length: half the base's
     vec["+ timbre (MFCC, contrast) at weight 0.5"] = unit(np.hstack([base, timbre * half]))
-    # within-track whitening of both networks' means, alone and beside the spread (not shipped: see docs/quality.md)
-    whitened = within_whitened([msd16, mtt16], paths)
-    half = pooled(msd16, paths, DEFAULT, pool="mean").shape[1]  # the spread: the second half of mean+std
-    spread = np.hstack([z(pooled(msd16, paths, DEFAULT))[:, half:], z(pooled(mtt16, paths, DEFAULT))[:, half:]])
-    vec["MSD+MTT mean whitened within tracks"] = unit(whitened)
-    for weight in (0.3, 0.5, 0.7):
-        vec[f"MSD+MTT whitened + spread at {weight}"] = with_spread(whitened, spread, weight)
-    vec["MSD+MTT whitened (shrink 1) + spread at 0.5"] = with_spread(within_whitened([msd16, mtt16], paths, shrink=1.0),
-                                                                     spread, 0.5)
+    # the library transform of the default encoder's stores: within-track whitening, beside the spread
+    vec["MSD+MTT mean and spread whitened within tracks"] = whitened([msd16, mtt16], paths)
+    for weight in (0.5, 0.7):
+        vec[f"whitened, spread at {weight} (not 0.3)"] = whitened([msd16, mtt16], paths, weight=weight)
+    vec["whitened, shrink 1 (not 0.5)"] = whitened([msd16, mtt16], paths, shrink=1.0)
+    vec["whitened, mean alone (no spread)"] = whitened([msd16, mtt16], paths, weight=0.0)
+    vec["whitened, every spread axis (not 64)"] = whitened([msd16, mtt16], paths, spread_width=10**6)
+    vec["MSD alone, whitened"] = whitened([msd16], paths)
     out = {name: v @ v.T for name, v in vec.items()}
-    out["MSD+MTT whitened + spread at 0.5: CSLS, k=10"] = csls(out["MSD+MTT whitened + spread at 0.5"], 10)
+    out["whitened: CSLS, k=10"] = csls(out["MSD+MTT mean and spread whitened within tracks"], 10)
     # query-time rescorings and expansions of the two pooled vectors
     for short, name in (("mean", "MSD, mean over 16 windows (953): the default before"),
                         ("mean+std", "MSD, mean and std (1906): the default before that"),

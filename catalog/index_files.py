@@ -141,6 +141,15 @@ def bring_up_to_date(index: TrackIndex, root: Path, m: dict, shards_indexed: int
         index.add(ids, vecs)
 
 
+def transform_kind(m: dict) -> str | None:
+    """The library transform a store's index is built through: the encoder's, but for a store whose encoder
+    whitens within tracks and whose transform was fitted without the sums (standardised; catalog.within)."""
+    kind = m["encoder"].get("transform")
+    if kind == "whiten" and m.get("transform"):
+        return m["transform"].get("kind", "standardize")
+    return kind
+
+
 def frozen_transform(m: dict, root: Path) -> Fitted | None:
     """The store's library transform as it stands (a none-transform for encoders without one; None when one
     is needed and none has been fitted)."""
@@ -167,6 +176,6 @@ def current_index(root: Path, m: dict, live: np.ndarray) -> TrackIndex:
             bring_up_to_date(index, root, m, prev["shards_indexed"], live)
             return index
     built = indexes.build(lambda: iter_latest(root, m["shards"], live), count_latest(root, m["shards"], live), dim,
-                          transform_kind=m["encoder"].get("transform"), fitted=frozen_transform(m, root),
+                          transform_kind=transform_kind(m), fitted=frozen_transform(m, root),
                           policy=Policy.from_dict(m.get("index_policy")), measure=False)
     return built.index

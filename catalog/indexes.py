@@ -227,7 +227,7 @@ def fit(kind: str | None, moments: Moments | None, sample: np.ndarray, fitted_on
     fewest of ``widths`` dimensions that hold PCA_KEEP of the variance (the most if none do)."""
     if kind in (None, "none"):
         return Fitted(None, None, None, fitted_on)
-    if kind != "standardize":
+    if kind not in ("standardize", "whiten"):  # "whiten": standardised here, whitened by catalog.within
         raise IndexBuildError(f"unknown library transform {kind!r}")
     mean, std = moments.result()
     basis = None
@@ -1004,7 +1004,7 @@ def build(batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], n: int
     t_fit = time.perf_counter() - t0
 
     # second pass: add every vector, and the exact neighbours of the recall queries over the full vectors
-    reference = _reference(fitted, refined=refine is not None)
+    reference = _reference(fitted, refined=refine is not None or transform_kind == "whiten")
     q_ref = reference(q_raw) if len(q_raw) else q_raw
 
     spilling = Spill(index, new_template or template, lists_file) if lists_file is not None and index.is_ivf else None

@@ -18,7 +18,8 @@ from ..errors import Unavailable
 from . import neighbours
 
 FORMAT = "soundalike-store"
-VERSION = 2  # 2: the compact index (transform inside the FAISS file); 1 is read, and rewritten by its next commit
+VERSION = 3  # 3: the within-track whitening ("whiten", the "within" sums); 2: the compact index (transform inside
+# the FAISS file); 1 is read, and rewritten by its next commit
 MANIFEST = "manifest.json"
 PREVIOUS = "manifest.prev.json"  # the generation before, whose files are kept: what repair falls back to
 REMEDY = "; 'soundalike verify' checks the store, 'soundalike repair' rebuilds what it can"
@@ -95,7 +96,7 @@ def sha256(path: Path) -> str:
 
 def own_leftover(p: Path) -> bool:
     """A file a store creation that was killed before its first commit may have left behind."""
-    return p.name in (".lock", "encoder", "vectors", PREVIOUS) or p.name.startswith(("tracks.g", "transform.g", "."))
+    return p.name in (".lock", "encoder", "vectors", PREVIOUS) or p.name.startswith(("tracks.g", "transform.g", "within.g", "."))
 
 
 def is_store(path: str | os.PathLike) -> bool:
@@ -151,7 +152,7 @@ def check_manifest(m, mf: Path) -> dict:
         raise bad("'encoder.model' must be a file inside the store")
     if enc.get("spec") is not None and not isinstance(enc["spec"], dict):
         raise bad("'encoder.spec' must be an object")
-    if enc.get("transform") not in (None, "none", "standardize"):
+    if enc.get("transform") not in (None, "none", "standardize", "whiten"):
         raise bad(f"unknown library transform {_short_repr(enc.get('transform'))}")
     if not isinstance(enc.get("runtimes", []), list) or not isinstance(enc.get("labels") or [], list):
         raise bad("'encoder.runtimes' and 'encoder.labels' must be lists")
@@ -164,14 +165,14 @@ def check_manifest(m, mf: Path) -> dict:
     for key in ("tracks", "shards"):
         if not isinstance(m.get(key), list) or not all(_is_name(n) for n in m[key]):
             raise bad(f"{key!r} must be a list of file names")
-    for key in ("index", "transform", "index_template"):
+    for key in ("index", "transform", "index_template", "within"):
         part = m.get(key)
         if part is None:
             continue
         if not isinstance(part, dict) or not _is_name(part.get("file")):
             raise bad(f"{key!r} must be null or an object naming its file")
         counters = {"index": ("generation", "shards_indexed", "built", "updates"), "transform": ("fitted_on",),
-                    "index_template": ("generation",)}[key]
+                    "index_template": ("generation",), "within": ("generation", "tracks")}[key]
         for c in counters:
             if (c in part or c == "generation") and not is_count(part.get(c)):
                 raise bad(f"'{key}.{c}' must be a non-negative integer")
@@ -201,7 +202,8 @@ def check_manifest(m, mf: Path) -> dict:
 
 def listed(m: dict) -> list[str]:
     """Every file a (checked) manifest's generation references, besides the encoder's."""
-    out = [*m["tracks"], *m["shards"], *(m[k]["file"] for k in ("index", "transform", "index_template") if m.get(k))]
+    out = [*m["tracks"], *m["shards"],
+           *(m[k]["file"] for k in ("index", "transform", "index_template", "within") if m.get(k))]
     if m.get("tracks_removed"):
         out.append(m["tracks_removed"])
     maps = m.get("path_maps") or {}

@@ -42,6 +42,7 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import threading
 import time
 from pathlib import Path
@@ -52,10 +53,11 @@ import pyarrow.parquet as pq
 
 from ..catalog.track import (COLUMNS, STATUS_OK, Track, bool_arrow, equals_np, index_arrow, ints_np, ok_mask,
                              rows_table)
-from . import excerpts, indexes, neighbours, paths
+from . import excerpts, indexes, neighbours, paths, within
 from .indexes import Fitted, Policy, TrackIndex
 from .index_files import (LEGACY_KIND, bring_up_to_date, current_index, frozen_transform, newer_shards,
-                          no_longer_held, open_index, read_index, read_infos, save_fitted, split_record)
+                          no_longer_held, open_index, read_index, read_infos, save_fitted, split_record,
+                          transform_kind)
 from .layout import (DELTA_FRACTION, FORMAT, MANIFEST, PART, PREVIOUS, REFIT_GROWTH, REMEDY, ROW_GROUP, SHARD_ROWS,
                      SHARD_ROWS_WINDOWS, VERSION, EncoderMismatch, StoreError, StoreLocked, atomic_write, is_count,
                      infos_name, is_store, listed, own_leftover, read_manifest, sha256, short)
@@ -484,6 +486,7 @@ class StoreWriter:
         self._pending_ids: list[np.ndarray] = []
         self._pending_vecs: list[np.ndarray] = []
         self._pending_windows: list[np.ndarray | None] = []  # window features, one entry per pending vector
+        self._within: within.WithinScatter | None = None  # the within-track sums, once a track adds to them
         self._removed: set[int] = set()
         self._session_paths: dict[str, int | None] = {}  # paths given ids (or removed, None) since the last commit
 
@@ -636,9 +639,13 @@ class StoreWriter:
         return new
 
     # -- changes -------------------------------------------------------------------------------------------
-    def put(self, track: Track, vector: np.ndarray | None = None, windows: np.ndarray | None = None) -> None:
+    def put(self, track: Track, vector: np.ndarray | None = None, windows: np.ndarray | None = None,
+            features: np.ndarray | None = None) -> None:
         """Add or replace one track (and its raw vector when it has one, with its window features for the
-        excerpt index when the encoder keeps them)."""
+        excerpt index when the encoder keeps them). ``features``: all its windows' features, for a store whose
+        library transform whitens within tracks (added to its running sums, not kept)."""
+        if features is not None and vector is not None:
+            self._within_sums().add(features)
         row = {name: getattr(track, name) for name in COLUMNS}
         before = self._changed.get(track.id)
         if before is None:
@@ -671,6 +678,30 @@ class StoreWriter:
     def pending(self) -> int:
         return len(self._pending_rows) + len(self._removed)
 
+    def _within_sums(self) -> "within.WithinScatter":
+        """The store's within-track sums (catalog.within), loaded once; a store whose file is unreadable starts
+        them again (they only shape the next fit)."""
+        if self._within is None:
+            dim = int(self.manifest["encoder"]["dim"]) // 2
+            info = self.manifest.get("within")
+            self._within = within.WithinScatter(dim)
+            if info:
+                try:
+                    self._within = within.WithinScatter.load(self.path / info["file"], dim)
+                except StoreError as err:
+                    print(f"warning: {err}; the sums start again", file=sys.stderr)
+        return self._within
+
+    def _write_within(self, gen: int, new_files: list[str]) -> None:
+        """This generation's within-track sums, when tracks added to them since the last."""
+        if self._within is None or not self._within.dirty:
+            return
+        name = f"within.g{gen:06d}.npz"
+        atomic_write(self.path / name, self._within.save)
+        new_files.append(name)
+        self.manifest["within"] = {"file": name, "generation": gen, "tracks": int(self._within.tracks)}
+        self._within.dirty = False
+
     # -- commits -------------------------------------------------------------------------------------------
     def checkpoint(self) -> None:
         """Make pending additions durable cheaply: a shard and a Parquet part. No index is rebuilt."""
@@ -682,6 +713,7 @@ class StoreWriter:
         shard = self._write_shard()
         if shard:
             new_files.append(shard)
+        self._write_within(gen, new_files)
         part = f"tracks.g{gen:06d}{PART}"
         new_files += self._write_table(part, to_table_rows(self._pending_rows))
         self.manifest["tracks"] = self.manifest["tracks"] + [part]
@@ -716,6 +748,7 @@ class StoreWriter:
         shard = self._write_shard()
         if shard:
             new_files.append(shard)
+        self._write_within(gen, new_files)
         live = self._live()
         statuses = self._statuses()
         new_files += self._commit_tracks(gen, rebuild or refit)
@@ -757,10 +790,18 @@ class StoreWriter:
             new_files += self._compact_shards(live)
         fitted = None if plan.fit else frozen_transform(m, self.path)
         template = (self.path / tinfo["file"]).read_bytes() if tinfo and fitted is not None and not plan.retrain else None
+        kind = transform_kind(m) if fitted is not None else m["encoder"].get("transform")
+        sums = self._within_sums() if kind == "whiten" and fitted is None else None
+        whiten = None
+        if sums is not None and sums.tracks >= within.MIN_TRACKS:
+            def whiten(standardised, sample, _ids):
+                return within.fit(standardised, sample, sums) or standardised
+        elif fitted is None and kind == "whiten":
+            kind = "standardize"  # no sums to whiten with (a store repaired from its shards): standardised
         built = indexes.build(lambda: iter_latest(self.path, m["shards"], live),
                               count_latest(self.path, m["shards"], live), int(m["encoder"]["dim"]),
-                              transform_kind=m["encoder"].get("transform"), fitted=fitted, policy=policy,
-                              template=template)
+                              transform_kind=kind, fitted=fitted, policy=policy, template=template,
+                              refine=whiten, widths=() if whiten else indexes.PCA_WIDTHS)
         index, info = built.index, built.info
         if built.template is not None:
             tname = f"template.g{gen:06d}.faiss"
@@ -772,7 +813,9 @@ class StoreWriter:
             tname = f"transform.g{gen:06d}.npz"
             atomic_write(self.path / tname, lambda f: save_fitted(f, built.fitted))
             new_files.append(tname)
-            m["transform"] = {"kind": "standardize", "file": tname, "fitted_on": int(built.fitted.fitted_on),
+            whitened = whiten is not None and built.fitted.basis is not None
+            m["transform"] = {"kind": "whiten" if whitened else "standardize", "file": tname,
+                              "fitted_on": int(built.fitted.fitted_on),
                               "generation": gen, "width": int(index.width)}
         return index, info
 
@@ -1011,7 +1054,7 @@ class StoreWriter:
     def _collect_garbage(self, keep: set[str]) -> None:
         """Delete store files referenced by neither this generation nor the one before it."""
         for p in [*self.path.glob("tracks.g*"), *self.path.glob("transform.g*"), *self.path.glob("template.g*"),
-                  *self.path.glob("windows.g*"), *self.path.glob(f"{neighbours.PREFIX}*"),
+                  *self.path.glob("windows.g*"), *self.path.glob("within.g*"), *self.path.glob(f"{neighbours.PREFIX}*"),
                   *(self.path / "vectors").glob("shard-*.npz")]:
             rel = p.relative_to(self.path).as_posix()
             if rel not in keep:

@@ -95,6 +95,7 @@ class Embedded:
     predicted: tuple | None = None  # (genre, score, top tags, their scores) from a classifier head
     scores: np.ndarray | None = None  # mean score of every label over the windows
     excerpt: np.ndarray | None = None  # float16[windows, encoder.excerpt_dim]: what the excerpt index keeps
+    features: np.ndarray | None = None  # float32[windows, window width]: for a store that whitens within tracks
     music: dict | None = None  # tempo and key (model.keytempo)
     error: str | None = None  # one line, without the path
     decode_s: float = 0.0
@@ -120,6 +121,7 @@ def embed_batch(encoder, batch: list[Extracted]) -> list[Embedded]:
         embs, probs = encoder.encode(np.concatenate([r.features for r in ok]))
         spent = time.perf_counter() - t
     total = max(1, sum(len(r.features) for r in ok))
+    whiten = getattr(encoder, "store_transform", None) == "whiten"
     out, at = [], 0
     for r in batch:
         if r.error:
@@ -133,7 +135,8 @@ def embed_batch(encoder, batch: list[Extracted]) -> list[Embedded]:
         dx = encoder.excerpt_dim
         excerpt = embs[at : at + n, :dx].astype(np.float16) if dx else None
         out.append(Embedded.of(r, vector=encoder.summarize(embs[at : at + n]), windows=n, predicted=predicted,
-                               scores=scores, excerpt=excerpt, encode_s=spent * n / total))
+                               scores=scores, excerpt=excerpt, encode_s=spent * n / total,
+                               features=np.asarray(embs[at : at + n], np.float32) if whiten else None))
         at += n
     return out
 
@@ -268,7 +271,7 @@ class WriteStage:
                     track.tag_scores = [float(x) for x in e.scores]
                 if e.music:
                     track.bpm, track.key, track.key_strength = e.music["bpm"], e.music["key"], e.music["key_strength"]
-                self.writer.put(track, e.vector, windows=e.excerpt)
+                self.writer.put(track, e.vector, windows=e.excerpt, features=e.features)
                 r.windows += e.windows
         if track.status != STATUS_OK:
             r.failed += 1

@@ -59,8 +59,13 @@ LABELS = {"MSD_musicnn": MSD_LABELS, "MTT_musicnn": MTT_LABELS}
 #: over windows): MP3 0.974-1.000, 22 kHz and 6 dB quieter 0.996-1.000, trimmed by 3 s at each end 0.929-0.999
 #: (median 0.990, 5th percentile 0.956); the nearest different track of its own soundtrack 0.882 at the 95th
 #: percentile; above 0.93 only two versions of one piece (0.973, 0.959) and one composer's pair (0.938). Others
-#: (the student included) are not measured and collapse nothing unless asked.
-COPY_THRESHOLDS = {("musicnn-msd", "mean+std"): 0.93, ("musicnn-msd", "mean"): 0.95, ("musicnn", "mean"): 0.95}
+#: (the student included) are not measured and collapse nothing unless asked. The default since (both networks,
+#: mean and spread, whitened within tracks: ``catalog.within``), measured alike on dev corpus A: MP3 0.952-1.000,
+#: 22 kHz and 6 dB quieter 0.996-1.000, trimmed by 3 s at each end 0.926-0.999 (5th percentile 0.953); the
+#: nearest other track 0.731 at the 95th percentile; above 0.85 only two versions of one piece (0.977) and one
+#: composer's pair (0.946).
+COPY_THRESHOLDS = {("musicnn-msd", "mean+std"): 0.93, ("musicnn-msd", "mean"): 0.95, ("musicnn", "mean"): 0.95,
+                   ("musicnn", "mean+std"): 0.92}
 ENCODER_NAMES = {"MSD_musicnn": "musicnn-msd", "MTT_musicnn": "musicnn-mtt", "MSD_musicnn+MTT_musicnn": "musicnn",
                  "student": "student"}
 #: The default: both models' window features side by side (1906 a window). Measured on two corpora of real music
@@ -87,6 +92,14 @@ INSTALL_HINT = "pip install --no-deps musicnn==0.1.0"
 #: mean alone, so the mean stays.
 POOLS = ("mean", "mean+std")
 DEFAULT_POOL = "mean"
+#: Variants whose stores whiten within tracks (``catalog.within``), with the pooling that needs: mean and spread.
+#: The default's: measured on two corpora of real music against its mean ranked by CSLS (docs/quality.md).
+WHITENED = {DEFAULT_VARIANT: "mean+std"}
+
+
+def default_pool(model: str) -> str:
+    """The pooling a new store of ``model`` gets."""
+    return WHITENED.get(model, DEFAULT_POOL)
 
 
 class WeightsMissing(SoundalikeError):
@@ -271,10 +284,21 @@ class MusicnnEncoder(EncoderBase):
     see docs/quality.md.)
     """
 
-    store_transform = "standardize"
-    #: how search ranks a store of this encoder: by CSLS, discounting hubs (``catalog.neighbours``; measured on
-    #: two corpora of real music: +0.011 in group precision@10 pooled over plain cosine, gaining on both)
-    rescore = "csls"
+    @property
+    def whitened(self) -> bool:
+        """Whether a store of this encoder whitens within tracks (the default: both networks, mean and spread)."""
+        return WHITENED.get(self.variant) == self.pool
+
+    @property
+    def store_transform(self) -> str:
+        return "whiten" if self.whitened else "standardize"
+
+    @property
+    def rescore(self) -> str | None:
+        """How search ranks a store of this encoder: a whitened one by cosine (CSLS after it gained nothing
+        more), the others by CSLS, discounting hubs (``catalog.neighbours``; measured on two corpora of real
+        music: +0.011 in group precision@10 pooled over plain cosine, gaining on both)."""
+        return None if self.whitened else "csls"
     #: what a window keeps for excerpt search: the mean-pooled mid-end features (753); matched window to window
     #: on the dev corpus (``benchmarks/excerpt_windows.py``) they found 10 s excerpts' songs at recall@1 0.87
     #: (white noise at 20 dB SNR) to 0.99 (clean, MP3, 22 kHz, -6 dB, low-passed)
@@ -286,10 +310,11 @@ class MusicnnEncoder(EncoderBase):
         return COPY_THRESHOLDS.get((self.name, self.pool))
 
     def __init__(self, model: str = DEFAULT_VARIANT, *, n_windows: int = 16, peak: float = LEVEL_PEAK,
-                 pool: str = DEFAULT_POOL, runtime_route: str | None = None, warn=None):
+                 pool: str | None = None, runtime_route: str | None = None, warn=None):
         from ..model.encoder import fingerprint
 
         requested(runtime_route)  # an unknown route fails here, before the weights load
+        pool = pool or default_pool(model)
         if pool not in POOLS:
             raise ValueError(f"unknown pooling {pool!r}; choose from {', '.join(POOLS)}")
         self.pool = pool
@@ -314,12 +339,13 @@ class MusicnnEncoder(EncoderBase):
 
     @classmethod
     def load(cls, model: str = DEFAULT_VARIANT, *, n_windows: int = 16, peak: float = LEVEL_PEAK,
-             pool: str = DEFAULT_POOL, runtime_route: str | None = None) -> "MusicnnEncoder":
+             pool: str | None = None, runtime_route: str | None = None) -> "MusicnnEncoder":
         """The encoder ``__init__`` makes, read from ``model.compiled``'s cache without TensorFlow when a process
         of this machine compiled it before (found by a hash of the checkpoint files and every parameter), else
         built from the weights."""
         from ..model import compiled
 
+        pool = pool or default_pool(model)
         key = _alias_key(model, n_windows, peak, pool)
         fp = compiled.read_alias(key) if key else None
         if fp:

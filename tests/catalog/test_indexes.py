@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from soundalike.catalog import indexes
 from soundalike.catalog.check import reindex, verify
 from soundalike.catalog.indexes import IndexBuildError, Policy, parse_memory
+from soundalike.catalog.layout import VERSION
 from soundalike.catalog.store import Store, StoreWriter, read_manifest
 from soundalike.catalog.track import Track
 from soundalike.cli import main
@@ -80,7 +81,7 @@ def test_golden_store_of_the_first_format_opens_and_answers_as_it_did(tmp_path):
         w.commit()
     m = read_manifest(store)
     assert m["index"]["kind"].startswith("Center,LT24,L2norm") and m["transform"]["fitted_on"] == 30  # not refitted
-    assert m["version"] == 2
+    assert m["version"] == VERSION
     assert verify(store)["ok"]
     s = Searcher(store)
     for q in ("0", "5", "33"):

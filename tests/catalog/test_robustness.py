@@ -225,8 +225,8 @@ while time.time() < deadline:
     try:
         s = Searcher(store)
     except Exception as e:
-        if 'not a soundalike store' in str(e):
-            continue  # the first commit has not happened yet
+        if 'not a soundalike store' in str(e) or 'manifest.json: missing' in str(e):
+            continue  # the first commit has not happened yet (the folder and its lock come first)
         raise
     if len(s):
         hits = s.search_id(random.choice(list(s._ids)), k=3)

@@ -153,7 +153,8 @@ def test_golden_file_records_how_it_was_made(golden):
 
 def test_the_default_runs_both_models_side_by_side(golden):
     enc = musicnn.MusicnnEncoder(n_windows=4, runtime_route="openvino-f32")
-    assert enc.variant == "MSD_musicnn+MTT_musicnn" and enc.name == "musicnn" and enc.dim == enc.window_dim == 1906
+    assert enc.variant == "MSD_musicnn+MTT_musicnn" and enc.name == "musicnn" and enc.window_dim == 1906
+    assert enc.pool == "mean+std" and enc.dim == 3812  # a track: its windows' mean and spread
     feats = np.transpose(golden["inputs"], (0, 2, 1))
     window_feats, tags = enc.encode(feats)
     # the mean-pooled features of both, then both penultimate layers; the tag scores are MSD's
@@ -165,25 +166,36 @@ def test_the_default_runs_both_models_side_by_side(golden):
     assert enc.excerpt_dim == 753  # excerpts keep MSD's mean-pooled features, as before
     assert load_encoder(enc.spec()).fingerprint == enc.fingerprint
     assert musicnn.MusicnnEncoder("MSD_musicnn", n_windows=4).fingerprint != enc.fingerprint
-    assert enc.rescore == "csls"
+    # its stores whiten within tracks and rank by cosine; the MSD network alone keeps the mean, standardised, CSLS
+    assert enc.store_transform == "whiten" and enc.rescore is None
+    msd = musicnn.MusicnnEncoder("MSD_musicnn", n_windows=4)
+    assert (msd.pool, msd.store_transform, msd.rescore) == ("mean", "standardize", "csls")
 
 
-def test_default_encoder_indexes_a_library_without_training(library, tmp_path):
+def test_default_encoder_indexes_a_library_without_training(tmp_path):
+    from conftest import make_library
+
     from soundalike.catalog.store import Store
     from soundalike.indexer.run import index_library
     from soundalike.search.searcher import Searcher
 
+    library = make_library(tmp_path / "music", per_kind=2, seconds=50.0)  # long enough for every window
     store = tmp_path / "default.soundalike"
     report = index_library(library.root, store, workers=0, progress=False, log=lambda m: None)
     assert report.added == len(library.files) and report.failed == 0
     s = Store(store)
-    assert s.encoder_info["name"] == "musicnn" and s.dim == 1906 and s.manifest["neighbours"]["tracks"] == len(library.files)
+    assert s.encoder_info["name"] == "musicnn" and s.dim == 3812 and not s.manifest.get("neighbours")
     assert s.encoder_info["runtimes"] == [report.runtime] and report.runtime.startswith("openvino")
-    assert s.manifest["transform"]["kind"] == "standardize" and s.manifest["transform"]["fitted_on"] == len(library.files)
-    # the index holds the library-standardised, unit-length version of the raw vectors kept in the shards
+    n = len(library.files)
+    assert s.manifest["transform"]["kind"] == "whiten" and s.manifest["transform"]["fitted_on"] == n
+    assert s.manifest["within"]["tracks"] == n  # every track's windows went into the within-track sums
+    # the index holds the raw vectors kept in the shards through the whitening: centred, scaled, projected on
+    # the fitted basis (the axes n tracks span, for the means and for the spread), unit length
     ids, raw = s.vectors()
-    assert raw.shape == (len(library.files), 1906) and np.isfinite(raw).all()
-    z = (raw - raw.mean(0)) / np.where(raw.std(0) < 1e-6, 1, raw.std(0))
+    assert raw.shape == (n, 3812) and np.isfinite(raw).all()
+    fitted = s.fitted()
+    assert fitted.basis.shape == (3812, 2 * (n - 1)) and s.index().width == 2 * (n - 1)
+    z = (raw - fitted.mean) / fitted.std @ fitted.basis
     expected = z / np.linalg.norm(z, axis=1, keepdims=True)
     got = np.stack([s.index().reconstruct(int(i)) for i in ids])
     np.testing.assert_allclose(got, expected, atol=5e-3)  # to the 8-bit codes the index holds
@@ -353,8 +365,9 @@ def test_auto_route_falls_back_to_tensorflow(monkeypatch):
 
 
 def test_short_tracks_find_their_own_kind_not_each_other(tmp_path):
-    """A track too short for several windows is the mean of the windows it has: with the spread over windows
-    in the vector (the default before), a spread of 0 made every short track the neighbour of every other."""
+    """A track too short for several windows is the mean of the windows it has, its spread unmeasured (NaN,
+    which the index takes as the library's mean): a spread of 0 made every short track the neighbour of every
+    other."""
     from conftest import synth, write_audio
 
     from soundalike.catalog.store import Store
@@ -374,7 +387,8 @@ def test_short_tracks_find_their_own_kind_not_each_other(tmp_path):
     shorts = [p for p in rows if "/short-" in p]
     assert all(rows[p]["windows"] == 1 for p in shorts) and len(s) == 15
     raw = dict(zip(*s.store.vectors()))
-    assert all(np.isfinite(raw[rows[p]["id"]]).all() for p in shorts)
+    half = s.store.dim // 2
+    assert all(np.isfinite(raw[rows[p]["id"]][:half]).all() and np.isnan(raw[rows[p]["id"]][half:]).all() for p in shorts)
     kind_of = lambda p: Path(p).parent.name  # noqa: E731
     for p in shorts:
         hits = s.search_path(p, k=4)
