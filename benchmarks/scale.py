@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from scale_data import DIM, GENRES, GROUP, SHAPES, MusicLike, write_store  # noqa: E402
+from scale_data import DIM, ENCODERS, GENRES, GROUP, SHAPES, MusicLike, write_store  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------------ steps
@@ -113,7 +113,8 @@ def step_commit_one(store: str) -> dict:
 def step_warm(store: str, queries: int) -> dict:
     import faiss
 
-    from soundalike.catalog.indexes import standardize
+    from soundalike.catalog.indexes import standardize as standardize_
+    from soundalike.catalog.indexes import unit
     from soundalike.search.searcher import Searcher
 
     faiss.omp_set_num_threads(1)
@@ -150,8 +151,14 @@ def step_warm(store: str, queries: int) -> dict:
     res = {"open_s": round(open_s, 3), "searcher_rss_mb": round(rss_open - rss0),
            "p50_ms": round(p50, 3), "p99_ms": round(p99, 3), "filtered_p50_ms": round(fp50, 3),
            "filtered_p99_ms": round(fp99, 3), "cosine_p50_ms": round(cp50, 3), "cosine_filtered_p50_ms": round(cfp50, 3)}
-    # recall against exact search over the full raw vectors, standardised with the store's own statistics
+    # recall against exact search over the full raw vectors, standardised with the store's own statistics (and,
+    # whitened within tracks, through its basis: the whitening defines the metric)
     fitted = s.store.fitted()
+    whitened = (s.store.manifest.get("transform") or {}).get("kind") == "whiten"
+
+    def standardize(x, mean, std):
+        u = standardize_(x, mean, std)
+        return unit(u @ fitted.basis) if whitened else u
     if ids is None:  # 1M: stream the shards for the exact answers
         from soundalike.catalog.shards import iter_latest
 
@@ -278,15 +285,15 @@ def disk_bytes(path: Path) -> int:
 
 
 def bench(n: int, queries: int, workdir: Path, keep: bool, shape: str = "music", real: Path | None = None,
-          clips: int = 100) -> dict:
-    store = workdir / f"bench-{n}-{shape}{'-real' if real else ''}.soundalike"
-    row = {"tracks": n, "width": DIM, "shape": shape}
+          clips: int = 100, encoder: str = "whiten") -> dict:
+    store = workdir / f"bench-{n}-{shape}-{encoder}{'-real' if real else ''}.soundalike"
+    row = {"tracks": n, "width": 2 * DIM if encoder == "whiten" else DIM, "shape": shape, "encoder": encoder}
     if (store / "manifest.json").is_file() and keep:  # kept from a run before: measured again as it is
         print(f"[{n}] the store kept in {store}", file=sys.stderr)
     else:
         shutil.rmtree(store, ignore_errors=True)
         t = time.perf_counter()
-        row["held"] = write_store(store, n, shape=shape, real=real)
+        row["held"] = write_store(store, n, shape=shape, real=real, encoder=encoder)
         row["write_s"] = round(time.perf_counter() - t, 1)
         print(f"[{n}] store written in {row['write_s']} s", file=sys.stderr)
     row["build"] = run_step("build", str(store))
@@ -321,7 +328,9 @@ def step_dupes(store: str, n: int) -> dict:
 
     from scale_data import is_copy_row
 
-    res = cold_query(store, ["--threshold", "0.95", "--quiet"], reps=1, command="dupes")
+    whitened = json.loads((Path(store) / "manifest.json").read_text())["encoder"].get("transform") == "whiten"
+    threshold = "0.92" if whitened else "0.95"  # what the default encoder's stores use, now and before
+    res = cold_query(store, ["--threshold", threshold, "--quiet"], reps=1, command="dupes")
     groups = json.loads(res.pop("output"))
     planted = 0
     for g in groups:
@@ -392,24 +401,24 @@ def bench_excerpts(store: Path, real: Path, workdir: Path, clips: int) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| tracks | shape | index | build s (of it r) / peak RSS | disk B/track | index B/track | commit one s / RSS | "
+    lines = ["| tracks | shape, store | index | build s (of it r) / peak RSS | disk B/track | index B/track | commit one s / RSS | "
              "cold id / path s | warm p50 / p99 ms (cosine p50) | 10% filter p50 / p99 ms (cosine p50) | recall@10 (filtered) | "
              "NumPy p50 ms (same vectors / full) | scan bound ms |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         b, w, c = r["build"], r["warm"], r["commit_one"][-1]
         lines.append(
-            f"| {r['tracks']:,} | {r['shape']} | {b['index']['kind']} | {b['seconds']} ({b.get('neighbours_s')}) / "
+            f"| {r['tracks']:,} | {r['shape']}, {r.get('encoder', 'before')} | {b['index']['kind']} | {b['seconds']} ({b.get('neighbours_s')}) / "
             f"{b['process_peak_rss_mb']} MB | {r['disk_bytes_per_track']} | {r['index_bytes_per_track']} | "
             f"{c['seconds']} / {c['process_peak_rss_mb']} MB | "
             f"{r['cold_by_id']['median_s']} / {r['cold_by_path']['median_s']} | {w['p50_ms']} / {w['p99_ms']} "
             f"({w.get('cosine_p50_ms')}) | {w['filtered_p50_ms']} / {w['filtered_p99_ms']} ({w.get('cosine_filtered_p50_ms')}) | "
             f"{w['recall_at_10']} ({w['filtered_recall_at_10']}) | "
             f"{w.get('numpy_index_space_p50_ms', '-')} / {w.get('numpy_full_raw_p50_ms', '-')} | {w['full_scan_bound_ms']} |")
-    lines += ["", "| tracks | shape | dupes s / peak RSS | groups | planted copies found |", "|---|---|---|---|---|"]
+    lines += ["", "| tracks | shape, store | dupes s / peak RSS | groups | planted copies found |", "|---|---|---|---|---|"]
     for r in rows:
         d = r["dupes"]
-        lines.append(f"| {r['tracks']:,} | {r['shape']} | {d['median_s']} / {d['peak_rss_mb']} MB | {d['groups']} | "
+        lines.append(f"| {r['tracks']:,} | {r['shape']}, {r.get('encoder', 'before')} | {d['median_s']} / {d['peak_rss_mb']} MB | {d['groups']} | "
                      f"{d['planted_found']} of {d['planted']} |")
     ex = [r for r in rows if r.get("excerpts")]
     if ex:
@@ -439,6 +448,9 @@ def main() -> None:
                     "its tracks go into each library, every track gets windows with its windows' statistics, and "
                     "10 s clips of its songs are searched among them")
     ap.add_argument("--clips", type=int, default=100, help="clips searched with --real")
+    ap.add_argument("--encoder", choices=ENCODERS, nargs="+", default=["whiten"],
+                    help="the default's stores (whiten: mean and spread, whitened within tracks) and/or the "
+                    "default's before (before: the mean, standardised, CSLS)")
     ap.add_argument("--step", help=argparse.SUPPRESS)
     ap.add_argument("--store", help=argparse.SUPPRESS)
     ap.add_argument("--clips-file", dest="clips_file", help=argparse.SUPPRESS)
@@ -454,13 +466,14 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     rows = []
     try:
-        for shape in args.shape:
-            for n in sizes:
-                rows.append(bench(n, args.queries, work, args.keep, shape, args.real, args.clips))
+        for encoder in args.encoder:
+            for shape in args.shape:
+                for n in sizes:
+                    rows.append(bench(n, args.queries, work, args.keep, shape, args.real, args.clips, encoder))
     finally:
         if args.workdir is None and not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, width {DIM}, one query thread")
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, window width {DIM}, one query thread")
     print(table(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

@@ -28,7 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-DIM = 1906  # the default encoder's track vector: the mean over windows of both musicnn models' features
+DIM = 1906  # the default encoder's window features (both musicnn models'); a track: their mean and spread
+#: how a library's tracks are stored: ``whiten``, the default (mean and spread, 3812, whitened within tracks:
+#: catalog.within), or ``before``, the default before it (the mean, 1906, standardised, ranked by CSLS)
+ENCODERS = ("whiten", "before")
+WITHIN_TRACKS = 2_000  # tracks whose window features go into the store's within-track sums
 GROUP = 20
 BETWEEN = 0.21  # share of the variance between groups (corpus A: 0.21, corpus B: 0.38; the harder one)
 ALPHA = 1.57  # eigenvalue decay of the standardised track vectors (eigenvalues 2-100: A 1.54, B 1.60)
@@ -161,15 +165,33 @@ def real_tracks(path: Path):
         yield [from_row(rows[int(i)]) for i in ids], vecs, windows
 
 
-def write_store(path: Path, n: int, seed: int = 0, *, shape: str = "music", real: Path | None = None) -> dict:
+def spread_of(data: "MusicLike", spread: "MusicLike", start: int, stop: int) -> tuple[np.ndarray, list]:
+    """Raw vectors of the default encoder (mean, then spread: a second mixture, its own spectrum) and, for the
+    first WITHIN_TRACKS tracks, 16 window features each around the mean (their swing in the mean's own
+    directions, as a song's sections move along the directions songs differ in), for the within-track sums."""
+    mean = data.chunk(start, stop)
+    raw = np.hstack([mean, spread.chunk(start, stop)])
+    feats: list = [None] * (stop - start)
+    rng = np.random.default_rng([data.seed, 3, start])
+    for j in range(start, min(stop, WITHIN_TRACKS)):
+        swing = (rng.standard_normal((WINDOWS, RANK)).astype(np.float32) * data.sd_within * 2) @ data.basis
+        feats[j - start] = mean[j - start] + data.scale * swing * 30
+    return raw, feats
+
+
+def write_store(path: Path, n: int, seed: int = 0, *, shape: str = "music", real: Path | None = None,
+                encoder: str = "whiten") -> dict:
     """Write a library of ``n`` synthetic tracks (and, with ``real``, that store's tracks, and windows for
     every track) as an index run writes it, without an index (``reindex`` builds it). Returns what it holds."""
     from soundalike.catalog.store import Store, StoreWriter
     from soundalike.catalog.track import Track
 
     data = MusicLike(n, seed=seed, shape=shape)
-    enc = {"name": "bench", "fingerprint": f"bench-{DIM}", "dim": DIM, "labels": [], "transform": "standardize",
-           "rescore": "csls"}
+    whiten = encoder == "whiten"
+    spread = MusicLike(n, seed=seed + 101, shape=shape) if whiten else None
+    dim = 2 * DIM if whiten else DIM
+    enc = {"name": "bench", "fingerprint": f"bench-{encoder}-{dim}", "dim": dim, "labels": [],
+           "transform": "whiten" if whiten else "standardize", "rescore": None if whiten else "csls"}
     wins = None
     if real is not None:
         enc = Store.open(real).encoder_info  # the real encoder: clips are embedded as the real tracks were
@@ -178,13 +200,14 @@ def write_store(path: Path, n: int, seed: int = 0, *, shape: str = "music", real
     with StoreWriter(path, encoder=enc) as w:
         for start in range(0, n, SHARD):
             stop = min(n, start + SHARD)
-            vecs = data.chunk(start, stop)
+            vecs, feats = spread_of(data, spread, start, stop) if whiten else (data.chunk(start, stop), None)
+            feats = feats or [None] * (stop - start)
             windows = wins.chunk(start, stop) if wins is not None else [None] * (stop - start)
-            for j, (v, win) in enumerate(zip(vecs, windows), start):
+            for j, (v, win, f) in enumerate(zip(vecs, windows, feats), start):
                 p = f"/music/{GENRES[j % 10]}/album{j // GROUP:06d}/track{j:07d}.flac"
                 w.put(Track(id=w.id_for(p), path=p, size=5_000_000, mtime=1.7e9, duration_s=240.0,
                             title=f"Track {j}", artist=f"Artist {j // (GROUP * 5)}", album=f"Album {j // GROUP}",
-                            genre=GENRES[j % 10]), v, win)
+                            genre=GENRES[j % 10]), v, win, f)
             w.checkpoint()  # a shard and a Parquet part: no index yet
         if real is not None:
             for tracks, vecs, windows in real_tracks(real):

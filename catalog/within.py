@@ -37,6 +37,7 @@ SHRINK = 0.5  # the within-track covariance is shrunk towards this share of its 
 SPREAD_WEIGHT = 0.3  # the spread block's mean length, against the mean block's
 MAX_TRACKS = 50_000  # tracks whose windows the sums take in; past it, later tracks change nothing
 MIN_TRACKS = 3  # fewer tracks (of two windows or more) fit no whitening: the store standardises
+FIT_TRACKS = 20_000  # raw vectors the axes are fitted on, at most (of the index build's sample: 320 axes need few)
 _FLUSH_ROWS = 2048  # centred windows gathered before one product adds them to the scatter
 
 
@@ -123,14 +124,16 @@ def fit(standardised: Fitted, sample: np.ndarray, sums: WithinScatter, *, width:
     d = sums.dim
     if sample.shape[1] != 2 * d:
         raise ValueError(f"raw vectors of width {sample.shape[1]}: the within-track sums are for {2 * d}")
+    if len(sample) > FIT_TRACKS:  # (the sample is uniform already: its first rows are as good as any)
+        sample = sample[:FIT_TRACKS]
     n = len(sample)
     if sums.tracks < MIN_TRACKS or n < MIN_TRACKS:
         return None
-    mean = np.asarray(standardised.mean, np.float64)
+    mean = np.asarray(standardised.mean, np.float32)
     sw = sums.window_std()
-    ss = np.asarray(standardised.std, np.float64)[d:]
-    zm = np.nan_to_num((np.asarray(sample[:, :d], np.float64) - mean[:d]) / sw)
-    zs = np.nan_to_num((np.asarray(sample[:, d:], np.float64) - mean[d:]) / ss)
+    ss = np.asarray(standardised.std, np.float32)[d:]
+    zm = np.nan_to_num((np.asarray(sample[:, :d], np.float32) - mean[:d]) / sw.astype(np.float32))
+    zs = np.nan_to_num((np.asarray(sample[:, d:], np.float32) - mean[d:]) / ss)
     k, ks = min(width, n - 1, d), min(spread_width, n - 1, d)
     axes = indexes.principal_axes(zm, k)[0].astype(np.float64)
     within = sums.covariance() / np.outer(sw, sw)
@@ -140,10 +143,10 @@ def fit(standardised: Fitted, sample: np.ndarray, sums: WithinScatter, *, width:
         return None
     whiten = axes @ (e / np.sqrt(lam + shrink * lam.mean()))
     spread_axes = indexes.principal_axes(zs, ks)[0].astype(np.float64)
-    a, b = zm @ whiten, zs @ spread_axes
+    a, b = zm @ whiten.astype(np.float32), zs @ spread_axes.astype(np.float32)
     scale = weight * np.sqrt(np.square(a).sum(axis=1).mean() / max(np.square(b).sum(axis=1).mean(), 1e-30))
     basis = np.zeros((2 * d, k + ks), np.float64)
     basis[:d, :k] = whiten
     basis[d:, k:] = scale * spread_axes
-    std = np.concatenate([sw, ss]).astype(np.float32)
+    std = np.concatenate([sw.astype(np.float32), ss])
     return Fitted(standardised.mean, std, np.ascontiguousarray(basis, dtype=np.float32), standardised.fitted_on)

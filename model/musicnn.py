@@ -89,7 +89,7 @@ INSTALL_HINT = "pip install --no-deps musicnn==0.1.0"
 #: ``mean+std``: mean and standard deviation, the default before; stores made then record no ``pool`` and keep
 #: it. Measured on two corpora of real music (``benchmarks/track_vectors.py``, paired bootstrap over queries)
 #: with both models: mean and spread -0.017 [-0.033, -0.001] on A, +0.010 [-0.008, +0.029] on B against the
-#: mean alone, so the mean stays.
+#: mean alone, standardised; whitened within tracks the spread gains (see :data:`WHITENED`).
 POOLS = ("mean", "mean+std")
 DEFAULT_POOL = "mean"
 #: Variants whose stores whiten within tracks (``catalog.within``), with the pooling that needs: mean and spread.
@@ -277,10 +277,11 @@ class MusicnnEncoder(EncoderBase):
 
     Window features are the mid-end's time-mean-pooled features (753) and the penultimate layer (200) of each
     model the variant runs: by default both (MSD and MTT, 1906 a window, see :data:`DEFAULT_VARIANT`; the
-    mean-pooled features of both first, then both penultimate layers), else one (953). A track's raw vector is
-    their mean over its windows (``pool="mean"``, see :data:`POOLS`), which the store standardises with the
-    library's own statistics before normalising (``store_transform = "standardize"``). Class probabilities
-    are the first model's 50 tag scores. (``benchmarks/track_vectors.py`` measured the choices on real music;
+    mean-pooled features of both first, then both penultimate layers), else one (953). A track's raw vector is,
+    for the default, their mean and spread over its windows (``pool="mean+std"``), which the store whitens
+    within tracks (``store_transform == "whiten"``, ``catalog.within``) and search ranks by cosine; for one
+    network, their mean (``pool="mean"``, see :data:`POOLS`), which the store standardises with the library's
+    own statistics and search ranks by CSLS. Class probabilities are the first model's 50 tag scores. (``benchmarks/track_vectors.py`` measured the choices on real music;
     see docs/quality.md.)
     """
 

@@ -10,6 +10,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import scale_data  # noqa: E402
 from scale_data import COPY_EVERY, MusicLike, WindowLike, is_copy_row  # noqa: E402
 
 from soundalike.catalog import indexes  # noqa: E402
@@ -51,3 +52,22 @@ def test_synthetic_windows_keep_the_real_windows_statistics():
     between = np.linalg.norm(fake.mean(1) - flat.mean(0), axis=1).mean()
     real_within = np.mean([np.linalg.norm(real[owners == t] - real[owners == t].mean(0), axis=1).mean() for t in range(60)])
     assert within < between and abs(within - real_within) < 0.2 * real_within
+
+
+def test_a_library_of_the_default_encoder_is_whitened_within_tracks(tmp_path, monkeypatch):
+    """The default's stores: raw vectors of mean and spread, window features for the within-track sums (the
+    first WITHIN_TRACKS tracks), and the index built through the whitening."""
+    from soundalike.catalog.check import reindex
+    from soundalike.catalog.store import Store
+
+    monkeypatch.setattr(scale_data, "WITHIN_TRACKS", 120)
+    data, spread = MusicLike(300, dim=scale_data.DIM), MusicLike(300, dim=scale_data.DIM, seed=101)
+    raw, feats = scale_data.spread_of(data, spread, 100, 200)
+    assert raw.shape == (100, 2 * scale_data.DIM) and np.allclose(raw[:, : scale_data.DIM], data.chunk(100, 200))
+    assert all(f.shape == (16, scale_data.DIM) for f in feats[:20]) and all(f is None for f in feats[20:])
+    held = scale_data.write_store(tmp_path / "w.soundalike", 300)
+    assert held["synthetic"] == 300
+    reindex(tmp_path / "w.soundalike")
+    s = Store(tmp_path / "w.soundalike")
+    assert s.manifest["within"]["tracks"] == 120 and s.manifest["transform"]["kind"] == "whiten"
+    assert s.index().width == 256 + 64 and s.dim == 2 * scale_data.DIM
