@@ -410,6 +410,8 @@ def info(store, as_json):
     if tf:
         click.echo(f"transform {tf.get('kind')} fitted on {tf.get('fitted_on')} tracks; refitted when the library "
                    f"reaches {tf['refit_at']} tracks, or by 'soundalike reindex --refit'")
+    if data.get("within"):
+        click.echo(f"whitening within-track sums over the windows of {data['within']['tracks']} tracks")
     nb = data.get("neighbours")
     if nb:
         click.echo(f"ranking   CSLS: a track's r, its mean cosine to its {nb['k']} nearest, known for {nb['tracks']} tracks "

@@ -47,6 +47,7 @@ def store_info(path: str | os.PathLike) -> dict:
         "index": m.get("index"),  # the index file's bookkeeping
         "index_infos": store.index_infos(),  # what its build measured: recall, nprobe, latency
         "windows": m.get("windows"),
+        "within": m.get("within"),  # the within-track sums a whitening is fitted from (catalog.within)
         "neighbours": m.get("neighbours") if m["encoder"].get("rescore") == "csls" else None,
         "transform": None if not m.get("transform") else {
             **m["transform"], "refit_at": math.ceil(REFIT_GROWTH * max(int(m["transform"].get("fitted_on") or 0), 1))},

@@ -148,6 +148,13 @@ def test_a_store_whitens_with_the_sums_it_keeps(tmp_path):
     assert m2["within"]["tracks"] == 48 and m2["within"]["file"] != m["within"]["file"]
     assert m2["transform"]["kind"] == "whiten" and m2["transform"]["fitted_on"] == 48
     assert nearest_groups(store, windows) >= 0.95
+    # info says what the store was whitened with
+    from click.testing import CliRunner
+
+    from soundalike.cli import main
+
+    out = CliRunner().invoke(main, ["info", "--db", str(store)]).output
+    assert "transform whiten fitted on 48 tracks" in out and "within-track sums over the windows of 48 tracks" in out
 
 
 def test_a_store_without_sums_standardises(tmp_path):
