@@ -98,6 +98,8 @@ def step_commit_one(store: str) -> dict:
     m = read_manifest(store)
     n = m["counts"]["tracks"]
     vec = MusicLike(n + 1).chunk(n, n + 1)[0]
+    if int(m["encoder"]["dim"]) == 2 * DIM:  # the default's stores: mean and spread
+        vec = np.concatenate([vec, MusicLike(n + 1, seed=101).chunk(n, n + 1)[0]])
     t0 = time.perf_counter()
     with StoreWriter(store, encoder=m["encoder"]) as w:
         t1 = time.perf_counter()

@@ -46,6 +46,7 @@ PCA_KEEP = 0.99
 PCA_MIN_FIT = 2000  # fitted on fewer tracks, the transform keeps every dimension (the PCA would be rank-poor)
 SQ8_MIN_FIT = 1000  # 8-bit codes need each dimension's range learnt from this many tracks; below, float16
 FIT_SAMPLE = 100_000  # tracks the PCA and the quantisers are fitted on at most (the mean/std see every track)
+SAMPLE_BYTES = 1 << 30  # a fit sample larger than this in float32 is kept in float16
 FLAT_MAX = 200_000  # "auto": an exact scan of the codes up to this many tracks, inverted lists past it
 RECALL_QUERIES = 200  # tracks whose exact neighbours are computed at build time to measure recall@10
 RECALL_K = 10
@@ -982,8 +983,10 @@ def build(batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], n: int
     take[rng.choice(n, size=n_sample, replace=False)] = True
     qpos = np.sort(rng.choice(n, size=min(n, RECALL_QUERIES if measure else 0), replace=False))
     moments = Moments(dim) if fitted is None and transform_kind not in (None, "none") else None
-    # (a sample larger than FIT_SAMPLE is the excerpt index's, of windows kept in float16: so is the sample)
-    sample, sample_ids, q_ids, q_raw = _first_pass(batches, n, dim, take, qpos, moments, half=n_sample > FIT_SAMPLE)
+    # (a sample larger than FIT_SAMPLE is the excerpt index's, of windows kept in float16: so is the sample; and
+    # a sample past SAMPLE_BYTES in float32, the default's mean and spread (3812) of 100,000 tracks: 1.5 GB)
+    half = n_sample > FIT_SAMPLE or n_sample * dim * 4 > SAMPLE_BYTES
+    sample, sample_ids, q_ids, q_raw = _first_pass(batches, n, dim, take, qpos, moments, half=half)
     fitted_given = fitted is not None
     if fitted is None:
         fitted = fit(transform_kind, moments, sample, n, widths)
