@@ -117,10 +117,16 @@ class WithinScatter:
 
 
 def fit(standardised: Fitted, sample: np.ndarray, sums: WithinScatter, *, width: int = WIDTH,
-        spread_width: int = SPREAD_WIDTH, shrink: float = SHRINK, weight: float = SPREAD_WEIGHT) -> Fitted | None:
+        spread_width: int = SPREAD_WIDTH, shrink: float = SHRINK, weight: float = SPREAD_WEIGHT,
+        rotate: bool = True) -> Fitted | None:
     """The whitening transform from the library's standardisation (its mean is the centre), a sample of raw
     vectors ``[n, 2d]`` (mean, then spread; NaN where unmeasured) and the within-track sums; None when they are
-    too few to fit one (the store then keeps the standardisation)."""
+    too few to fit one (the store then keeps the standardisation).
+
+    ``rotate``: then a fixed random rotation, as after the standardised transform's PCA: it changes no inner
+    product, only what 8-bit codes see. The whitened axes still hold unequal shares of the variance (the dev
+    corpora's decay as i^-0.9), and at a million tracks the inverted lists' codes without it found 0.96 of the
+    exact neighbours even probing every list, so reaching 0.95 took 384 of 2048 lists (8.9 ms a query)."""
     d = sums.dim
     if sample.shape[1] != 2 * d:
         raise ValueError(f"raw vectors of width {sample.shape[1]}: the within-track sums are for {2 * d}")
@@ -148,5 +154,7 @@ def fit(standardised: Fitted, sample: np.ndarray, sums: WithinScatter, *, width:
     basis = np.zeros((2 * d, k + ks), np.float64)
     basis[:d, :k] = whiten
     basis[d:, k:] = scale * spread_axes
+    if rotate:
+        basis = basis @ indexes.rotation(k + ks)
     std = np.concatenate([sw.astype(np.float32), ss])
     return Fitted(standardised.mean, std, np.ascontiguousarray(basis, dtype=np.float32), standardised.fitted_on)

@@ -63,7 +63,12 @@ def test_whitening_finds_groups_that_the_standardised_vector_misses():
     whitened = within.fit(standardised, raw, sums)
     assert whitened is not None and whitened.basis.shape == (2 * D, D + D)  # every axis (48 songs span 40)
     assert precision_at_5(through(whitened, raw)) >= 0.95 > 0.7 > precision_at_5(through(standardised, raw))
+    # the rotation after it changes no inner product
+    plain = within.fit(standardised, raw, sums, rotate=False)
+    np.testing.assert_allclose(through(plain, raw) @ through(plain, raw).T,
+                               through(whitened, raw) @ through(whitened, raw).T, atol=1e-4)
     # the spread block holds SPREAD_WEIGHT of the mean block's length on average
+    whitened = plain
     z = (raw - whitened.mean) / whitened.std
     a, b = z[:, :D] @ whitened.basis[:D, :D], z[:, D:] @ whitened.basis[D:, D:]
     ratio = np.sqrt(np.square(b).sum(1).mean() / np.square(a).sum(1).mean())
