@@ -983,10 +983,9 @@ def build(batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], n: int
     take[rng.choice(n, size=n_sample, replace=False)] = True
     qpos = np.sort(rng.choice(n, size=min(n, RECALL_QUERIES if measure else 0), replace=False))
     moments = Moments(dim) if fitted is None and transform_kind not in (None, "none") else None
-    # (a sample larger than FIT_SAMPLE is the excerpt index's, of windows kept in float16: so is the sample; and
-    # a sample past SAMPLE_BYTES in float32, the default's mean and spread (3812) of 100,000 tracks: 1.5 GB)
-    half = n_sample > FIT_SAMPLE or n_sample * dim * 4 > SAMPLE_BYTES
-    sample, sample_ids, q_ids, q_raw = _first_pass(batches, n, dim, take, qpos, moments, half=half)
+    # float16: the excerpt index's windows (past FIT_SAMPLE), and past SAMPLE_BYTES (3812 x 100,000 tracks: 1.5 GB)
+    sample, sample_ids, q_ids, q_raw = _first_pass(batches, n, dim, take, qpos, moments,
+                                                   half=n_sample > FIT_SAMPLE or n_sample * dim * 4 > SAMPLE_BYTES)
     fitted_given = fitted is not None
     if fitted is None:
         fitted = fit(transform_kind, moments, sample, n, widths)
