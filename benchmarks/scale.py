@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from scale_data import DIM, ENCODERS, GENRES, GROUP, SHAPES, MusicLike, write_store  # noqa: E402
+from scale_data import DIM, ENCODERS, GENRES, GROUP, SHAPES, SPREAD_SEED, MusicLike, write_store  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------------ steps
@@ -99,7 +99,7 @@ def step_commit_one(store: str) -> dict:
     n = m["counts"]["tracks"]
     vec = MusicLike(n + 1).chunk(n, n + 1)[0]
     if int(m["encoder"]["dim"]) == 2 * DIM:  # the default's stores: mean and spread
-        vec = np.concatenate([vec, MusicLike(n + 1, seed=101).chunk(n, n + 1)[0]])
+        vec = np.concatenate([vec, MusicLike(n + 1, seed=SPREAD_SEED).chunk(n, n + 1)[0]])
     t0 = time.perf_counter()
     with StoreWriter(store, encoder=m["encoder"]) as w:
         t1 = time.perf_counter()
@@ -115,8 +115,8 @@ def step_commit_one(store: str) -> dict:
 def step_warm(store: str, queries: int) -> dict:
     import faiss
 
-    from soundalike.catalog.indexes import standardize as standardize_
-    from soundalike.catalog.indexes import unit
+    from soundalike.catalog.index_files import transform_kind
+    from soundalike.catalog.indexes import exact_space, standardize
     from soundalike.search.searcher import Searcher
 
     faiss.omp_set_num_threads(1)
@@ -153,14 +153,9 @@ def step_warm(store: str, queries: int) -> dict:
     res = {"open_s": round(open_s, 3), "searcher_rss_mb": round(rss_open - rss0),
            "p50_ms": round(p50, 3), "p99_ms": round(p99, 3), "filtered_p50_ms": round(fp50, 3),
            "filtered_p99_ms": round(fp99, 3), "cosine_p50_ms": round(cp50, 3), "cosine_filtered_p50_ms": round(cfp50, 3)}
-    # recall against exact search over the full raw vectors, standardised with the store's own statistics (and,
-    # whitened within tracks, through its basis: the whitening defines the metric)
+    # recall against exact search over the full raw vectors in the store's own metric (what its build measures by)
     fitted = s.store.fitted()
-    whitened = (s.store.manifest.get("transform") or {}).get("kind") == "whiten"
-
-    def standardize(x, mean, std):
-        u = standardize_(x, mean, std)
-        return unit(u @ fitted.basis) if whitened else u
+    space = exact_space(fitted, refined=transform_kind(s.store.manifest) == "whiten")
     if ids is None:  # 1M: stream the shards for the exact answers
         from soundalike.catalog.shards import iter_latest
 
@@ -172,7 +167,7 @@ def step_warm(store: str, queries: int) -> dict:
     for bid, braw in batches():
         hit = np.isin(bid, qids)
         qraw.update(zip(bid[hit].tolist(), braw[hit]))
-    qv = standardize(np.stack([qraw[int(q)] for q in qids]), fitted.mean, fitted.std)
+    qv = space(np.stack([qraw[int(q)] for q in qids]))
     g_of = dict(zip(s.ids.tolist(), s.values("genre")))
     best = np.full((len(qids), 10), -np.inf)
     best_i = np.full((len(qids), 10), -1)
@@ -180,7 +175,7 @@ def step_warm(store: str, queries: int) -> dict:
     fbest_i = best_i.copy()
     brute_t = []
     for bid, braw in batches():
-        u = standardize(braw, fitted.mean, fitted.std)
+        u = space(braw)
         t = time.perf_counter()
         sc = qv @ u.T
         brute_t.append(time.perf_counter() - t)
@@ -200,7 +195,7 @@ def step_warm(store: str, queries: int) -> dict:
         dec = np.stack([index.reconstruct(int(i)) for i in all_ids])
         res["numpy_index_space_p50_ms"] = numpy_p50(dec, 30)
         if ids is not None:
-            res["numpy_full_raw_p50_ms"] = numpy_p50(standardize(raw, fitted.mean, fitted.std), 10)
+            res["numpy_full_raw_p50_ms"] = numpy_p50(standardize(raw, fitted.mean, fitted.std), 10)  # (unreduced)
     # exact FAISS scan of the same codes (no probing), for the IVF kinds: what exhaustive search costs
     if index.is_ivf:
         t_ex = []
@@ -330,9 +325,11 @@ def step_dupes(store: str, n: int) -> dict:
 
     from scale_data import is_copy_row
 
+    from soundalike.model.musicnn import COPY_THRESHOLDS
+
     whitened = json.loads((Path(store) / "manifest.json").read_text())["encoder"].get("transform") == "whiten"
-    threshold = "0.92" if whitened else "0.95"  # what the default encoder's stores use, now and before
-    res = cold_query(store, ["--threshold", threshold, "--quiet"], reps=1, command="dupes")
+    threshold = COPY_THRESHOLDS[("musicnn", "mean+std" if whitened else "mean")]  # the default's, now and before
+    res = cold_query(store, ["--threshold", str(threshold), "--quiet"], reps=1, command="dupes")
     groups = json.loads(res.pop("output"))
     planted = 0
     for g in groups:
@@ -403,25 +400,27 @@ def bench_excerpts(store: Path, real: Path, workdir: Path, clips: int) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| tracks | shape, store | index | build s (of it r) / peak RSS | disk B/track | index B/track | commit one s / RSS | "
-             "cold id / path s | warm p50 / p99 ms (cosine p50) | 10% filter p50 / p99 ms (cosine p50) | recall@10 (filtered) | "
+    lines = ["| tracks | shape, store | index | build s (of it r) / peak RSS | disk B/track | index B/track | "
+             "commit one s / RSS | cold id / path s | warm p50 / p99 ms (cosine p50) | 10% filter p50 / p99 ms (cosine p50) | recall@10 (filtered) | "
              "NumPy p50 ms (same vectors / full) | scan bound ms |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         b, w, c = r["build"], r["warm"], r["commit_one"][-1]
         lines.append(
-            f"| {r['tracks']:,} | {r['shape']}, {r.get('encoder', 'before')} | {b['index']['kind']} | {b['seconds']} ({b.get('neighbours_s')}) / "
+            f"| {r['tracks']:,} | {r['shape']}, {r.get('encoder', 'before')} | {b['index']['kind']} | "
+            f"{b['seconds']} ({b.get('neighbours_s')}) / "
             f"{b['process_peak_rss_mb']} MB | {r['disk_bytes_per_track']} | {r['index_bytes_per_track']} | "
             f"{c['seconds']} / {c['process_peak_rss_mb']} MB | "
             f"{r['cold_by_id']['median_s']} / {r['cold_by_path']['median_s']} | {w['p50_ms']} / {w['p99_ms']} "
             f"({w.get('cosine_p50_ms')}) | {w['filtered_p50_ms']} / {w['filtered_p99_ms']} ({w.get('cosine_filtered_p50_ms')}) | "
             f"{w['recall_at_10']} ({w['filtered_recall_at_10']}) | "
             f"{w.get('numpy_index_space_p50_ms', '-')} / {w.get('numpy_full_raw_p50_ms', '-')} | {w['full_scan_bound_ms']} |")
-    lines += ["", "| tracks | shape, store | dupes s / peak RSS | groups | planted copies found |", "|---|---|---|---|---|"]
+    lines += ["", "| tracks | shape, store | dupes s / peak RSS | groups | planted copies found |",
+              "|---|---|---|---|---|"]
     for r in rows:
         d = r["dupes"]
-        lines.append(f"| {r['tracks']:,} | {r['shape']}, {r.get('encoder', 'before')} | {d['median_s']} / {d['peak_rss_mb']} MB | {d['groups']} | "
-                     f"{d['planted_found']} of {d['planted']} |")
+        lines.append(f"| {r['tracks']:,} | {r['shape']}, {r.get('encoder', 'before')} | {d['median_s']} / "
+                     f"{d['peak_rss_mb']} MB | {d['groups']} | {d['planted_found']} of {d['planted']} |")
     ex = [r for r in rows if r.get("excerpts")]
     if ex:
         lines += ["", "| tracks | window index | windows | on disk | recall@1 / @10 of clips (alone) | cold CLIP s / RSS | "

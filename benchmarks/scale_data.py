@@ -33,6 +33,7 @@ DIM = 1906  # the default encoder's window features (both musicnn models'); a tr
 #: catalog.within), or ``before``, the default before it (the mean, 1906, standardised, ranked by CSLS)
 ENCODERS = ("whiten", "before")
 WITHIN_TRACKS = 2_000  # tracks whose window features go into the store's within-track sums
+SPREAD_SEED = 101  # the spread's mixture: another seed of the same spectrum (``seed + SPREAD_SEED``)
 #: a synthetic song's windows swing about its mean along the mixture's directions with variances ~ i^-WITHIN_DECAY,
 #: flatter than the songs' own spectrum (i^-1.57): so that the whitened vectors' spectrum decays as the dev corpora's
 #: do (eigenvalues 2-100 ~ i^-0.86 on A, i^-0.96 on B; here 0.84 at 0.9 and 1.0 at 0.67). Swings with the songs'
@@ -196,7 +197,7 @@ def write_store(path: Path, n: int, seed: int = 0, *, shape: str = "music", real
 
     data = MusicLike(n, seed=seed, shape=shape)
     whiten = encoder == "whiten"
-    spread = MusicLike(n, seed=seed + 101, shape=shape) if whiten else None
+    spread = MusicLike(n, seed=seed + SPREAD_SEED, shape=shape) if whiten else None
     dim = 2 * DIM if whiten else DIM
     enc = {"name": "bench", "fingerprint": f"bench-{encoder}-{dim}", "dim": dim, "labels": [],
            "transform": "whiten" if whiten else "standardize", "rescore": None if whiten else "csls"}

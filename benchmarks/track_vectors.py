@@ -181,20 +181,18 @@ def whitened(datas: list[dict], paths: list[str], outputs=("mean_pool", "penulti
     the within-track sums over every track's windows; ``kw`` overrides its constants (width, spread_width,
     shrink, weight)."""
     from soundalike.catalog import indexes, within
+    from soundalike.model.musicnn import summarize_windows
 
     tracks = [np.hstack([np.asarray(d[p][o], np.float32) for d in datas for o in outputs]) for p in paths]
     sums = within.WithinScatter(tracks[0].shape[1])
     for w in tracks:
         sums.add(w)
-    raw = np.array([np.concatenate([w.mean(axis=0), w.std(axis=0) if len(w) >= 4 else np.full(w.shape[1], np.nan)])
-                    for w in tracks], np.float32)
+    raw = np.array([summarize_windows(w, "mean+std") for w in tracks], np.float32)  # as the encoder does
     moments = indexes.Moments(raw.shape[1])
     moments.add(raw)
     standardised = indexes.fit("standardize", moments, raw, len(raw), widths=())
     fitted = within.fit(standardised, raw, sums, **kw) or standardised
-    x = np.where(np.isnan(raw), fitted.mean, raw)
-    z = (x - fitted.mean) / fitted.std
-    return unit(z @ fitted.basis if fitted.basis is not None else z)
+    return indexes.exact_space(fitted, refined=True)(raw)
 
 
 def corpus_outputs(root: Path, cache: Path | None) -> dict:

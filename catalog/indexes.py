@@ -894,9 +894,10 @@ def _first_pass(batches, n: int, dim: int, take: np.ndarray, qpos: np.ndarray, m
             np.concatenate(q_raw) if q_raw else np.zeros((0, dim), np.float32))
 
 
-def _reference(fitted: "Fitted", *, refined: bool):
-    """The exact form recall is measured against: raw vectors through the transform in float (with a refined
-    transform, through its basis too, which defines the metric)."""
+def exact_space(fitted: "Fitted", *, refined: bool):
+    """The exact form recall is measured against, raw vectors ``[n, d]`` -> unit rows: through the transform in
+    float (with a refined transform, a whitening, through its basis too, which defines the metric; a PCA's
+    basis only approximates it). The benchmarks measure recall against the same."""
     if fitted.mean is None:
         return unit
     if refined and fitted.basis is not None:
@@ -1006,7 +1007,7 @@ def build(batches: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], n: int
     t_fit = time.perf_counter() - t0
 
     # second pass: add every vector, and the exact neighbours of the recall queries over the full vectors
-    reference = _reference(fitted, refined=refine is not None or transform_kind == "whiten")
+    reference = exact_space(fitted, refined=refine is not None or transform_kind == "whiten")
     q_ref = reference(q_raw) if len(q_raw) else q_raw
 
     spilling = Spill(index, new_template or template, lists_file) if lists_file is not None and index.is_ivf else None

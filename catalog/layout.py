@@ -96,7 +96,8 @@ def sha256(path: Path) -> str:
 
 def own_leftover(p: Path) -> bool:
     """A file a store creation that was killed before its first commit may have left behind."""
-    return p.name in (".lock", "encoder", "vectors", PREVIOUS) or p.name.startswith(("tracks.g", "transform.g", "within.g", "."))
+    return p.name in (".lock", "encoder", "vectors", PREVIOUS) or p.name.startswith(
+        ("tracks.g", "transform.g", "within.g", "."))
 
 
 def is_store(path: str | os.PathLike) -> bool:

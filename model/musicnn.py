@@ -102,6 +102,17 @@ def default_pool(model: str) -> str:
     return WHITENED.get(model, DEFAULT_POOL)
 
 
+def summarize_windows(window_features: np.ndarray, pool: str) -> np.ndarray:
+    """A track's raw vector from its window features ``[m, w]`` by ``pool`` (see
+    :meth:`MusicnnEncoder.summarize`)."""
+    w = np.asarray(window_features, dtype=np.float32)
+    if pool == "mean":
+        return w.mean(axis=0).astype(np.float32)
+    enough = len(w) >= MusicnnEncoder.MIN_WINDOWS_FOR_SPREAD
+    spread = w.std(axis=0) if enough else np.full(w.shape[1], np.nan, np.float32)
+    return np.concatenate([w.mean(axis=0), spread]).astype(np.float32)
+
+
 class WeightsMissing(SoundalikeError):
     """The musicnn checkpoint files are not installed; the message names the install command."""
 
@@ -281,8 +292,8 @@ class MusicnnEncoder(EncoderBase):
     for the default, their mean and spread over its windows (``pool="mean+std"``), which the store whitens
     within tracks (``store_transform == "whiten"``, ``catalog.within``) and search ranks by cosine; for one
     network, their mean (``pool="mean"``, see :data:`POOLS`), which the store standardises with the library's
-    own statistics and search ranks by CSLS. Class probabilities are the first model's 50 tag scores. (``benchmarks/track_vectors.py`` measured the choices on real music;
-    see docs/quality.md.)
+    own statistics and search ranks by CSLS. Class probabilities are the first model's 50 tag scores.
+    (``benchmarks/track_vectors.py`` measured the choices on real music; see docs/quality.md.)
     """
 
     @property
@@ -451,8 +462,4 @@ class MusicnnEncoder(EncoderBase):
         """Raw track vector from the window features ``[m, w]``: their mean (``[w]``), or with
         ``pool="mean+std"`` mean and standard deviation (``[2w]``; the deviation NaN, unknown, when ``m`` is
         below :data:`MIN_WINDOWS_FOR_SPREAD`: the store's transform maps it to the library mean)."""
-        w = np.asarray(window_features, dtype=np.float32)
-        if self.pool == "mean":
-            return w.mean(axis=0).astype(np.float32)
-        spread = w.std(axis=0) if len(w) >= self.MIN_WINDOWS_FOR_SPREAD else np.full(w.shape[1], np.nan, np.float32)
-        return np.concatenate([w.mean(axis=0), spread]).astype(np.float32)
+        return summarize_windows(window_features, self.pool)
