@@ -56,6 +56,7 @@ KINDS = ("auto", "flat", "ivf", "ivfpq")
 PQ_BYTES = (128, 64, 32, 16, 8)  # product-quantiser code sizes tried (largest first) to fit a memory budget
 ID_BYTES = 16  # an id in the index and its hash-table entry, about
 ADD_BATCH = 8192
+SKETCH_QUERIES = 64  # a search of more queries at once scans the 8-bit codes list by list (see search)
 SPILL_BYTES = 256 << 20  # a build given a lists file holds at most this much of codes before writing them out
 
 
@@ -298,6 +299,10 @@ class TrackIndex:
         self._where = None  # inverted lists without an id map: (list, offset) by id, built on the second lookup
         self._runs = None  # the bounds of the runs of lists searched together (see _search_by_runs)
         self._lookups = 0
+        self._sketch = None  # a serving process's fast-scan sketch of the lists (catalog.sketch), once made
+        self._sketching = None  # the thread making it
+        self._changes = 0  # changes made to the index (a sketch made before one is dropped)
+        self.use_sketch = True  # (the benchmarks turn it off to time the 8-bit codes alone)
         # what is searched: the sub-index in the transform's output space (the first format's whole index)
         self.search_index = index if transforms is None else _downcast(index.index)
 
@@ -493,7 +498,7 @@ class TrackIndex:
 
     # -- changes -------------------------------------------------------------------------------------------
     def add(self, ids: np.ndarray, raw: np.ndarray) -> None:
-        self._where = self._runs = None
+        self._changed()
         for at in range(0, len(ids), ADD_BATCH):
             x = self.embed(raw[at : at + ADD_BATCH])
             self.search_index.add_with_ids(x, np.ascontiguousarray(ids[at : at + ADD_BATCH], dtype=np.int64))
@@ -502,10 +507,44 @@ class TrackIndex:
     def remove(self, ids: np.ndarray) -> None:
         import faiss
 
-        self._where = self._runs = None
+        self._changed()
         if len(ids):
             self.search_index.remove_ids(faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64)))
             self.index.ntotal = self.search_index.ntotal
+
+    def _changed(self) -> None:
+        self._where = self._runs = self._sketch = None
+        self._changes += 1
+
+    # -- the sketch ----------------------------------------------------------------------------------------
+    def start_sketch(self, *, wait: bool = False) -> bool:
+        """Make the fast-scan sketch of the inverted lists (``catalog.sketch``) in a background thread, for a
+        process that will answer many queries; searches use it once it is made. ``wait``: until it is made.
+        False when this index takes none (not inverted lists of 8-bit codes in memory)."""
+        import threading
+
+        from . import sketch
+
+        if self._legacy is not None or not sketch.usable(self.search_index):
+            return False
+        if self._sketch is None and (self._sketching is None or not self._sketching.is_alive()):
+            changes = self._changes
+
+            def make():
+                made = sketch.Sketch(self.search_index)
+                if self._changes == changes:  # (an index changed meanwhile keeps no sketch of what it was)
+                    self._sketch = made
+
+            self._sketching = threading.Thread(target=make, name="soundalike-sketch", daemon=True)
+            self._sketching.start()
+        if wait and self._sketching is not None:
+            self._sketching.join()
+        return True
+
+    @property
+    def sketch(self):
+        """The sketch searches use (None until one is made)."""
+        return self._sketch
 
     # -- search --------------------------------------------------------------------------------------------
     def search(self, q: np.ndarray, k: int, selector=None, nprobe: int | None = None):
@@ -513,6 +552,11 @@ class TrackIndex:
         ``selector`` (a FAISS ``IDSelector``), only the ids it selects are candidates."""
         import faiss
 
+        sketch = self._sketch if self.use_sketch else None
+        if sketch is not None and len(q) <= SKETCH_QUERIES:
+            probe = int(nprobe or self.search_index.nprobe)
+            if probe < self.search_index.nlist:  # (every list: the 8-bit scan is exact, and as fast)
+                return sketch.search(q, k, selector, probe)
         if self.is_ivf and len(q) > 1 and (self.lists_on_disk or (nprobe or 0) >= self.search_index.nlist):
             return self._search_by_runs(q, k, selector, nprobe)
         if self.is_ivf:
@@ -611,6 +655,11 @@ class LayeredIndex:
 
     def exhaustive_nprobe(self) -> int | None:
         return self.main.exhaustive_nprobe()
+
+    def start_sketch(self, *, wait: bool = False) -> bool:
+        return self.main.start_sketch(wait=wait)  # (the delta is small: scanned as it is)
+
+    sketch = property(lambda self: self.main.sketch)
 
     @property
     def ntotal(self) -> int:

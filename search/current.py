@@ -31,6 +31,7 @@ class Current:
     def __init__(self, store: str | os.PathLike, **options):
         """``options``: what each searcher is made with (:class:`Searcher`'s keyword arguments)."""
         self._searcher = Searcher(store, **options)
+        self._searcher.warm_up()  # (a service answers many queries: the index's sketch, made in the background)
         self._manifest = self._searcher.store.path / MANIFEST
         self._seen = _signature(self._manifest)
         self._opening = threading.Lock()
@@ -46,6 +47,7 @@ class Current:
             return held  # another request is opening the new generation: this one answers from the last
         try:
             fresh = self._searcher.refreshed()
+            fresh.warm_up()
             self._searcher, self._seen = fresh, seen
             return fresh
         except StoreError:

@@ -160,6 +160,12 @@ class Searcher:
         new.outside.adopt(self.outside)
         return new
 
+    def warm_up(self, *, wait: bool = False) -> bool:
+        """Ready this searcher to answer many queries: the index makes its fast-scan sketch in the background
+        (inverted lists only: ``catalog.sketch``; until it is made, queries scan the 8-bit codes as before).
+        ``wait``: until it is made. What a service does with each generation it opens."""
+        return self.index.start_sketch(wait=wait)
+
     # -- catalogue -----------------------------------------------------------------------------------------
     def __len__(self) -> int:
         return len(self._ids)
