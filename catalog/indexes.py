@@ -36,6 +36,7 @@ import numpy as np
 
 from ..chatter import silenced
 from ..errors import SoundalikeError
+from . import sketch as sketches
 
 #: the PCA keeps the fewest of these that hold PCA_KEEP of the variance (the most if none): the share is measured on
 #: the library. The dev corpus's spectrum is held by 256 (256 and 512 measured the same precision there); a
@@ -523,15 +524,13 @@ class TrackIndex:
         False when this index takes none (not inverted lists of 8-bit codes in memory)."""
         import threading
 
-        from . import sketch
-
-        if self._legacy is not None or not sketch.usable(self.search_index):
+        if self._legacy is not None or not sketches.usable(self.search_index):
             return False
         if self._sketch is None and (self._sketching is None or not self._sketching.is_alive()):
             changes = self._changes
 
             def make():
-                made = sketch.Sketch(self.search_index)
+                made = sketches.Sketch(self.search_index)
                 if self._changes == changes:  # (an index changed meanwhile keeps no sketch of what it was)
                     self._sketch = made
 
@@ -553,7 +552,7 @@ class TrackIndex:
         import faiss
 
         sketch = self._sketch if self.use_sketch else None
-        if sketch is not None and len(q) <= SKETCH_QUERIES:
+        if sketch is not None and len(q) <= SKETCH_QUERIES and k <= sketches.MAX_K:
             probe = int(nprobe or self.search_index.nprobe)
             if probe < self.search_index.nlist:  # (every list: the 8-bit scan is exact, and as fast)
                 return sketch.search(q, k, selector, probe)

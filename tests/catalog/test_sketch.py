@@ -7,13 +7,21 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 
+from soundalike.catalog import sketch as sketches
 from soundalike.catalog.indexes import Policy, TrackIndex
 from soundalike.catalog.sketch import Sketch
 from soundalike.search.current import Current
 from soundalike.search.searcher import Searcher
 
 from test_indexes import clustered, make_store
+
+
+@pytest.fixture(autouse=True)
+def small_indexes_take_a_sketch(monkeypatch):
+    """These libraries are small enough to test in seconds: below the size a sketch pays at (see the last test)."""
+    monkeypatch.setattr(sketches, "MIN_TRACKS", 1000)
 
 
 def ivf_store(tmp_path, n=6000, dim=300, seed=3):
@@ -43,6 +51,22 @@ def test_the_sketch_answers_what_the_8bit_codes_answer_with_their_scores(tmp_pat
         assert all(abs(score - scored[i]) < 1e-5 for i, score in y if i in scored)
     rock = set(np.asarray(ids)[[j % 9 == 0 for j in range(len(ids))]].tolist())  # make_store: GENRES[j % 9]
     assert all(len(x) == 10 and {i for i, _ in x} <= rock for x in fast_rock)
+
+
+def test_more_answers_than_a_shortlist_serves_go_to_the_8bit_codes(tmp_path, monkeypatch):
+    store, ids, _ = ivf_store(tmp_path)
+    s = Searcher(store)
+    many = [h.id for h in s.search_id(ids[0], k=sketches.MAX_K + 1)]
+    assert s.warm_up(wait=True)
+
+    def shortlisted(*args, **kw):
+        raise AssertionError("the sketch was asked")
+
+    monkeypatch.setattr(Sketch, "search", shortlisted)
+    # a hub-aware ranking's pool of candidates: the codes, as without a sketch
+    assert [h.id for h in s.search_id(ids[0], k=sketches.MAX_K + 1)] == many
+    with pytest.raises(AssertionError, match="the sketch was asked"):
+        s.search_id(ids[0], k=10)
 
 
 def test_a_changed_index_drops_its_sketch_and_finds_what_was_added(tmp_path):
@@ -75,13 +99,17 @@ def test_the_sketch_keeps_nothing_but_codes_and_ids_and_finds_a_tracks_own_vecto
     assert found[:, 0].tolist() == ids[:20] and (scores[:, 0] > 0.99).all()
 
 
-def test_a_service_makes_the_sketch_and_a_flat_index_takes_none(tmp_path):
+def test_a_service_makes_the_sketch_and_a_small_or_flat_index_takes_none(tmp_path):
     store, ids, _ = ivf_store(tmp_path)
     current = Current(store)
     deadline = time.monotonic() + 60
     while current.get().index.sketch is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert current.get().index.sketch is not None
+    small = tmp_path / "small.soundalike"
+    raw, _ = clustered(600, 64, np.random.default_rng(1))
+    make_store(small, raw, policy=Policy(kind="ivf"))
+    assert not Searcher(small).warm_up(wait=True)  # (fewer tracks than MIN_TRACKS: its scan costs no more)
     flat = tmp_path / "flat.soundalike"
     raw, _ = clustered(500, 64, np.random.default_rng(1))
     flat_ids = make_store(flat, raw, policy=Policy(kind="flat"))
