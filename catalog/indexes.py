@@ -514,6 +514,8 @@ class TrackIndex:
             self.index.ntotal = self.search_index.ntotal
 
     def _changed(self) -> None:
+        if self._sketching is not None:
+            self._sketching.join()  # (a sketch being made reads the lists that are about to change)
         self._where = self._runs = self._sketch = None
         self._changes += 1
 

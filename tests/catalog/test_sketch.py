@@ -86,6 +86,11 @@ def test_a_changed_index_drops_its_sketch_and_finds_what_was_added(tmp_path):
     assert index.start_sketch(wait=True) and index.sketch is not None
     _, found = index.search(index.embed(raw[:1]), 2)
     assert new_id not in found[0].tolist() and ids[0] in found[0].tolist()
+    # a change while a sketch is being made waits for it (it reads the lists), then drops it
+    index.remove(np.array([new_id]))  # (nothing to remove: still a change)
+    assert index.start_sketch()
+    index.add(np.array([new_id]), raw[:1] * 1.0001)
+    assert index.sketch is None and index.search(index.embed(raw[:1]), 2)[1][0].tolist().count(new_id) == 1
 
 
 def test_the_sketch_keeps_nothing_but_codes_and_ids_and_finds_a_tracks_own_vector(tmp_path):
