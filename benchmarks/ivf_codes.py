@@ -108,7 +108,7 @@ def indexes_of(x: np.ndarray, lists: list[int], train: np.ndarray) -> dict:
 
         made[f"IVF{nlist},SQ8"] = codes
         if nlist == lists[0]:
-            sketch = Sketch(ivf)
+            sketch = Sketch(ivf, indexes.id_positions(ivf))
             made[f"IVF{nlist},SQ8 + sketch"] = lambda v, p, s=sketch: s.search(v, K, nprobe=p)[1][0]
             fast = sketch.fast
             made[f"IVF{nlist},PQ{fast.pq.M}x4fs alone"] = (

@@ -285,6 +285,21 @@ def _chain(fitted: Fitted, dim: int) -> list:
 # ------------------------------------------------------------------------------------------------ the index
 
 
+def id_positions(ivf) -> tuple[np.ndarray, np.ndarray]:
+    """(list, offset) of every id the inverted lists of ``ivf`` hold, as dense arrays indexed by id (-1: none)."""
+    import faiss
+
+    inv = ivf.invlists
+    parts = [(lst, faiss.rev_swig_ptr(inv.get_ids(lst), inv.list_size(lst)).astype(np.int64))
+             for lst in range(ivf.nlist) if inv.list_size(lst)]
+    top = max((int(ids.max()) for _, ids in parts), default=-1) + 1
+    lists, offsets = np.full(top, -1, np.int32), np.zeros(top, np.int32)
+    for lst, ids in parts:
+        lists[ids] = lst
+        offsets[ids] = np.arange(len(ids), dtype=np.int32)
+    return lists, offsets
+
+
 class TrackIndex:
     """A loaded track index: raw vectors in, ids and cosine scores out.
 
@@ -431,7 +446,7 @@ class TrackIndex:
             # id to its list and offset (once, ~40 ms; then microseconds a lookup, what a server pays)
             self._lookups += 1
             if self._where is None and self._lookups > 1:
-                self._where = self._id_positions()
+                self._where = id_positions(s)
             if self._where is not None:
                 lists, offsets = self._where
                 tid = int(track_id)
@@ -482,21 +497,6 @@ class TrackIndex:
         self.search_index.reconstruct_from_offset(lst, offset, faiss.swig_ptr(out))
         return out
 
-    def _id_positions(self) -> tuple[np.ndarray, np.ndarray]:
-        """(list, offset) of every id the inverted lists hold, as dense arrays indexed by id (-1: none)."""
-        import faiss
-
-        s = self.search_index
-        inv = s.invlists
-        parts = [(lst, faiss.rev_swig_ptr(inv.get_ids(lst), inv.list_size(lst)).astype(np.int64))
-                 for lst in range(s.nlist) if inv.list_size(lst)]
-        top = max((int(ids.max()) for _, ids in parts), default=-1) + 1
-        lists, offsets = np.full(top, -1, np.int32), np.zeros(top, np.int32)
-        for lst, ids in parts:
-            lists[ids] = lst
-            offsets[ids] = np.arange(len(ids), dtype=np.int32)
-        return lists, offsets
-
     # -- changes -------------------------------------------------------------------------------------------
     def add(self, ids: np.ndarray, raw: np.ndarray) -> None:
         self._changed()
@@ -532,7 +532,9 @@ class TrackIndex:
             changes = self._changes
 
             def make():
-                made = sketches.Sketch(self.search_index)
+                if self._where is None:  # (the map of ids to their places, shared with reconstruct)
+                    self._where = id_positions(self.search_index)
+                made = sketches.Sketch(self.search_index, self._where)
                 if self._changes == changes:  # (an index changed meanwhile keeps no sketch of what it was)
                     self._sketch = made
 

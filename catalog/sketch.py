@@ -4,14 +4,16 @@ A query scans the sketch's codes of the lists it probes for CANDIDATES times the
 those by the index's 8-bit codes, so it answers what the 8-bit index answers at the same nprobe, faster.
 
 Why: at a million tracks the default store's whitened vectors spread a query's neighbours over many lists
-(160 of 2048 for recall@10 0.95), and scanning that many 8-bit codes took 3.3 ms a query. The sketch scans a
-quarter of the bytes with table lookups: 1.2 ms for the same answers (docs/scale.md). Its 4-bit codes alone
-find only 0.58 of the neighbours; the 8-bit ranking of 16 candidates an answer restores them.
+(about 150 of 2048 for recall@10 0.95), and scanning that many 8-bit codes took 3.3 ms in FAISS (3.8-4.9 ms a
+query in the store). The sketch scans a quarter of the bytes with table lookups: 1.1 ms (1.7-1.9) for the same
+answers (docs/scale.md). Its 4-bit codes alone find only 0.59 of the neighbours; the 8-bit ranking of 16
+candidates an answer restores them.
 
 Nothing is written: the sketch is made from the index's lists (the 8-bit codes decoded, then encoded again,
-about 10 s at a million tracks on two cores, in a background thread) and dropped when the index changes. A
+about 13 s at a million tracks on two cores, in a background thread) and dropped when the index changes. A
 one-query process never makes one; a service does when it opens a generation (``Searcher.warm_up``).
-Memory: 80 bytes and an id a track (width 320), 90 MB at a million tracks, and two 4-byte ints a track id.
+Memory: 80 bytes and an id a track (width 320) and each id's place (two 4-byte ints, the map the index's own
+lookups share): 96 MB at a million tracks.
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ class Sketch:
     """Made from one inverted-list index of 8-bit codes (:func:`usable`), which must not change while the
     sketch is used (a :class:`catalog.indexes.TrackIndex` drops its sketch on any change)."""
 
-    def __init__(self, ivf, *, seed: int = 0):
+    def __init__(self, ivf, where: tuple[np.ndarray, np.ndarray], *, seed: int = 0):
+        """``where``: each id's list and place in it, as dense arrays by id (``catalog.indexes.id_positions``: the
+        map the index's own lookups use)."""
         import faiss
 
         self.ivf, d = ivf, ivf.d
@@ -56,10 +60,7 @@ class Sketch:
             self.codes.append(faiss.rev_swig_ptr(inv.get_codes(lst), n * ivf.code_size).reshape(n, ivf.code_size)
                               if n else np.zeros((0, ivf.code_size), np.uint8))
             ids.append(faiss.rev_swig_ptr(inv.get_ids(lst), n).astype(np.int64) if n else np.zeros(0, np.int64))
-        top = max((int(i.max()) for i in ids if len(i)), default=-1) + 1
-        self.where_list, self.where_at = np.full(top, -1, np.int32), np.zeros(top, np.int32)
-        for lst, i in enumerate(ids):
-            self.where_list[i], self.where_at[i] = lst, np.arange(len(i), dtype=np.int32)
+        self.where_list, self.where_at = where
         m = d // 2 if d % 2 == 0 else d  # two dimensions a 4-bit code (one when the width is odd)
         # the index's own coarse quantiser: the same lists, so that an nprobe means what it means for the index
         self.fast = faiss.IndexIVFPQFastScan(ivf.quantizer, d, ivf.nlist, m, 4, faiss.METRIC_INNER_PRODUCT, 32)

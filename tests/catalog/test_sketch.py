@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from soundalike.catalog import sketch as sketches
-from soundalike.catalog.indexes import Policy, TrackIndex
+from soundalike.catalog.indexes import Policy, TrackIndex, id_positions
 from soundalike.catalog.sketch import Sketch
 from soundalike.search.current import Current
 from soundalike.search.searcher import Searcher
@@ -97,7 +97,7 @@ def test_the_sketch_keeps_nothing_but_codes_and_ids_and_finds_a_tracks_own_vecto
     store, ids, raw = ivf_store(tmp_path)
     reader = Searcher(store)
     index = reader.index
-    sketch = Sketch(index.search_index)
+    sketch = Sketch(index.search_index, id_positions(index.search_index))
     assert sketch.fast.ntotal == len(ids)
     assert sketch.nbytes < len(ids) * (index.width // 2 + 8 + 8 + 8)  # 4 bits a dimension, an id, its place
     scores, found = sketch.search(index.embed(raw[:20]), 1, nprobe=index.search_index.nprobe)
