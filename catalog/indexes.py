@@ -316,8 +316,7 @@ class TrackIndex:
         self._runs = None  # the bounds of the runs of lists searched together (see _search_by_runs)
         self._lookups = 0
         self._sketch = None  # a serving process's fast-scan sketch of the lists (catalog.sketch), once made
-        self._sketching = None  # the thread making it
-        self._changes = 0  # changes made to the index (a sketch made before one is dropped)
+        self._sketching = None  # the thread making it (a change to the index waits for it)
         self.use_sketch = True  # (the benchmarks turn it off to time the 8-bit codes alone)
         # what is searched: the sub-index in the transform's output space (the first format's whole index)
         self.search_index = index if transforms is None else _downcast(index.index)
@@ -517,7 +516,6 @@ class TrackIndex:
         if self._sketching is not None:
             self._sketching.join()  # (a sketch being made reads the lists that are about to change)
         self._where = self._runs = self._sketch = None
-        self._changes += 1
 
     # -- the sketch ----------------------------------------------------------------------------------------
     def start_sketch(self, *, wait: bool = False) -> bool:
@@ -529,14 +527,10 @@ class TrackIndex:
         if self._legacy is not None or not sketches.usable(self.search_index):
             return False
         if self._sketch is None and (self._sketching is None or not self._sketching.is_alive()):
-            changes = self._changes
-
             def make():
                 if self._where is None:  # (the map of ids to their places, shared with reconstruct)
                     self._where = id_positions(self.search_index)
-                made = sketches.Sketch(self.search_index, self._where)
-                if self._changes == changes:  # (an index changed meanwhile keeps no sketch of what it was)
-                    self._sketch = made
+                self._sketch = sketches.Sketch(self.search_index, self._where)
 
             self._sketching = threading.Thread(target=make, name="soundalike-sketch", daemon=True)
             self._sketching.start()

@@ -50,7 +50,7 @@ class Sketch:
         map the index's own lookups use)."""
         import faiss
 
-        self.ivf, d = ivf, ivf.d
+        d = ivf.d
         trained = faiss.vector_to_array(ivf.sq.trained)
         self.vmin, self.step = trained[:d].astype(np.float32), (trained[d:] / 255.0).astype(np.float32)
         inv = ivf.invlists
@@ -107,7 +107,7 @@ class Sketch:
                 continue
             lists, at = self.where_list[row], self.where_at[row]
             codes = np.stack([self.codes[lst][i] for lst, i in zip(lists.tolist(), at.tolist())])
-            s = float(q[r] @ self.vmin) + (codes.astype(np.float32) + 0.5) @ (q[r] * self.step)
+            s = self.decode(codes) @ q[r]
             best = np.argsort(-s, kind="stable")[:k]
             scores[r, : len(best)], out[r, : len(best)] = s[best], row[best]
         return scores, out
