@@ -515,6 +515,8 @@ class TrackIndex:
     def _changed(self) -> None:
         if self._sketching is not None:
             self._sketching.join()  # (a sketch being made reads the lists that are about to change)
+        if self._sketch is not None:
+            self._sketch.wait()  # (and so does a filter's narrowed sketch being made)
         self._where = self._runs = self._sketch = None
 
     # -- the sketch ----------------------------------------------------------------------------------------
@@ -544,16 +546,19 @@ class TrackIndex:
         return self._sketch
 
     # -- search --------------------------------------------------------------------------------------------
-    def search(self, q: np.ndarray, k: int, selector=None, nprobe: int | None = None):
+    def search(self, q: np.ndarray, k: int, selector=None, nprobe: int | None = None, within=None):
         """(scores, ids) of the ``k`` best for each row of ``q`` (index-space unit vectors). With a
-        ``selector`` (a FAISS ``IDSelector``), only the ids it selects are candidates."""
+        ``selector`` (a FAISS ``IDSelector``), only the ids it selects are candidates. ``within``: the packed
+        bitmap the selector reads, where it is one a service keeps (the sketch then scans that filter's own)."""
         import faiss
 
         sketch = self._sketch if self.use_sketch else None
         if sketch is not None and len(q) <= SKETCH_QUERIES and k <= sketches.MAX_K:
-            probe = int(nprobe or self.search_index.nprobe)
-            if probe < self.search_index.nlist:  # (every list: the 8-bit scan is exact, and as fast)
-                return sketch.search(q, k, selector, probe)
+            probe, within = int(nprobe or self.search_index.nprobe), within if selector is not None else None
+            # every list: the 8-bit scan is exact, and as fast as the whole sketch's; a filter's own sketch holds
+            # only its tracks, and a narrow filter's every list is its whole scan (its shortlist all of them)
+            if probe < self.search_index.nlist or (within is not None and sketch.narrowed(within) is not None):
+                return sketch.search(q, k, selector, probe, within)
         if self.is_ivf and len(q) > 1 and (self.lists_on_disk or (nprobe or 0) >= self.search_index.nlist):
             return self._search_by_runs(q, k, selector, nprobe)
         if self.is_ivf:
@@ -687,7 +692,7 @@ class LayeredIndex:
                 yield ids[keep], x[keep]
         yield from self.delta.decoded()
 
-    def search(self, q: np.ndarray, k: int, selector=None, nprobe: int | None = None):
+    def search(self, q: np.ndarray, k: int, selector=None, nprobe: int | None = None, within=None):
         import faiss
 
         both = None
@@ -697,7 +702,7 @@ class LayeredIndex:
             main_sel = self._visible
         else:
             main_sel = both = faiss.IDSelectorAnd(selector, self._visible)
-        s1, i1 = self.main.search(q, k, main_sel, nprobe)
+        s1, i1 = self.main.search(q, k, main_sel, nprobe, within)
         del both
         if self.delta.ntotal == 0:
             return s1, i1

@@ -307,7 +307,7 @@ class Searcher:
                 bits, selected = packed
                 sel = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))  # n is in bytes; bits outlive the search
                 # a filter's nearest lie farther away, in more lists: the nprobe measured for a 10% filter
-                scores, ids = self.index.search(q, k_eff, selector=sel, nprobe=self._nprobe_filtered)
+                scores, ids = self.index.search(q, k_eff, selector=sel, nprobe=self._nprobe_filtered, within=bits)
                 # inverted lists probe only some of the library: when a narrow filter leaves fewer than k there,
                 # the same search over every list finds all k that exist
                 if self.index.is_ivf and (ids >= 0).sum(axis=1).min() < min(k_eff, selected):

@@ -121,3 +121,92 @@ def test_a_service_makes_the_sketch_and_a_small_or_flat_index_takes_none(tmp_pat
     s = Searcher(flat)
     assert not s.warm_up(wait=True) and s.index.sketch is None
     assert len(s.search_id(flat_ids[0], k=5)) == 5
+
+
+def rock_selector(s: Searcher):
+    import faiss
+
+    bits, selected = s.filters.bitmap(["rock"], "tags", ())  # the bitmap a service keeps for the filter
+    return bits, selected, faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
+
+
+def test_a_filter_searched_again_gets_a_sketch_of_its_own_that_answers_the_same(tmp_path):
+    store, ids, raw = ivf_store(tmp_path)
+    s = Searcher(store)
+    assert s.warm_up(wait=True)
+    index, sketch = s.index, s.index.sketch
+    bits, selected, sel = rock_selector(s)
+    q, probe = index.embed(raw[:300:3]), s._nprobe_filtered
+    whole = index.search(q, 10, sel, probe)
+    # a service's queries with the filter: the first is noted, the second has the filter's own sketch made
+    for _ in range(2):
+        assert all(h.genre == "rock" for h in s.search_id(ids[0], k=10, genres=["rock"]))
+    sketch.wait()
+    own = sketch.narrowed(bits)
+    assert own is not None and own.ntotal == selected < len(ids) / 5
+    narrowed = index.search(q, 10, sel, probe, within=bits)
+    # the same codes of the same lists, only the filter's: the same answers with the same scores
+    assert (narrowed[1] == whole[1]).mean() >= 0.99 and np.allclose(narrowed[0], whole[0], atol=1e-6)
+    hits = s.search_id(ids[1], k=10, genres=["rock"])
+    assert len(hits) == 10 and all(h.genre == "rock" for h in hits)
+
+
+def test_one_off_broad_and_many_filters_keep_the_memory_bounded(tmp_path):
+    import faiss
+
+    store, ids, raw = ivf_store(tmp_path)
+    s = Searcher(store)
+    assert s.warm_up(wait=True)
+    index, sketch = s.index, s.index.sketch
+    top, q = max(ids) + 1, index.embed(raw[:1])
+    probe = s._nprobe_filtered
+
+    def bitmap(chosen):
+        keep = np.zeros(top, bool)
+        keep[np.asarray(chosen)] = True
+        bits = np.packbits(keep, bitorder="little")
+        return bits, faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
+
+    def searched_twice(bits, sel):
+        for _ in range(2):
+            index.search(q, 10, sel, probe, within=bits)
+        sketch.wait()
+        return sketch.narrowed(bits)
+
+    base = sketch.nbytes
+    # a one-off mask (a new array each query, as search_vectors' mask makes) takes none
+    bits, _ = bitmap(ids[::3])
+    for _ in range(3):
+        copy = bits.copy()
+        index.search(q, 10, faiss.IDSelectorBitmap(len(copy), faiss.swig_ptr(copy)), probe, within=copy)
+    sketch.wait()
+    assert sketch.nbytes == base
+    # a filter of most of the library takes none: its scan is most of the whole sketch's
+    assert searched_twice(*bitmap(ids[: int(len(ids) * 0.9)])) is None and sketch.nbytes == base
+    # filters of 40% each: kept while they hold no more tracks than the sketch, the least recently used dropped
+    thirds = [bitmap(np.random.default_rng(i).choice(ids, int(len(ids) * 0.4), replace=False)) for i in range(3)]
+    made = [searched_twice(*t) for t in thirds]
+    assert all(m is not None and m.ntotal == int(len(ids) * 0.4) for m in made)
+    assert sketch.narrowed(thirds[0][0]) is None and sketch.narrowed(thirds[2][0]) is made[2]
+    assert base < sketch.nbytes <= 2 * base
+
+
+def test_a_narrow_filters_every_list_is_scanned_in_its_own_sketch_with_the_exact_answers(tmp_path):
+    import faiss
+
+    store, ids, raw = ivf_store(tmp_path)
+    s = Searcher(store)
+    assert s.warm_up(wait=True)
+    index, sketch = s.index, s.index.sketch
+    keep = np.zeros(max(ids) + 1, bool)
+    keep[np.random.default_rng(5).choice(ids, 40, replace=False)] = True  # fewer than a shortlist
+    bits = np.packbits(keep, bitorder="little")
+    sel = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))
+    q, every = index.embed(raw[:50]), index.exhaustive_nprobe()
+    exact = index.search(q, 10, sel, every)  # (the 8-bit codes of every list)
+    for _ in range(2):
+        index.search(q[:1], 10, sel, every, within=bits)
+    sketch.wait()
+    assert sketch.narrowed(bits) is not None and sketch.narrowed(bits).ntotal == 40
+    got = index.search(q, 10, sel, every, within=bits)
+    assert (got[1] == exact[1]).all() and np.allclose(got[0], exact[0], atol=1e-6)
