@@ -156,9 +156,12 @@ class Sketch:
             order = np.argsort(lists, kind="stable")
             ids, lists = ids[order].astype(np.int64), lists[order]
             at, bounds = self.where_at[ids], np.searchsorted(lists, np.arange(self.fast.nlist + 1))
-            sub = faiss.deserialize_index(self._trained)
-            self._fill(sub, ((self.codes[lst][at[a:b]], ids[a:b])
-                             for lst, (a, b) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist()))))
+            try:
+                sub = faiss.deserialize_index(self._trained)
+                self._fill(sub, ((self.codes[lst][at[a:b]], ids[a:b])
+                                 for lst, (a, b) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist()))))
+            except (MemoryError, RuntimeError):  # (the filter is then scanned in the whole sketch, as before)
+                sub = None
         with self._lock:
             self._seen.pop(id(bits), None)
             self._narrowed[id(bits)] = (bits, sub)
