@@ -6,6 +6,7 @@ was built. Which FAISS index and how it is built and searched is ``catalog.index
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -70,9 +71,16 @@ def read_index(root: Path, info: dict, dim: int, *, mmap: bool, fitted=None) -> 
     if info.get("kind") == LEGACY_KIND:
         return TrackIndex.legacy(raw, _legacy_transform(fitted() if callable(fitted) else fitted))
     try:
-        return TrackIndex.wrap(raw)
+        index = TrackIndex.wrap(raw)
     except indexes.IndexBuildError as err:
         raise StoreError(f"{p}: {err}{REMEDY}") from None
+    if mmap:
+        try:
+            st = os.stat(p)
+            index.source = (str(p.resolve()), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            pass  # (then no other generation's sketch is taken for it)
+    return index
 
 
 def open_index(root: Path, info: dict, dim: int, *, mmap: bool, fitted=None) -> TrackIndex | LayeredIndex:

@@ -317,7 +317,9 @@ class TrackIndex:
         self._lookups = 0
         self._sketch = None  # a serving process's fast-scan sketch of the lists (catalog.sketch), once made
         self._sketching = None  # the thread making it (a change to the index waits for it)
+        self._sketch_of = None  # the index whose lists an adopted sketch reads (kept open while it is used)
         self.use_sketch = True  # (the benchmarks turn it off to time the 8-bit codes alone)
+        self.source = None  # the file read, memory-mapped, as (path, device, inode, mtime, size): see adopt_sketch
         # what is searched: the sub-index in the transform's output space (the first format's whole index)
         self.search_index = index if transforms is None else _downcast(index.index)
 
@@ -517,7 +519,7 @@ class TrackIndex:
             self._sketching.join()  # (a sketch being made reads the lists that are about to change)
         if self._sketch is not None:
             self._sketch.wait()  # (and so does a filter's narrowed sketch being made)
-        self._where = self._runs = self._sketch = None
+        self._where = self._runs = self._sketch = self._sketch_of = None
 
     # -- the sketch ----------------------------------------------------------------------------------------
     def start_sketch(self, *, wait: bool = False) -> bool:
@@ -538,6 +540,19 @@ class TrackIndex:
             self._sketching.start()
         if wait and self._sketching is not None:
             self._sketching.join()
+        return True
+
+    def adopt_sketch(self, previous) -> bool:
+        """Take the sketch ``previous`` (the index a service's last generation opened) made, when both read the
+        same file (a commit that wrote only a delta beside the main index leaves it as it was: a store never
+        changes a file in place), instead of making the same sketch again (13 s at a million tracks). The sketch
+        reads ``previous``'s lists, so ``previous`` is kept open while this index uses it."""
+        previous = getattr(previous, "main", previous)  # (a generation with a delta: its main index)
+        if (previous is self or self.source is None or previous.source != self.source or previous.sketch is None
+                or self._sketch is not None or not self.use_sketch):
+            return False
+        self._where = previous._where
+        self._sketch, self._sketch_of = previous.sketch, previous._sketch_of or previous
         return True
 
     @property
@@ -660,6 +675,9 @@ class LayeredIndex:
 
     def start_sketch(self, *, wait: bool = False) -> bool:
         return self.main.start_sketch(wait=wait)  # (the delta is small: scanned as it is)
+
+    def adopt_sketch(self, previous) -> bool:
+        return self.main.adopt_sketch(previous)
 
     sketch = property(lambda self: self.main.sketch)
 

@@ -47,7 +47,7 @@ class Current:
             return held  # another request is opening the new generation: this one answers from the last
         try:
             fresh = self._searcher.refreshed()
-            fresh.warm_up()
+            fresh.warm_up(previous=held)  # (a commit that wrote only a delta: the sketch made is taken over)
             self._searcher, self._seen = fresh, seen
             return fresh
         except StoreError:

@@ -160,10 +160,14 @@ class Searcher:
         new.outside.adopt(self.outside)
         return new
 
-    def warm_up(self, *, wait: bool = False) -> bool:
+    def warm_up(self, *, wait: bool = False, previous: "Searcher | None" = None) -> bool:
         """Ready this searcher to answer many queries: the index makes its fast-scan sketch in the background
         (inverted lists only: ``catalog.sketch``; until it is made, queries scan the 8-bit codes as before).
-        ``wait``: until it is made. What a service does with each generation it opens."""
+        ``wait``: until it is made. ``previous``: the searcher of the generation before, whose sketch is taken
+        when its main index is the same file (a commit that wrote only a delta). What a service does with each
+        generation it opens."""
+        if previous is not None and previous is not self and self.index.adopt_sketch(previous.index):
+            return True
         return self.index.start_sketch(wait=wait)
 
     # -- catalogue -----------------------------------------------------------------------------------------

@@ -210,3 +210,45 @@ def test_a_narrow_filters_every_list_is_scanned_in_its_own_sketch_with_the_exact
     assert sketch.narrowed(bits) is not None and sketch.narrowed(bits).ntotal == 40
     got = index.search(q, 10, sel, every, within=bits)
     assert (got[1] == exact[1]).all() and np.allclose(got[0], exact[0], atol=1e-6)
+
+
+def test_a_service_takes_its_sketch_over_when_a_commit_wrote_only_a_delta(tmp_path):
+    import gc
+
+    from soundalike.catalog.store import StoreWriter, read_manifest
+    from soundalike.catalog.track import Track
+
+    store, ids, raw = ivf_store(tmp_path)
+    current = Current(store)
+    first = current.get()
+    assert first.warm_up(wait=True)
+    made = first.index.sketch
+
+    def commit(vectors, remove=()):
+        with StoreWriter(store, encoder=read_manifest(store)["encoder"]) as w:
+            added = []
+            for j, v in enumerate(vectors):
+                p = f"/new/{len(w.known())}-{j}.flac"
+                t = Track(id=w.id_for(p), path=p, size=1, mtime=1.0, genre="jazz")
+                w.put(t, v)
+                added.append(t.id)
+            for i in remove:
+                w.remove(i)
+            w.commit()
+        return added
+
+    main_file = read_manifest(store)["index"]["file"]
+    new_id = commit([raw[1] * 1.0001], remove=[ids[0]])[0]  # a delta beside the same main index file
+    assert read_manifest(store)["index"]["file"] == main_file and read_manifest(store)["index"]["delta"]
+    second = current.get()
+    assert second is not first and second.index.sketch is made  # taken over at once, not made again
+    del first
+    gc.collect()  # (the first generation's searcher is gone; the lists its sketch reads are kept open)
+    hits = [h.id for h in second.search_id(ids[1], k=10)]
+    assert new_id in hits and ids[0] not in hits
+    assert [h.id for h in second.search_id(ids[2], k=10)] == [h.id for h in Searcher(store).search_id(ids[2], k=10)]
+    # a commit past a delta's share writes a new main index: its sketch is made anew
+    commit(raw[:400] * 1.0002)
+    assert read_manifest(store)["index"]["file"] != main_file
+    third = current.get()
+    assert third.warm_up(wait=True) and third.index.sketch is not made and third.index.sketch is not None
