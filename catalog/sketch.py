@@ -81,7 +81,6 @@ class Sketch:
             sample.append(self.decode(self.codes[lst]))
             held += len(sample[-1])
         self.fast.train(np.ascontiguousarray(np.concatenate(sample)))
-        self._trained = faiss.serialize_index(self.fast)  # (empty: where a narrowed sketch starts)
         self._fill(self.fast, ((self.codes[lst], ids[lst]) for lst in range(ivf.nlist)))
         self._lock = threading.Lock()
         self._narrowed: OrderedDict[int, tuple[np.ndarray, object]] = OrderedDict()  # id(bits) -> (bits, sketch)
@@ -157,7 +156,10 @@ class Sketch:
             ids, lists = ids[order].astype(np.int64), lists[order]
             at, bounds = self.where_at[ids], np.searchsorted(lists, np.arange(self.fast.nlist + 1))
             try:
-                sub = faiss.deserialize_index(self._trained)
+                # the same codebooks over the same coarse quantiser (shared: the index owns it), none of the codes
+                sub = faiss.IndexIVFPQFastScan(self.fast.quantizer, self.fast.d, self.fast.nlist, self.fast.pq.M, 4,
+                                               faiss.METRIC_INNER_PRODUCT, self.fast.bbs)
+                sub.pq, sub.by_residual, sub.is_trained = self.fast.pq, self.fast.by_residual, True
                 self._fill(sub, ((self.codes[lst][at[a:b]], ids[a:b])
                                  for lst, (a, b) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist()))))
             except (MemoryError, RuntimeError):  # (the filter is then scanned in the whole sketch, as before)

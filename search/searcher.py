@@ -315,7 +315,8 @@ class Searcher:
                 # inverted lists probe only some of the library: when a narrow filter leaves fewer than k there,
                 # the same search over every list finds all k that exist
                 if self.index.is_ivf and (ids >= 0).sum(axis=1).min() < min(k_eff, selected):
-                    scores, ids = self.index.search(q, k_eff, selector=sel, nprobe=self.index.exhaustive_nprobe())
+                    scores, ids = self.index.search(q, k_eff, selector=sel, nprobe=self.index.exhaustive_nprobe(),
+                                                    within=bits)
         finally:
             faiss.omp_set_num_threads(before)
         return scores, ids
