@@ -317,7 +317,6 @@ class TrackIndex:
         self._lookups = 0
         self._sketch = None  # a serving process's fast-scan sketch of the lists (catalog.sketch), once made
         self._sketching = None  # the thread making it (a change to the index waits for it)
-        self._sketch_of = None  # the index whose lists an adopted sketch reads (kept open while it is used)
         self.use_sketch = True  # (the benchmarks turn it off to time the 8-bit codes alone)
         self.source = None  # the file read, memory-mapped, as (path, device, inode, mtime, size): see adopt_sketch
         # what is searched: the sub-index in the transform's output space (the first format's whole index)
@@ -519,7 +518,7 @@ class TrackIndex:
             self._sketching.join()  # (a sketch being made reads the lists that are about to change)
         if self._sketch is not None:
             self._sketch.wait()  # (and so does a filter's narrowed sketch being made)
-        self._where = self._runs = self._sketch = self._sketch_of = None
+        self._where = self._runs = self._sketch = None
 
     # -- the sketch ----------------------------------------------------------------------------------------
     def start_sketch(self, *, wait: bool = False) -> bool:
@@ -534,7 +533,7 @@ class TrackIndex:
             def make():
                 if self._where is None:  # (the map of ids to their places, shared with reconstruct)
                     self._where = id_positions(self.search_index)
-                self._sketch = sketches.Sketch(self.search_index, self._where)
+                self._sketch = sketches.Sketch(self.search_index, self._where, keep=(self.index, self._owner))
 
             self._sketching = threading.Thread(target=make, name="soundalike-sketch", daemon=True)
             self._sketching.start()
@@ -546,13 +545,12 @@ class TrackIndex:
         """Take the sketch ``previous`` (the index a service's last generation opened) made, when both read the
         same file (a commit that wrote only a delta beside the main index leaves it as it was: a store never
         changes a file in place), instead of making the same sketch again (13 s at a million tracks). The sketch
-        reads ``previous``'s lists, so ``previous`` is kept open while this index uses it."""
+        holds what it reads (``previous``'s index stays open while it is used)."""
         previous = getattr(previous, "main", previous)  # (a generation with a delta: its main index)
         if (previous is self or self.source is None or previous.source != self.source or previous.sketch is None
                 or self._sketch is not None or not self.use_sketch):
             return False
-        self._where = previous._where
-        self._sketch, self._sketch_of = previous.sketch, previous._sketch_of or previous
+        self._where, self._sketch = previous._where, previous.sketch
         return True
 
     @property

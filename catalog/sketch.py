@@ -32,7 +32,6 @@ CANDIDATES = 16  # candidates the sketch shortlists for each answer wanted (at 8
 #: hub-aware ranking's pool of 256 (4,096 candidates) took 6.2 ms at a million tracks, against 2.2 by the codes
 MAX_K = 32
 TRAIN_VECTORS = 65_536  # vectors the product quantiser is trained on (from whole lists picked at random)
-ADD_ROWS = 65_536  # decoded vectors gathered before one add (each add call has a fixed cost)
 #: smaller indexes take no sketch: its fixed cost a query (the shortlist's ranking in NumPy, ~0.1 ms) is what
 #: their whole scan costs (20,000 tracks: 0.15 ms by the 8-bit codes, 0.22 with a sketch)
 MIN_TRACKS = 100_000
@@ -54,10 +53,14 @@ class Sketch:
     """Made from one inverted-list index of 8-bit codes (:func:`usable`), which must not change while the
     sketch is used (a :class:`catalog.indexes.TrackIndex` drops its sketch on any change)."""
 
-    def __init__(self, ivf, where: tuple[np.ndarray, np.ndarray], *, seed: int = 0):
+    def __init__(self, ivf, where: tuple[np.ndarray, np.ndarray], *, seed: int = 0, keep=None):
         """``where``: each id's list and place in it, as dense arrays by id (``catalog.indexes.id_positions``: the
-        map the index's own lookups use)."""
+        map the index's own lookups use). ``keep``: what owns the index's memory (a downcast FAISS view does
+        not), held for as long as the sketch is: it reads the lists whenever it makes a filter's sketch, in a
+        thread that can outlive the searcher that asked."""
         import faiss
+
+        self._keep = (ivf, keep)
 
         d = ivf.d
         trained = faiss.vector_to_array(ivf.sq.trained)
@@ -81,31 +84,38 @@ class Sketch:
             sample.append(self.decode(self.codes[lst]))
             held += len(sample[-1])
         self.fast.train(np.ascontiguousarray(np.concatenate(sample)))
-        self._fill(self.fast, ((self.codes[lst], ids[lst]) for lst in range(ivf.nlist)))
+        self._fill(self.fast, ((lst, self.codes[lst], ids[lst]) for lst in range(ivf.nlist)))
         self._lock = threading.Lock()
         self._narrowed: OrderedDict[int, tuple[np.ndarray, object]] = OrderedDict()  # id(bits) -> (bits, sketch)
         self._seen: OrderedDict[int, np.ndarray] = OrderedDict()  # bitmaps searched with once, by id
         self._narrowing: threading.Thread | None = None
 
     def _fill(self, fast, parts) -> None:
-        """Add ``parts`` ((8-bit codes, ids) each) to ``fast``, decoded, in batches (each add has a fixed cost).
-        FAISS assigns each vector to a list again (most of the work; giving it the index's own lists through
-        ``add_core`` or ``add_sa_codes`` packed wrong codes in FAISS 1.15), so a vector near a border can sit in
-        a neighbouring list of the sketch: the same for every sketch of the index."""
-        batch, held = [], 0
-        for codes, ids in parts:
-            if len(ids):
-                batch.append((codes, ids))
-                held += len(ids)
-            if batch and held >= ADD_ROWS:
-                self._add(fast, batch)
-                batch, held = [], 0
-        if batch:
-            self._add(fast, batch)
+        """Put ``parts`` ((list, 8-bit codes, ids) each, every list once) into the empty ``fast``: each list's
+        vectors decoded, encoded as 4-bit codes and packed into that list's blocks, so the sketch's lists are the
+        index's. (FAISS's own ``add_with_ids`` assigns every vector to a list again, most of the work, and
+        ``add_core``, which takes the lists, wrote unreadable codes in FAISS 1.15: the blocks are packed here with
+        its code packer, one block of ``bbs`` codes at a time.)"""
+        import faiss
 
-    def _add(self, fast, batch) -> None:
-        x = np.ascontiguousarray(np.concatenate([self.decode(codes) for codes, _ in batch]))
-        fast.add_with_ids(x, np.concatenate([ids for _, ids in batch]).astype(np.int64))
+        packer, inv = fast.get_CodePacker(), faiss.downcast_InvertedLists(fast.invlists)
+        per, size, added = packer.nvec, packer.block_size, 0
+        for lst, codes, ids in parts:
+            n = len(ids)
+            if not n:
+                continue
+            x = np.ascontiguousarray(self.decode(codes))
+            blocks = -(-n // per)
+            flat = np.zeros((blocks * per, fast.code_size), np.uint8)
+            listnos = np.full(n, lst, np.int64)
+            fast.encode_vectors(n, faiss.swig_ptr(x), faiss.swig_ptr(listnos), faiss.swig_ptr(flat), False)
+            inv.resize(lst, n)
+            packed = faiss.rev_swig_ptr(inv.get_codes(lst), blocks * size)
+            for b in range(blocks):
+                packer.pack_all(faiss.swig_ptr(flat[b * per:]), faiss.swig_ptr(packed[b * size:]))
+            faiss.rev_swig_ptr(inv.get_ids(lst), n)[:] = ids
+            added += n
+        fast.ntotal += added
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         """8-bit codes ``[n, d]`` -> the vectors they stand for (FAISS's decoding of its 8-bit codes)."""
@@ -160,7 +170,7 @@ class Sketch:
                 sub = faiss.IndexIVFPQFastScan(self.fast.quantizer, self.fast.d, self.fast.nlist, self.fast.pq.M, 4,
                                                faiss.METRIC_INNER_PRODUCT, self.fast.bbs)
                 sub.pq, sub.by_residual, sub.is_trained = self.fast.pq, self.fast.by_residual, True
-                self._fill(sub, ((self.codes[lst][at[a:b]], ids[a:b])
+                self._fill(sub, ((lst, self.codes[lst][at[a:b]], ids[a:b])
                                  for lst, (a, b) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist()))))
             except (MemoryError, RuntimeError):  # (the filter is then scanned in the whole sketch, as before)
                 sub = None

@@ -252,3 +252,22 @@ def test_a_service_takes_its_sketch_over_when_a_commit_wrote_only_a_delta(tmp_pa
     assert read_manifest(store)["index"]["file"] != main_file
     third = current.get()
     assert third.warm_up(wait=True) and third.index.sketch is not made and third.index.sketch is not None
+
+
+def test_a_filters_sketch_being_made_outlives_the_searcher_that_asked(tmp_path):
+    import gc
+
+    store, ids, raw = ivf_store(tmp_path)
+    s = Searcher(store)
+    assert s.warm_up(wait=True)
+    bits, selected, sel = rock_selector(s)
+    q, probe, sketch = s.index.embed(raw[:20]), s._nprobe_filtered, s.index.sketch
+    whole = sketch.search(q, 10, sel, probe)
+    for _ in range(2):  # the second starts the filter's sketch in the background
+        s.search_id(ids[0], k=10, genres=["rock"])
+    del s  # (a service's old generation, let go while that is being made: the lists it reads stay open)
+    gc.collect()
+    sketch.wait()
+    assert sketch.narrowed(bits).ntotal == selected
+    got = sketch.search(q, 10, sel, probe, within=bits)
+    assert (got[1] == whole[1]).mean() >= 0.99
