@@ -14,7 +14,7 @@ of them, the filter's or not. A filter a service searches with again gets a narr
 (:meth:`Sketch.narrowed`: the same codebooks, the same lists), whose scan is the filter's share of the work.
 
 Nothing is written: the sketch is made from the index's lists (the 8-bit codes decoded, then encoded again,
-about 13 s at a million tracks on two cores, in a background thread) and dropped when the index changes. A
+about 6 s at a million tracks on two cores, in a background thread) and dropped when the index changes. A
 one-query process never makes one; a service does when it opens a generation (``Searcher.warm_up``).
 Memory: 80 bytes and an id a track (width 320) and each id's place (two 4-byte ints, the map the index's own
 lookups share): 96 MB at a million tracks; filters' narrowed sketches at most as many tracks again.
