@@ -61,7 +61,6 @@ class Sketch:
         import faiss
 
         self._keep = (ivf, keep)
-
         d = ivf.d
         trained = faiss.vector_to_array(ivf.sq.trained)
         self.vmin, self.step = trained[:d].astype(np.float32), (trained[d:] / 255.0).astype(np.float32)
