@@ -49,6 +49,13 @@ def usable(ivf) -> bool:
             and not isinstance(faiss.downcast_InvertedLists(ivf.invlists), faiss.OnDiskInvertedLists))
 
 
+def _fast_scan(quantizer, d: int, nlist: int, m: int):
+    """An empty fast-scan index: ``m`` 4-bit codes a vector, in blocks of 32, over ``quantizer``'s lists (not owned)."""
+    import faiss
+
+    return faiss.IndexIVFPQFastScan(quantizer, d, nlist, m, 4, faiss.METRIC_INNER_PRODUCT, 32)
+
+
 class Sketch:
     """Made from one inverted-list index of 8-bit codes (:func:`usable`), which must not change while the
     sketch is used (a :class:`catalog.indexes.TrackIndex` drops its sketch on any change)."""
@@ -74,7 +81,7 @@ class Sketch:
         self.where_list, self.where_at = where
         m = d // 2 if d % 2 == 0 else d  # two dimensions a 4-bit code (one when the width is odd)
         # the index's own coarse quantiser: the same lists, so that an nprobe means what it means for the index
-        self.fast = faiss.IndexIVFPQFastScan(ivf.quantizer, d, ivf.nlist, m, 4, faiss.METRIC_INNER_PRODUCT, 32)
+        self.fast = _fast_scan(ivf.quantizer, d, ivf.nlist, m)
         rng = np.random.default_rng(seed)
         sample, held = [], 0
         for lst in rng.permutation(ivf.nlist):
@@ -153,8 +160,6 @@ class Sketch:
         return None
 
     def _narrow(self, bits: np.ndarray) -> None:
-        import faiss
-
         ids = np.flatnonzero(np.unpackbits(bits, bitorder="little"))
         ids = ids[ids < len(self.where_list)]
         ids = ids[self.where_list[ids] >= 0]
@@ -166,8 +171,7 @@ class Sketch:
             at, bounds = self.where_at[ids], np.searchsorted(lists, np.arange(self.fast.nlist + 1))
             try:
                 # the same codebooks over the same coarse quantiser (shared: the index owns it), none of the codes
-                sub = faiss.IndexIVFPQFastScan(self.fast.quantizer, self.fast.d, self.fast.nlist, self.fast.pq.M, 4,
-                                               faiss.METRIC_INNER_PRODUCT, self.fast.bbs)
+                sub = _fast_scan(self.fast.quantizer, self.fast.d, self.fast.nlist, self.fast.pq.M)
                 sub.pq, sub.by_residual, sub.is_trained = self.fast.pq, self.fast.by_residual, True
                 self._fill(sub, ((lst, self.codes[lst][at[a:b]], ids[a:b])
                                  for lst, (a, b) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist()))))

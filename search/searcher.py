@@ -166,7 +166,7 @@ class Searcher:
         ``wait``: until it is made. ``previous``: the searcher of the generation before, whose sketch is taken
         when its main index is the same file (a commit that wrote only a delta). What a service does with each
         generation it opens."""
-        if previous is not None and previous is not self and self.index.adopt_sketch(previous.index):
+        if previous is not None and self.index.adopt_sketch(previous.index):  # (the same index: no)
             return True
         return self.index.start_sketch(wait=wait)
 
