@@ -5,7 +5,9 @@ linked into a temporary folder-per-class dataset, trained on exactly as ``sounda
 recipe: a head on the frozen pretrained musicnn; ``--seed-cnn`` adds the seed CNN from scratch), and the
 30 % is scored by ``soundalike evaluate``'s code. Beside it, on the same split: a logistic-regression probe
 (scikit-learn defaults) on each track's mean and standard deviation of the same pretrained window features,
-standardised. Track accuracy and macro F1 per split and their means.
+standardised. Track accuracy and macro F1 per split and their means; for the head, also each of its parts
+alone (window classifier, track regression, nearest-track vote) and the head before the vote (the first two
+half and half), on the same trained model, with the head's paired interval against each.
 
     python benchmarks/genre_splits.py CORPUS_DIR [--splits 5] [--first 0] [--holdout FILE] [--seed-cnn] [--json]
 
@@ -54,6 +56,32 @@ def probe(features: dict[str, np.ndarray], ds, train: np.ndarray, test: np.ndarr
     truth = ds.labels[te]
     return {"track_accuracy": float(np.mean(pred == truth)),
             "macro_f1": float(f1_score(truth, pred, average="macro", zero_division=0))}
+
+
+def head_parts(model: Path, features: dict[str, np.ndarray], ds, test: np.ndarray) -> dict:
+    """Track accuracy on the test tracks of each part of a trained head alone, and of the head before the vote
+    (window classifier and track regression, half and half), from the same pretrained window features; ``head``:
+    the whole head scored from them (as ``evaluate`` scores it from the audio). Also each test track's class
+    probabilities by each (``--json`` keeps them: other ways of joining the parts can be scored from them)."""
+    from soundalike.model.registry import load_encoder
+
+    enc = load_encoder(model)
+    if not hasattr(enc, "track_parts"):
+        return {}, {}
+    hits: dict[str, list[bool]] = {}
+    probs_of: dict[str, dict] = {}
+    for i in test:
+        if ds.paths[i] not in features:
+            continue
+        truth = enc.labels.index(ds.classes[ds.labels[i]])
+        scores = enc.head_outputs(features[ds.paths[i]])[1]
+        parts = {"head": enc.track_scores(scores), **enc.track_parts(scores)}
+        if "regression" in parts:
+            parts["windows+regression"] = 0.5 * parts["windows"] + 0.5 * parts["regression"]
+        for name, probs in parts.items():
+            hits.setdefault(name, []).append(int(np.argmax(probs)) == truth)
+        probs_of[ds.paths[i]] = {"truth": truth, **{k: np.round(v, 5).tolist() for k, v in parts.items()}}
+    return {name: float(np.mean(h)) for name, h in hits.items()}, probs_of
 
 
 def main() -> None:
@@ -105,8 +133,11 @@ def main() -> None:
                              "window_accuracy": rep["window_accuracy"], "epochs": len(res.history["loss"]),
                              "train_s": round(train_s, 1), "classes": rep["classes"],
                              "confusion_matrix": rep["confusion_matrix"]}
+                if kind == "head":
+                    row[kind]["parts"], row[kind]["track_probs"] = head_parts(tmp / f"{kind}.keras", features, ds, test)
         rows.append(row)
         line = "  ".join(f"{k} {row[k]['track_accuracy']:.3f}" for k in ("head", "seed_cnn", "probe") if k in row)
+        line += "".join(f"  {k} {v:.3f}" for k, v in row["head"].get("parts", {}).items())
         print(f"{name}: {line}", file=sys.stderr, flush=True)
 
     kinds = [k for k in ("head", "seed_cnn", "probe") if k in rows[0]]
@@ -127,6 +158,17 @@ def main() -> None:
         half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
         print(f"{k} - probe, track accuracy: {d.mean():+.3f} [{d.mean() - half:+.3f}, {d.mean() + half:+.3f}] "
               f"(95% t-interval over {len(d)} splits; {int((d > 0).sum())} wins, {int((d < 0).sum())} losses)")
+    parts = [name for name in rows[0]["head"].get("parts", {}) if all(name in r["head"].get("parts", {}) for r in rows)]
+    if "windows+regression" in parts and len(rows) > 1:
+        from scipy import stats
+
+        for name in parts:
+            if name == "head":
+                continue
+            d = np.asarray([r["head"]["parts"]["head"] - r["head"]["parts"][name] for r in rows])
+            half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+            print(f"head - its {name} alone: {d.mean():+.3f} [{d.mean() - half:+.3f}, {d.mean() + half:+.3f}] "
+                  f"(mean {np.mean([r['head']['parts'][name] for r in rows]):.3f})")
 
 
 if __name__ == "__main__":

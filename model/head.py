@@ -5,10 +5,13 @@ The artefact is a ``.keras`` file holding the head only, plus the usual JSON sid
 the installed package as for the default encoder. As an encoder it runs musicnn, then the head, and its
 window embedding is the head's 128-wide batch-normalised layer, like the seed CNN's.
 
-The head classifies twice: each window (a small dense network), and each track (a logistic regression on the
-mean of its windows' features and their mean absolute deviation, carried as a layer over windows whose mean
-over a track is the regression's logits). A track's class probabilities are the mean of the two: the mean of
-its windows' probabilities, and the regression's.
+The head classifies three ways: each window (a small dense network); each track by a logistic regression on
+the mean of its windows' features and their mean absolute deviation (carried as a layer over windows whose
+mean over a track is the regression's logits); and each track by a vote of its nearest training tracks in a
+whitened space (a layer over windows whose mean over a track is the track's whitened vector, as the search's
+default store whitens; the training tracks' vectors and classes kept in the model as two more layers). A
+track's class probabilities are the mean of the three: the mean of its windows' probabilities, the
+regression's, and the vote. Heads saved before the vote (or without a track classifier) score as they did.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import softmax
 
+from ..catalog.within import SHRINK, WIDTH
 from ..model._quiet import import_keras
 from ..model.encoder import KerasEncoder, ModelError, check_fingerprint, fingerprint, l2_normalise, read_keras
 
@@ -77,12 +81,11 @@ def with_track_classifier(model, x: np.ndarray, y: np.ndarray, owner: np.ndarray
 
     keras = import_keras()
     L = keras.layers
-    x = np.asarray(x, np.float64)
-    centre = x.mean(axis=0)
-    tracks = np.unique(owner)
-    windows = [x[owner == t] for t in tracks]
+    centre = np.asarray(x).mean(axis=0, dtype=np.float64)
+    groups = track_windows(owner)
+    windows = (np.asarray(x[rows], np.float64) for rows in groups)
     moments = np.stack([np.concatenate([w.mean(0), np.abs(w - centre).mean(0)]) for w in windows])
-    labels = np.asarray([y[owner == t][0] for t in tracks])
+    labels = np.asarray([y[rows[0]] for rows in groups])
     scale = StandardScaler().fit(moments)
     clf = LogisticRegression(C=C, max_iter=5000).fit(scale.transform(moments), labels)
     coef, intercept = clf.coef_, clf.intercept_
@@ -103,6 +106,94 @@ def with_track_classifier(model, x: np.ndarray, y: np.ndarray, owner: np.ndarray
     return keras.Model(inp, [model.outputs[0], logits], name=NAME)
 
 
+NEIGHBOUR_SPACE, NEIGHBOUR_VECTORS, NEIGHBOUR_LABELS = "neighbour_space", "neighbour_vectors", "neighbour_labels"
+#: the vote: this many nearest training tracks, each weighted by exp(cosine / VOTE_TEMPERATURE)
+VOTE_NEIGHBOURS, VOTE_TEMPERATURE = 10, 0.05
+
+
+def track_windows(owner: np.ndarray) -> list[np.ndarray]:
+    """The rows of each track's windows, tracks in increasing order of ``owner``'s ids."""
+    order = np.argsort(owner, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(np.asarray(owner)[order]) != 0])
+    return np.split(order, starts[1:])
+
+
+def whitening(x: np.ndarray, owner: np.ndarray, *, width: int = WIDTH, shrink: float = SHRINK):
+    """A window-level affine map ``(kernel [d, k], bias [k])`` whose mean over a track's windows is the track's
+    whitened vector, fitted on training windows ``x`` of tracks ``owner``: the track means, each feature divided
+    by its standard deviation over the windows, projected on their ``width`` principal axes, then whitened against
+    the within-track scatter (shrunk towards its mean eigenvalue by ``shrink``), as ``catalog.within.fit``
+    whitens a store's mean half. None when there are too few tracks to fit one."""
+    groups = track_windows(owner)
+    if len(groups) < 3:
+        return None
+    d = x.shape[1]
+    means, scatter, total, squares = np.zeros((len(groups), d)), np.zeros((d, d)), np.zeros(d), np.zeros(d)
+    for i, rows in enumerate(groups):
+        w = np.asarray(x[rows], np.float64)
+        means[i] = w.mean(axis=0)
+        total += w.sum(axis=0)
+        squares += np.einsum("ij,ij->j", w, w)
+        scatter += (w - means[i]).T @ (w - means[i])
+    within = scatter / max(len(x) - len(groups), 1)
+    sw = np.sqrt(np.maximum(squares / len(x) - np.square(total / len(x)), 0))
+    sw = np.where(sw < 1e-6, 1.0, sw)
+    mu = means.mean(axis=0)
+    zm = (means - mu) / sw
+    k = min(width, len(groups) - 1, d)
+    axes = np.linalg.svd(zm, full_matrices=False)[2][:k].T
+    lam, e = np.linalg.eigh(axes.T @ (within / np.outer(sw, sw)) @ axes)
+    lam = np.maximum(lam, 0)
+    if lam.mean() <= 0:
+        return None
+    basis = axes @ (e / np.sqrt(lam + shrink * lam.mean()))
+    kernel = basis / sw[:, None]
+    return kernel, -mu @ kernel
+
+
+def with_neighbour_vote(model, x: np.ndarray, y: np.ndarray, owner: np.ndarray, n_classes: int):
+    """``model`` (with its track classifier) with the nearest-track vote's layers: ``neighbour_space``, a dense
+    layer over each window's features whose mean over a track's windows is its whitened vector
+    (:func:`whitening` fitted on the training windows); ``neighbour_vectors``, each training track's whitened
+    vector, unit length, as the kernel of a dense layer over that space (its output: a window's inner product
+    with each); ``neighbour_labels``, their classes, one-hot, as a dense layer after it. The model's outputs
+    are then its own, the per-class sums of those inner products, and the whitened space; ``HeadEncoder`` reads
+    the vectors and classes from the layers' weights. ``model`` unchanged when too few tracks to fit."""
+    fitted = whitening(x, owner)
+    if fitted is None:
+        return model
+    keras = import_keras()
+    L = keras.layers
+    kernel, bias = fitted
+    groups = track_windows(owner)
+    vectors = np.stack([np.asarray(x[rows], np.float64).mean(axis=0) @ kernel + bias for rows in groups])
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    onehot = np.zeros((len(groups), n_classes), np.float32)
+    onehot[np.arange(len(groups)), [int(y[rows[0]]) for rows in groups]] = 1.0
+    inp = model.inputs[0]
+    space = L.Dense(kernel.shape[1], name=NEIGHBOUR_SPACE)
+    projected = space(inp)
+    space.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
+    near = L.Dense(len(groups), use_bias=False, name=NEIGHBOUR_VECTORS)
+    labels = L.Dense(n_classes, use_bias=False, name=NEIGHBOUR_LABELS)
+    per_class = labels(near(projected))
+    near.set_weights([vectors.T.astype(np.float32)])
+    labels.set_weights([onehot])
+    return keras.Model(inp, [*model.outputs, per_class, projected], name=NAME)
+
+
+def vote(vectors: np.ndarray, onehot: np.ndarray, track_vector: np.ndarray) -> np.ndarray:
+    """Class probabilities of a track whose whitened vector is ``track_vector``: its ``VOTE_NEIGHBOURS``
+    nearest of the training tracks' unit ``vectors`` by cosine, each weighted by exp(cosine / temperature)."""
+    norm = float(np.linalg.norm(track_vector))
+    if not np.isfinite(norm) or norm == 0:
+        return np.full(onehot.shape[1], 1.0 / onehot.shape[1])
+    cos = vectors @ (track_vector / norm)
+    top = np.argsort(-cos, kind="stable")[:VOTE_NEIGHBOURS]
+    w = np.exp((cos[top] - cos[top[0]]) / VOTE_TEMPERATURE)
+    return (w / w.sum()) @ onehot[top]
+
+
 class HeadEncoder(KerasEncoder):
     """musicnn (frozen) followed by a trained head; behaves as any encoder."""
 
@@ -110,8 +201,17 @@ class HeadEncoder(KerasEncoder):
         self.backbone = backbone
         super().__init__(head, name=NAME, frontend=backbone.frontend, labels=labels, embedding_layer=embedding_layer)
         self.track_classifier = len(head.outputs) > 1
-        if self.track_classifier:  # window scores: the class probabilities, then the track classifier's logits
-            self._both = import_keras().Model(head.inputs, [head.get_layer(embedding_layer).output, *head.outputs])
+        names = {layer.name for layer in head.layers}
+        self.neighbours = None  # (training tracks' unit whitened vectors, their classes one-hot)
+        if NEIGHBOUR_SPACE in names:
+            self.neighbours = (np.asarray(head.get_layer(NEIGHBOUR_VECTORS).get_weights()[0], np.float64).T,
+                               np.asarray(head.get_layer(NEIGHBOUR_LABELS).get_weights()[0], np.float64))
+        if self.track_classifier:  # window scores: the class probabilities, the track classifier's logits, then
+            # (with the vote) the window's whitened vector
+            outputs = [head.get_layer(embedding_layer).output, *head.outputs[:2]]
+            if self.neighbours is not None:
+                outputs.append(head.get_layer(NEIGHBOUR_SPACE).output)
+            self._both = import_keras().Model(head.inputs, outputs)
         self.fingerprint = fingerprint(f"{NAME}/{backbone.fingerprint}", self.frontend,
                                        [np.asarray(w) for w in head.get_weights()])
 
@@ -137,7 +237,7 @@ class HeadEncoder(KerasEncoder):
 
     def head_outputs(self, window_features: np.ndarray, *, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings and window scores from backbone window features ``[n, d]``: class probabilities, then (with a
-        track classifier) its logits (``track_scores`` and ``window_probs`` read them)."""
+        track classifier) its logits, then (with the vote) the whitened space (``track_parts`` reads them)."""
         embs, probs = [], []
         for i in range(0, len(window_features), batch_size):
             e, *p = self._both([window_features[i : i + batch_size]], training=False)
@@ -145,21 +245,33 @@ class HeadEncoder(KerasEncoder):
             probs.append(np.concatenate([np.asarray(q, np.float32) for q in p], axis=1))
         if not embs:
             width = len(self.labels) * (2 if self.track_classifier else 1)
+            width += 0 if self.neighbours is None else self.neighbours[0].shape[1]
             return np.zeros((0, self.dim), np.float32), np.zeros((0, width), np.float32)
         return np.concatenate(embs), np.concatenate(probs)
 
+    def track_parts(self, window_scores: np.ndarray) -> dict[str, np.ndarray]:
+        """A track's class probabilities by each of the head's parts: ``windows`` (the mean of its windows'),
+        ``regression`` (the track classifier's) and ``vote`` (its nearest training tracks'), those it has."""
+        c = len(self.labels)
+        parts = {"windows": window_scores[:, :c].mean(axis=0)}
+        if self.track_classifier:
+            parts["regression"] = softmax(window_scores[:, c : 2 * c].mean(axis=0))
+        if self.neighbours is not None:
+            vectors, onehot = self.neighbours
+            parts["vote"] = vote(vectors, onehot, window_scores[:, 2 * c :].astype(np.float64).mean(axis=0))
+        return parts
+
     def track_scores(self, window_scores: np.ndarray) -> np.ndarray:
-        """The mean of the windows' class probabilities, averaged with the track classifier's probabilities."""
+        """The mean of the parts' class probabilities (``track_parts``)."""
         if not self.track_classifier:
             return super().track_scores(window_scores)
-        c = len(self.labels)
-        return 0.5 * window_scores[:, :c].mean(axis=0) + 0.5 * softmax(window_scores[:, c:].mean(axis=0))
+        return np.mean(list(self.track_parts(window_scores).values()), axis=0)
 
     def window_probs(self, window_scores: np.ndarray) -> np.ndarray:
         if not self.track_classifier:
             return super().window_probs(window_scores)
         c = len(self.labels)
-        return 0.5 * window_scores[:, :c] + 0.5 * softmax(window_scores[:, c:], axis=1)
+        return 0.5 * window_scores[:, :c] + 0.5 * softmax(window_scores[:, c : 2 * c], axis=1)
 
     def encode(self, features: np.ndarray, *, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
         """Log-mel windows ``[n, 96, 187]`` -> (embeddings ``[n, 128]``, window scores: see ``head_outputs``)."""

@@ -314,7 +314,8 @@ class HeadRecipe:
     def finish(self, model, x, y, owner, n_classes):
         from ..model import head
 
-        return head.with_track_classifier(model, x, y, owner, n_classes)
+        return head.with_neighbour_vote(head.with_track_classifier(model, x, y, owner, n_classes), x, y, owner,
+                                        n_classes)
 
     def encoder(self, model, classes: list[str]):
         from ..model.head import HeadEncoder

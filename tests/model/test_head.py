@@ -1,5 +1,5 @@
-"""The genre head's parts that need no backbone: members averaged into one model, and the track classifier
-written as a layer over windows."""
+"""The genre head's parts that need no backbone: members averaged into one model, the track classifier
+written as a layer over windows, and the nearest-track vote (its space the store's whitening)."""
 
 from __future__ import annotations
 
@@ -66,3 +66,53 @@ def test_members_trained_apart_answer_their_mean():
     each = np.stack([np.asarray(m(x, training=False)) for m in members])
     np.testing.assert_allclose(np.asarray(joined(x, training=False)), each.mean(0), atol=1e-5)
     assert joined.get_layer("embedding") is not None and head.ensemble(members[:1]) is members[0]
+
+
+def _store_whitened(x, owner):
+    """The tracks' whitened vectors as a store whitens its vectors' mean half (``catalog.within.fit``)."""
+    from soundalike.catalog import indexes, within
+
+    tracks = np.unique(owner)
+    sums = within.WithinScatter(x.shape[1])
+    for t in tracks:
+        sums.add(x[owner == t])
+    raw = np.stack([np.r_[x[owner == t].mean(0), x[owner == t].std(0)] for t in tracks])
+    fitted = within.fit(indexes.Fitted(raw.mean(0), raw.std(0), None, len(raw)), raw, sums, rotate=False)
+    d, k = x.shape[1], min(within.WIDTH, len(tracks) - 1, x.shape[1])
+    return ((raw[:, :d] - fitted.mean[:d]) / fitted.std[:d]) @ fitted.basis[:d, :k]
+
+
+def _unit(v):
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_the_vote_space_averaged_over_a_tracks_windows_is_the_stores_whitened_vector():
+    x, y, owner = _windows(30, 3, dim=12, per_track=6)
+    model = head.with_neighbour_vote(head.with_track_classifier(head.build(12, 3, seed=0), x, y, owner, 3), x, y,
+                                     owner, 3)
+    probs, logits, per_class, space = (np.asarray(o) for o in model(x, training=False))
+    tracks = np.unique(owner)
+    mine = _unit(np.stack([space[owner == t].mean(0) for t in tracks]))
+    store = _unit(_store_whitened(x, owner))
+    np.testing.assert_allclose(mine @ mine.T, store @ store.T, atol=1e-4)  # the same space, cosine for cosine
+    # kept in the model: each training track's unit vector in that space, and its class
+    vectors = np.asarray(model.get_layer(head.NEIGHBOUR_VECTORS).get_weights()[0]).T
+    np.testing.assert_allclose(vectors, mine, atol=1e-4)
+    labels = np.asarray(model.get_layer(head.NEIGHBOUR_LABELS).get_weights()[0])
+    assert (labels.argmax(1) == [y[owner == t][0] for t in tracks]).all() and (labels.sum(1) == 1).all()
+
+
+def test_the_vote_weights_nearer_training_tracks_more():
+    onehot = np.eye(3)[[0, 0, 1, 1, 2]]
+    vectors = _unit(np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [-1, 0]], float))
+    near_first = head.vote(vectors, onehot, np.array([0.95, 0.05]))
+    assert near_first.argmax() == 0 and near_first.sum() == pytest.approx(1)
+    assert head.vote(vectors, onehot, np.array([0.05, 0.95])).argmax() == 1
+    assert head.vote(vectors, onehot, np.array([-3.0, 0.0]))[2] > 0.99  # the length of a vector does not matter
+    np.testing.assert_allclose(head.vote(vectors, onehot, np.zeros(2)), 1 / 3)  # no direction: no opinion
+
+
+def test_too_few_training_tracks_leave_the_head_without_a_vote():
+    x, y, owner = _windows(2, 2)
+    model = head.with_track_classifier(head.build(x.shape[1], 2, seed=0), x, y, owner, 2)
+    assert head.with_neighbour_vote(model, x, y, owner, 2) is model

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,7 +165,20 @@ def test_head_default_recipe_runs_its_full_schedule_and_generalises(tmp_path):
     from soundalike.model.encoder import read_keras
 
     model, _ = read_keras(tmp_path / "head.keras")
-    assert len(model.outputs) == 2 and model.get_layer("track_logits").units == 3
+    assert len(model.outputs) == 4 and model.get_layer("track_logits").units == 3
+    # and the nearest-track vote: the 12 tracks it was trained on (training + validation), each with its class
+    labels = model.get_layer("neighbour_labels").get_weights()[0]
+    assert labels.shape == (12, 3) and (labels.sum(0) == 4).all()
+    from soundalike.model.pipeline import extract_many
+    from soundalike.model.registry import load_encoder
+
+    enc = load_encoder(tmp_path / "head.keras")
+    votes = {}
+    for r in extract_many(side["test_paths"], enc.frontend, workers=0):
+        parts = enc.track_parts(enc.encode(r.features)[1])
+        assert set(parts) == {"windows", "regression", "vote"}
+        votes[r.path] = enc.labels[int(parts["vote"].argmax())]
+    assert [Path(p).parent.name for p in votes] == list(votes.values())  # the vote alone finds each one's kind
     # evaluate scores the held-out tracks as training did: windows and track classifier together
     out = CliRunner().invoke(main, ["evaluate", str(lib.root), "--model", str(tmp_path / "head.keras"), "--test-split",
                                     "--json", "--workers", "0"])
