@@ -116,6 +116,20 @@ class WithinScatter:
         return out
 
 
+def whitening(zm: np.ndarray, within: np.ndarray, *, width: int = WIDTH, shrink: float = SHRINK) -> np.ndarray | None:
+    """The whitening basis ``[d, k]`` for tracks' scaled means ``zm`` ``[n, d]`` (centred, each feature divided by
+    its spread over windows) and the within-track covariance of the same scaled features ``[d, d]``: the means'
+    ``width`` principal axes (at most n - 1), whitened against the within-track covariance in that subspace,
+    shrunk towards its mean eigenvalue by ``shrink``. None when the windows do not vary within tracks."""
+    k = min(width, len(zm) - 1, zm.shape[1])
+    axes = indexes.principal_axes(zm, k)[0].astype(np.float64)
+    lam, e = np.linalg.eigh(axes.T @ within @ axes)
+    lam = np.maximum(lam, 0)
+    if lam.mean() <= 0:
+        return None
+    return axes @ (e / np.sqrt(lam + shrink * lam.mean()))
+
+
 def fit(standardised: Fitted, sample: np.ndarray, sums: WithinScatter, *, width: int = WIDTH,
         spread_width: int = SPREAD_WIDTH, shrink: float = SHRINK, weight: float = SPREAD_WEIGHT,
         rotate: bool = True) -> Fitted | None:
@@ -140,14 +154,11 @@ def fit(standardised: Fitted, sample: np.ndarray, sums: WithinScatter, *, width:
     ss = np.asarray(standardised.std, np.float32)[d:]
     zm = np.nan_to_num((np.asarray(sample[:, :d], np.float32) - mean[:d]) / sw.astype(np.float32))
     zs = np.nan_to_num((np.asarray(sample[:, d:], np.float32) - mean[d:]) / ss)
-    k, ks = min(width, n - 1, d), min(spread_width, n - 1, d)
-    axes = indexes.principal_axes(zm, k)[0].astype(np.float64)
-    within = sums.covariance() / np.outer(sw, sw)
-    lam, e = np.linalg.eigh(axes.T @ within @ axes)
-    lam = np.maximum(lam, 0)
-    if lam.mean() <= 0:
+    ks = min(spread_width, n - 1, d)
+    whiten = whitening(zm, sums.covariance() / np.outer(sw, sw), width=width, shrink=shrink)
+    if whiten is None:
         return None
-    whiten = axes @ (e / np.sqrt(lam + shrink * lam.mean()))
+    k = whiten.shape[1]
     spread_axes = indexes.principal_axes(zs, ks)[0].astype(np.float64)
     a, b = zm @ whiten.astype(np.float32), zs @ spread_axes.astype(np.float32)
     scale = weight * np.sqrt(np.square(a).sum(axis=1).mean() / max(np.square(b).sum(axis=1).mean(), 1e-30))

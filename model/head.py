@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import softmax
 
-from ..catalog.within import SHRINK, WIDTH
+from ..catalog import within
 from ..model._quiet import import_keras
 from ..model.encoder import KerasEncoder, ModelError, check_fingerprint, fingerprint, l2_normalise, read_keras
 
@@ -118,35 +118,23 @@ def track_windows(owner: np.ndarray) -> list[np.ndarray]:
     return np.split(order, starts[1:])
 
 
-def whitening(x: np.ndarray, owner: np.ndarray, *, width: int = WIDTH, shrink: float = SHRINK):
+def whitening(x: np.ndarray, owner: np.ndarray, *, width: int = within.WIDTH, shrink: float = within.SHRINK):
     """A window-level affine map ``(kernel [d, k], bias [k])`` whose mean over a track's windows is the track's
-    whitened vector, fitted on training windows ``x`` of tracks ``owner``: the track means, each feature divided
-    by its standard deviation over the windows, projected on their ``width`` principal axes, then whitened against
-    the within-track scatter (shrunk towards its mean eigenvalue by ``shrink``), as ``catalog.within.fit``
-    whitens a store's mean half. None when there are too few tracks to fit one."""
+    whitened vector as a store whitens its vectors' mean half (``catalog.within``), fitted on training windows
+    ``x`` of tracks ``owner``. None when there are too few tracks to fit one."""
+    sums = within.WithinScatter(x.shape[1])
     groups = track_windows(owner)
-    if len(groups) < 3:
+    for rows in groups:
+        sums.add(x[rows])
+    if sums.tracks < within.MIN_TRACKS:
         return None
-    d = x.shape[1]
-    means, scatter, total, squares = np.zeros((len(groups), d)), np.zeros((d, d)), np.zeros(d), np.zeros(d)
-    for i, rows in enumerate(groups):
-        w = np.asarray(x[rows], np.float64)
-        means[i] = w.mean(axis=0)
-        total += w.sum(axis=0)
-        squares += np.einsum("ij,ij->j", w, w)
-        scatter += (w - means[i]).T @ (w - means[i])
-    within = scatter / max(len(x) - len(groups), 1)
-    sw = np.sqrt(np.maximum(squares / len(x) - np.square(total / len(x)), 0))
-    sw = np.where(sw < 1e-6, 1.0, sw)
+    sw = sums.window_std()
+    means = np.stack([np.asarray(x[rows], np.float64).mean(axis=0) for rows in groups])
     mu = means.mean(axis=0)
-    zm = (means - mu) / sw
-    k = min(width, len(groups) - 1, d)
-    axes = np.linalg.svd(zm, full_matrices=False)[2][:k].T
-    lam, e = np.linalg.eigh(axes.T @ (within / np.outer(sw, sw)) @ axes)
-    lam = np.maximum(lam, 0)
-    if lam.mean() <= 0:
+    basis = within.whitening(((means - mu) / sw).astype(np.float32), sums.covariance() / np.outer(sw, sw),
+                             width=width, shrink=shrink)
+    if basis is None:
         return None
-    basis = axes @ (e / np.sqrt(lam + shrink * lam.mean()))
     kernel = basis / sw[:, None]
     return kernel, -mu @ kernel
 
