@@ -701,6 +701,9 @@ def evaluate(dataset_dir, model, report_dir, test_split, workers, as_json):
         return
     click.echo(f"{rep['tracks']} tracks, {rep['windows']} windows: track accuracy {rep['track_accuracy']:.3f}, "
                f"window accuracy {rep['window_accuracy']:.3f}, macro F1 {rep['macro_f1']:.3f}")
+    if rep["part_track_accuracy"]:
+        click.echo("track accuracy of each part alone: " + ", ".join(f"{name} {acc:.3f}" for name, acc
+                                                                     in rep["part_track_accuracy"].items()))
     names = rep["classes"]
     w = max(6, *(len(n) for n in names))
     click.echo(" " * (w + 2) + " ".join(f"{n[:6]:>6}" for n in names) + "   <- predicted")

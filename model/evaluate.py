@@ -1,7 +1,7 @@
 """Evaluating a genre model on a folder-per-genre dataset, with the reports people look at.
 
 Window accuracy (each analysis window on its own), track accuracy (mean of a track's window
-probabilities), macro F1 over tracks, per-class precision and recall, a track-level confusion matrix; a
+probabilities; for a head, of its parts), each part's track accuracy alone (a head's), macro F1 over tracks, per-class precision and recall, a track-level confusion matrix; a
 report folder with ``report.json``, ``confusion.png`` and ``curves.png`` (loss and accuracy per epoch,
 from the model's training record).
 """
@@ -54,6 +54,7 @@ def evaluate(
         if not paths:
             raise DatasetError(f"{model}: its training recorded no test tracks inside {dataset_dir}")
     window_hits, track_true, track_pred, failures = [], [], [], []
+    part_hits: dict[str, list[bool]] = {}  # a head's parts, each alone (``track_parts``)
     for r in tqdm(extract_many(paths, enc.frontend, workers=workers), total=len(paths), desc="evaluate",
                   unit="file", disable=not progress):
         if r.error:
@@ -64,6 +65,8 @@ def evaluate(
         window_hits += list(enc.window_probs(probs).argmax(1) == truth[r.path])
         track_true.append(truth[r.path])
         track_pred.append(int(enc.track_scores(probs).argmax()))
+        for name, part in (enc.track_parts(probs) if hasattr(enc, "track_parts") else {}).items():
+            part_hits.setdefault(name, []).append(int(part.argmax()) == truth[r.path])
     if not track_true:
         raise DatasetError(f"{dataset_dir}: no track could be decoded")
     present = sorted(set(track_true) | set(track_pred))
@@ -79,6 +82,7 @@ def evaluate(
         "track_accuracy": float(np.mean(np.asarray(track_true) == np.asarray(track_pred))),
         "window_accuracy": float(np.mean(window_hits)),
         "macro_f1": float(f1_score(track_true, track_pred, labels=present, average="macro", zero_division=0)),
+        "part_track_accuracy": {name: float(np.mean(h)) for name, h in part_hits.items()},
         "classes": names,
         "confusion_matrix": cm.tolist(),
         "per_class": {n: {"precision": float(p), "recall": float(r), "f1": float(f), "tracks": int(s)}

@@ -185,6 +185,11 @@ def test_head_default_recipe_runs_its_full_schedule_and_generalises(tmp_path):
     assert out.exit_code == 0, out.output
     rep = json.loads(out.output[out.output.index("{"):])
     assert rep["tracks"] == 6 and rep["track_accuracy"] == pytest.approx(res.test_track_accuracy)
+    assert rep["part_track_accuracy"]["vote"] == 1.0  # as the vote alone scored above
+    assert set(rep["part_track_accuracy"]) == {"windows", "regression", "vote"}
+    out = CliRunner().invoke(main, ["evaluate", str(lib.root), "--model", str(tmp_path / "head.keras"), "--test-split",
+                                    "--workers", "0"])
+    assert out.exit_code == 0 and "track accuracy of each part alone: windows " in out.output, out.output
 
 
 def test_head_members_are_trained_apart_and_saved_as_one_model_answering_their_mean(tmp_path):
