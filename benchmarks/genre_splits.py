@@ -66,8 +66,6 @@ def head_parts(model: Path, features: dict[str, np.ndarray], ds, test: np.ndarra
     from soundalike.model.registry import load_encoder
 
     enc = load_encoder(model)
-    if not hasattr(enc, "track_parts"):
-        return {}, {}
     hits: dict[str, list[bool]] = {}
     probs_of: dict[str, dict] = {}
     for i in test:

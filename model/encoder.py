@@ -97,6 +97,9 @@ class Encoder(Protocol):
     def window_probs(self, window_scores: np.ndarray) -> np.ndarray:
         """Each window's scores (``[n, len(labels)]``) from ``encode``'s."""
 
+    def track_parts(self, window_scores: np.ndarray) -> dict[str, np.ndarray]:
+        """A track's scores by each part of a classifier made of parts, by name (empty: one part only)."""
+
     def spec(self) -> dict | None:
         """What a store records to load the encoder again without files (None: the store keeps ``artefacts``)."""
 
@@ -125,6 +128,9 @@ class EncoderBase:
 
     def window_probs(self, window_scores: np.ndarray) -> np.ndarray:
         return np.asarray(window_scores)
+
+    def track_parts(self, window_scores: np.ndarray) -> dict[str, np.ndarray]:
+        return {}
 
     def artefacts(self) -> list[Path]:
         return [] if self.path is None else [self.path, sidecar_path(self.path)]

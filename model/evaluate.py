@@ -1,9 +1,10 @@
 """Evaluating a genre model on a folder-per-genre dataset, with the reports people look at.
 
 Window accuracy (each analysis window on its own), track accuracy (mean of a track's window
-probabilities; for a head, of its parts), each part's track accuracy alone (a head's), macro F1 over tracks, per-class precision and recall, a track-level confusion matrix; a
-report folder with ``report.json``, ``confusion.png`` and ``curves.png`` (loss and accuracy per epoch,
-from the model's training record).
+probabilities; for a head, of its parts), each part's track accuracy alone (a head's), macro F1 over
+tracks, per-class precision and recall, a track-level confusion matrix; a report folder with
+``report.json``, ``confusion.png`` and ``curves.png`` (loss and accuracy per epoch, from the model's
+training record).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def evaluate(
         window_hits += list(enc.window_probs(probs).argmax(1) == truth[r.path])
         track_true.append(truth[r.path])
         track_pred.append(int(enc.track_scores(probs).argmax()))
-        for name, part in (enc.track_parts(probs) if hasattr(enc, "track_parts") else {}).items():
+        for name, part in enc.track_parts(probs).items():
             part_hits.setdefault(name, []).append(int(part.argmax()) == truth[r.path])
     if not track_true:
         raise DatasetError(f"{dataset_dir}: no track could be decoded")

@@ -121,7 +121,8 @@ def track_windows(owner: np.ndarray) -> list[np.ndarray]:
 def whitening(x: np.ndarray, owner: np.ndarray, *, width: int = within.WIDTH, shrink: float = within.SHRINK):
     """A window-level affine map ``(kernel [d, k], bias [k])`` whose mean over a track's windows is the track's
     whitened vector as a store whitens its vectors' mean half (``catalog.within``), fitted on training windows
-    ``x`` of tracks ``owner``. None when there are too few tracks to fit one."""
+    ``x`` of tracks ``owner``, and those tracks' whitened vectors ``[tracks, k]`` (in ``track_windows`` order):
+    ``(kernel, bias, vectors)``. None when there are too few tracks to fit one."""
     sums = within.WithinScatter(x.shape[1])
     groups = track_windows(owner)
     for rows in groups:
@@ -136,7 +137,7 @@ def whitening(x: np.ndarray, owner: np.ndarray, *, width: int = within.WIDTH, sh
     if basis is None:
         return None
     kernel = basis / sw[:, None]
-    return kernel, -mu @ kernel
+    return kernel, -mu @ kernel, (means - mu) @ kernel
 
 
 def with_neighbour_vote(model, x: np.ndarray, y: np.ndarray, owner: np.ndarray, n_classes: int):
@@ -152,9 +153,8 @@ def with_neighbour_vote(model, x: np.ndarray, y: np.ndarray, owner: np.ndarray, 
         return model
     keras = import_keras()
     L = keras.layers
-    kernel, bias = fitted
+    kernel, bias, vectors = fitted
     groups = track_windows(owner)
-    vectors = np.stack([np.asarray(x[rows], np.float64).mean(axis=0) @ kernel + bias for rows in groups])
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     onehot = np.zeros((len(groups), n_classes), np.float32)
     onehot[np.arange(len(groups)), [int(y[rows[0]]) for rows in groups]] = 1.0
