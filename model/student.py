@@ -168,7 +168,9 @@ class StudentEncoder(MusicnnEncoder):
         tags.set_weights([self.arrays["tag_kernel"], self.arrays["tag_bias"]])
         return keras.Model(inp, [taggram, feats], name=NAME)
 
-    def _outputs(self, out) -> tuple[np.ndarray, np.ndarray]:
+    def _outputs(self, out, max_pool: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        if max_pool:
+            raise ModelError("the student has no max-pooled features (a genre head's backbone is musicnn)")
         taggram, feats = out
         return np.asarray(feats, np.float32), np.asarray(taggram, np.float32)
 

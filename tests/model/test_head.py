@@ -116,3 +116,68 @@ def test_too_few_training_tracks_leave_the_head_without_a_vote():
     x, y, owner = _windows(2, 2)
     model = head.with_track_classifier(head.build(x.shape[1], 2, seed=0), x, y, owner, 2)
     assert head.with_neighbour_vote(model, x, y, owner, 2) is model
+
+
+def _with_max_pool(n_tracks: int, n_classes: int, *, dim: int = 8, pooled: int = 6, per_track: int = 6, seed: int = 0):
+    """Windows of tracks whose window features carry nothing of their class, and whose max-pooled features
+    after them carry it in their spread over the track's windows only (every class has the same mean)."""
+    rng = np.random.default_rng(seed)
+    x, y, owner = [], [], []
+    for t in range(n_tracks):
+        c = t % n_classes
+        spread = 0.3 + 2.0 * np.eye(pooled)[c]
+        x.append(np.hstack([rng.normal(size=(per_track, dim)), rng.normal(size=(per_track, pooled)) * spread]))
+        y += [c] * per_track
+        owner += [t] * per_track
+    return np.concatenate(x).astype(np.float32), np.asarray(y), np.asarray(owner)
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    from soundalike.model.musicnn import MusicnnEncoder
+
+    return MusicnnEncoder(n_windows=2, runtime_route="openvino-f32")
+
+
+def test_the_max_pool_regression_learns_what_only_the_spread_of_max_pooled_features_tells(backbone):
+    x, y, owner = _with_max_pool(30, 3)
+    model = head.build(x.shape[1], 3, window_dim=8, seed=0)
+    # the window classifier reads the window features only
+    shuffled = x.copy()
+    shuffled[:, 8:] = np.random.default_rng(1).normal(size=(len(x), 6))
+    np.testing.assert_array_equal(np.asarray(model(x, training=False)), np.asarray(model(shuffled, training=False)))
+    model = head.with_track_classifier(model, x, y, owner, 3)
+    model = head.with_max_pool_regression(head.with_neighbour_vote(model, x, y, owner, 3), x, y, owner, 3)
+    assert model.get_layer(head.MAX_POOL_LOGITS).units == 3 and len(model.inputs) == 2
+    enc = head.HeadEncoder(model, backbone=backbone, labels=["a", "b", "c"])
+    assert enc.max_pool_dim == 6
+    xt, yt, ot = _with_max_pool(15, 3, seed=7)  # held-out tracks
+    found = {"max_pool": 0, "regression": 0, "vote": 0}
+    for t in np.unique(ot):
+        parts = enc.track_parts(enc.head_outputs(xt[ot == t])[1])
+        assert list(parts) == ["windows", "regression", "max_pool", "vote"]
+        for name in found:
+            found[name] += int(parts[name].argmax() == yt[ot == t][0])
+        np.testing.assert_allclose(enc.track_scores(enc.head_outputs(xt[ot == t])[1]),
+                                   np.mean(list(parts.values()), axis=0), atol=1e-6)
+    assert found["max_pool"] >= 14, found  # the spread of the max-pooled features tells the class
+    assert found["regression"] <= 10 and found["vote"] <= 10, found  # the window features do not
+
+
+def test_the_max_pool_regression_is_scikit_learns_on_the_tracks_mean_and_spread(backbone):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    x, y, owner = _with_max_pool(12, 3, seed=3)
+    model = head.with_track_classifier(head.build(x.shape[1], 3, window_dim=8, seed=0), x, y, owner, 3)
+    model = head.with_max_pool_regression(model, x, y, owner, 3)
+    tracks = np.unique(owner)
+    moments = np.stack([np.r_[x[owner == t, 8:].mean(0), x[owner == t, 8:].std(0)] for t in tracks]).astype(np.float64)
+    scale = StandardScaler().fit(moments)
+    clf = LogisticRegression(max_iter=5000).fit(scale.transform(moments), [y[owner == t][0] for t in tracks])
+    enc = head.HeadEncoder(model, backbone=backbone, labels=["a", "b", "c"])
+    mine = np.stack([enc.track_parts(enc.head_outputs(x[owner == t])[1])["max_pool"] for t in tracks])
+    np.testing.assert_allclose(mine, clf.predict_proba(scale.transform(moments)), atol=1e-4)
+    # a head without max-pooled features in its input has no such part
+    plain = head.with_track_classifier(head.build(8, 3, seed=0), x[:, :8], y, owner, 3)
+    assert head.with_max_pool_regression(plain, x[:, :8], y, owner, 3) is plain
