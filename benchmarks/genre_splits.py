@@ -5,11 +5,9 @@ linked into a temporary folder-per-class dataset, trained on exactly as ``sounda
 recipe: a head on the frozen pretrained musicnn; ``--seed-cnn`` adds the seed CNN from scratch), and the
 30 % is scored by ``soundalike evaluate``'s code. Beside it, on the same split: a logistic-regression probe
 (scikit-learn defaults) on each track's mean and standard deviation of the same pretrained window features,
-standardised, and the same probe on those and the max-pooled features the head also reads. Track accuracy
-and macro F1 per split and their means; for the head, also each of its parts alone (window classifier, track
-regression, max-pool regression, nearest-track vote), the head before the vote (the first two half and half)
-and before the max-pool regression (the other three), on the same trained model, with the head's paired
-interval against each.
+standardised. Track accuracy and macro F1 per split and their means; for the head, also each of its parts
+alone (window classifier, track regression, nearest-track vote) and the head before the vote (the first two
+half and half), on the same trained model, with the head's paired interval against each.
 
     python benchmarks/genre_splits.py CORPUS_DIR [--splits 5] [--first 0] [--holdout FILE] [--seed-cnn] [--json]
 
@@ -61,9 +59,8 @@ def probe(features: dict[str, np.ndarray], ds, train: np.ndarray, test: np.ndarr
 
 
 def head_parts(model: Path, features: dict[str, np.ndarray], ds, test: np.ndarray) -> dict:
-    """Track accuracy on the test tracks of each part of a trained head alone, of the head before the vote
-    (window classifier and track regression, half and half) and before the max-pool regression (those and the
-    vote, in thirds), from the same pretrained window features; ``head``:
+    """Track accuracy on the test tracks of each part of a trained head alone, and of the head before the vote
+    (window classifier and track regression, half and half), from the same pretrained window features; ``head``:
     the whole head scored from them (as ``evaluate`` scores it from the audio). Also each test track's class
     probabilities by each (``--json`` keeps them: other ways of joining the parts can be scored from them)."""
     from soundalike.model.registry import load_encoder
@@ -75,21 +72,14 @@ def head_parts(model: Path, features: dict[str, np.ndarray], ds, test: np.ndarra
         if ds.paths[i] not in features:
             continue
         truth = enc.labels.index(ds.classes[ds.labels[i]])
-        scores = enc.head_outputs(features[ds.paths[i]][:, : enc.model.inputs[0].shape[-1]])[1]
+        scores = enc.head_outputs(features[ds.paths[i]])[1]
         parts = {"head": enc.track_scores(scores), **enc.track_parts(scores)}
         if "regression" in parts:
             parts["windows+regression"] = 0.5 * parts["windows"] + 0.5 * parts["regression"]
-        if "max_pool" in parts and "vote" in parts:
-            parts["before max_pool"] = (parts["windows"] + parts["regression"] + parts["vote"]) / 3
         for name, probs in parts.items():
             hits.setdefault(name, []).append(int(np.argmax(probs)) == truth)
         probs_of[ds.paths[i]] = {"truth": truth, **{k: np.round(v, 5).tolist() for k, v in parts.items()}}
     return {name: float(np.mean(h)) for name, h in hits.items()}, probs_of
-
-
-#: what each split scores: the head, the seed CNN (``--seed-cnn``), the probe on the window features, and the
-#: probe on them and the max-pooled features the head also reads
-KINDS = ("head", "seed_cnn", "probe", "probe_max_pool")
 
 
 def main() -> None:
@@ -111,9 +101,7 @@ def main() -> None:
     ds = list_dataset(corpus, log=lambda m: None)
     backbone = MusicnnEncoder()  # the default: the same window features the head is trained on
     t0 = time.perf_counter()
-    # each window's features and its max-pooled mid-end after them (the head's input; the probe reads the first)
-    features = {r.path: backbone.encode(r.features, max_pool=True)[0]
-                for r in extract_many(ds.paths, backbone.frontend) if not r.error}
+    features = {r.path: backbone.encode(r.features)[0] for r in extract_many(ds.paths, backbone.frontend) if not r.error}
     print(f"{len(ds.paths)} tracks, {len(ds.classes)} classes; pretrained window features in "
           f"{time.perf_counter() - t0:.0f}s ({backbone.runtime})", file=sys.stderr)
     if args.holdout:
@@ -126,10 +114,7 @@ def main() -> None:
     rows = []
     for name, test in splits:
         train = np.setdiff1d(np.arange(len(ds.paths)), test)
-        window_features = {p: f[:, : backbone.window_dim] for p, f in features.items()}
-        row = {"split": name, "train_tracks": len(train), "test_tracks": len(test),
-               "probe": probe(window_features, ds, train, test),
-               "probe_max_pool": probe(features, ds, train, test)}
+        row = {"split": name, "train_tracks": len(train), "test_tracks": len(test), "probe": probe(features, ds, train, test)}
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             link_dataset(tmp / "train", [ds.paths[i] for i in train], corpus)
@@ -149,11 +134,11 @@ def main() -> None:
                 if kind == "head":
                     row[kind]["parts"], row[kind]["track_probs"] = head_parts(tmp / f"{kind}.keras", features, ds, test)
         rows.append(row)
-        line = "  ".join(f"{k} {row[k]['track_accuracy']:.3f}" for k in KINDS if k in row)
+        line = "  ".join(f"{k} {row[k]['track_accuracy']:.3f}" for k in ("head", "seed_cnn", "probe") if k in row)
         line += "".join(f"  {k} {v:.3f}" for k, v in row["head"].get("parts", {}).items())
         print(f"{name}: {line}", file=sys.stderr, flush=True)
 
-    kinds = [k for k in KINDS if k in rows[0]]
+    kinds = [k for k in ("head", "seed_cnn", "probe") if k in rows[0]]
     means = {k: {m: float(np.mean([r[k][m] for r in rows])) for m in ("track_accuracy", "macro_f1")} for k in kinds}
     if args.json:
         print(json.dumps({"corpus": str(corpus), "splits": rows, "mean": means}, indent=2))

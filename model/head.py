@@ -7,14 +7,11 @@ window embedding is the head's 128-wide batch-normalised layer, like the seed CN
 
 The head classifies three ways: each window (a small dense network); each track by a logistic regression on
 the mean of its windows' features and their mean absolute deviation (carried as a layer over windows whose
-mean over a track is the regression's logits); each track by a logistic regression on the mean and standard
-deviation over its windows of the network's max-pooled mid-end features (which follow the window features in
-the head's input; the regression's weights a layer over a second input, applied by ``HeadEncoder``); and each
-track by a vote of its nearest training tracks in a whitened space (a layer over windows whose mean over a
-track is the track's whitened vector, as the search's default store whitens; the training tracks' vectors and
-classes kept in the model as two more layers). A track's class probabilities are the mean of the four: the
-mean of its windows' probabilities, the two regressions', and the vote. Heads saved before (without the
-max-pooled features, the vote or a track classifier) score as they did.
+mean over a track is the regression's logits); and each track by a vote of its nearest training tracks in a
+whitened space (a layer over windows whose mean over a track is the track's whitened vector, as the search's
+default store whitens; the training tracks' vectors and classes kept in the model as two more layers). A
+track's class probabilities are the mean of the three: the mean of its windows' probabilities, the
+regression's, and the vote. Heads saved before the vote (or without a track classifier) score as they did.
 """
 
 from __future__ import annotations
@@ -31,17 +28,16 @@ from ..model.encoder import KerasEncoder, ModelError, check_fingerprint, fingerp
 NAME = "musicnn-head"
 
 
-def build(input_dim: int, n_classes: int, *, window_dim: int | None = None, embedding_dim: int = 128,
-          dropout: float = 0.3, weight_decay: float = 1e-3, seed: int = 0):
+def build(input_dim: int, n_classes: int, *, embedding_dim: int = 128, dropout: float = 0.3, weight_decay: float = 1e-3,
+          seed: int = 0):
     """Window features of the backbone -> Dense 128 (+ batch norm: the embedding) -> ReLU -> softmax, with L2
-    weight decay on both dense layers. ``window_dim``: the input's first columns this classifier reads (default
-    all; the columns after them are the max-pooled features the track parts read)."""
+    weight decay on both dense layers."""
     keras = import_keras()
     L = keras.layers
     keras.utils.set_random_seed(seed)
     decay = keras.regularizers.l2(weight_decay) if weight_decay else None
     inp = keras.Input((input_dim,), name="backbone_features")
-    x = L.BatchNormalization(momentum=0.9, name="input_norm")(_leading(inp, window_dim or input_dim))
+    x = L.BatchNormalization(momentum=0.9, name="input_norm")(inp)
     x = L.Dropout(0.2, name="input_dropout")(x)
     x = L.Dense(embedding_dim, use_bias=False, kernel_regularizer=decay, name="dense")(x)
     x = L.BatchNormalization(momentum=0.9, name="embedding")(x)
@@ -49,27 +45,6 @@ def build(input_dim: int, n_classes: int, *, window_dim: int | None = None, embe
     x = L.Dropout(dropout, name="dropout")(x)
     out = L.Dense(n_classes, activation="softmax", kernel_regularizer=decay, name="genre")(x)
     return keras.Model(inp, out, name=NAME)
-
-
-def _leading(inp, width: int):
-    """The first ``width`` columns of the input tensor ``inp`` (itself when that is all of them)."""
-    return inp if width == inp.shape[-1] else inp[:, :width]
-
-
-def window_width(model) -> int:
-    """How many of the input's columns are the window features (the window classifier's input): the columns
-    after them, if any, are the max-pooled features."""
-    return int(model.get_layer("input_norm").input.shape[-1])
-
-
-def _inputs(model):
-    """``model``'s input tensor, or its list when it has more than one (as Keras expects either called)."""
-    return model.inputs[0] if len(model.inputs) == 1 else list(model.inputs)
-
-
-def window_features(model):
-    """The window features (the tensor) of ``model``'s input."""
-    return _leading(model.inputs[0], window_width(model))
 
 
 def ensemble(members: list):
@@ -82,7 +57,7 @@ def ensemble(members: list):
     inp = keras.Input(tuple(members[0].inputs[0].shape[1:]), name="backbone_features")
     outs = []
     for m, member in enumerate(members):
-        x = _leading(inp, window_width(member))
+        x = inp
         for layer in member.layers[1:]:  # (a chain: input, batch norm, dropout, dense, ...)
             config = {**layer.get_config(), "name": layer.name if m == 0 else f"{layer.name}_{m}"}
             copy = type(layer).from_config(config)
@@ -95,12 +70,22 @@ def ensemble(members: list):
 TRACK_LOGITS = "track_logits"
 
 
-def _regression(moments: np.ndarray, labels: np.ndarray, n_classes: int, C: float) -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's logistic regression of ``labels`` on tracks' ``moments`` (standardised), as the weights and
-    bias ``([d, n_classes], [n_classes])`` of its logits on the raw moments."""
+def with_track_classifier(model, x: np.ndarray, y: np.ndarray, owner: np.ndarray, n_classes: int, *, C: float = 1.0):
+    """``model`` with a second output: a track-level classifier (scikit-learn's logistic regression on each
+    training track's mean of its window features and mean absolute deviation from the training windows' mean,
+    standardised) written as a dense layer over each window's features and their deviations, so that the mean
+    of its outputs over a track's windows is the regression's logits for that track. ``x``, ``y``, ``owner``:
+    the training windows, their classes and tracks."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
+    keras = import_keras()
+    L = keras.layers
+    centre = np.asarray(x).mean(axis=0, dtype=np.float64)
+    groups = track_windows(owner)
+    windows = (np.asarray(x[rows], np.float64) for rows in groups)
+    moments = np.stack([np.concatenate([w.mean(0), np.abs(w - centre).mean(0)]) for w in windows])
+    labels = np.asarray([y[rows[0]] for rows in groups])
     scale = StandardScaler().fit(moments)
     clf = LogisticRegression(C=C, max_iter=5000).fit(scale.transform(moments), labels)
     coef, intercept = clf.coef_, clf.intercept_
@@ -110,62 +95,15 @@ def _regression(moments: np.ndarray, labels: np.ndarray, n_classes: int, C: floa
     bias = np.full(n_classes, -30.0)  # a class without training tracks is never the regression's answer
     weights[:, clf.classes_] = (coef / scale.scale_).T
     bias[clf.classes_] = intercept - coef @ (scale.mean_ / scale.scale_)
-    return weights.astype(np.float32), bias.astype(np.float32)
-
-
-def with_track_classifier(model, x: np.ndarray, y: np.ndarray, owner: np.ndarray, n_classes: int, *, C: float = 1.0):
-    """``model`` with a second output: a track-level classifier (scikit-learn's logistic regression on each
-    training track's mean of its window features and mean absolute deviation from the training windows' mean,
-    standardised) written as a dense layer over each window's features and their deviations, so that the mean
-    of its outputs over a track's windows is the regression's logits for that track. ``x``, ``y``, ``owner``:
-    the training windows (the model's input), their classes and tracks."""
-    keras = import_keras()
-    L = keras.layers
-    x = x[:, : window_width(model)]
-    centre = np.asarray(x).mean(axis=0, dtype=np.float64)
-    groups = track_windows(owner)
-    windows = (np.asarray(x[rows], np.float64) for rows in groups)
-    moments = np.stack([np.concatenate([w.mean(0), np.abs(w - centre).mean(0)]) for w in windows])
-    weights, bias = _regression(moments, np.asarray([y[rows[0]] for rows in groups]), n_classes, C)
-    feats = window_features(model)
-    centred = L.Normalization(mean=centre, variance=np.ones_like(centre), name="window_centred")(feats)
+    inp = model.inputs[0]
+    centred = L.Normalization(mean=centre, variance=np.ones_like(centre), name="window_centred")(inp)
     relu = L.ReLU(name="window_centred_relu")(centred)
     deviation = L.Subtract(name="window_deviation")([L.Add(name="window_centred_relu2")([relu, relu]), centred])
-    both = L.Concatenate(name="window_moments")([feats, deviation])  # |z| = 2 relu(z) - z
+    both = L.Concatenate(name="window_moments")([inp, deviation])  # |z| = 2 relu(z) - z
     dense = L.Dense(n_classes, name=TRACK_LOGITS)
     logits = dense(both)
-    dense.set_weights([weights, bias])
-    return keras.Model(_inputs(model), [model.outputs[0], logits], name=NAME)
-
-
-MAX_POOL_MOMENTS, MAX_POOL_LOGITS = "max_pool_moments", "max_pool_logits"
-
-
-def max_pool_moments(windows: np.ndarray) -> np.ndarray:
-    """A track's max-pooled features summarised: their mean over its windows, then their standard deviation."""
-    w = np.asarray(windows, np.float64)
-    return np.concatenate([w.mean(axis=0), w.std(axis=0)])
-
-
-def with_max_pool_regression(model, x: np.ndarray, y: np.ndarray, owner: np.ndarray, n_classes: int, *,
-                             C: float = 1.0):
-    """``model`` with one more track classifier when its input carries max-pooled features after the window
-    features: a logistic regression on each training track's :func:`max_pool_moments` (standardised), saved as
-    a dense layer ``max_pool_logits`` over a second input ``max_pool_moments``. A standard deviation is no mean
-    over windows, so no layer over windows can give it: ``HeadEncoder`` computes a track's moments from its
-    windows' max-pooled features and applies the layer's weights. ``model`` unchanged without them."""
-    width = window_width(model)
-    if x.shape[1] == width:
-        return model
-    keras = import_keras()
-    groups = track_windows(owner)
-    moments = np.stack([max_pool_moments(x[rows, width:]) for rows in groups])
-    weights, bias = _regression(moments, np.asarray([y[rows[0]] for rows in groups]), n_classes, C)
-    inp = keras.Input((moments.shape[1],), name=MAX_POOL_MOMENTS)
-    dense = keras.layers.Dense(n_classes, name=MAX_POOL_LOGITS)
-    logits = dense(inp)
-    dense.set_weights([weights, bias])
-    return keras.Model([*model.inputs, inp], [*model.outputs, logits], name=NAME)
+    dense.set_weights([weights.astype(np.float32), bias.astype(np.float32)])
+    return keras.Model(inp, [model.outputs[0], logits], name=NAME)
 
 
 NEIGHBOUR_SPACE, NEIGHBOUR_VECTORS, NEIGHBOUR_LABELS = "neighbour_space", "neighbour_vectors", "neighbour_labels"
@@ -210,7 +148,7 @@ def with_neighbour_vote(model, x: np.ndarray, y: np.ndarray, owner: np.ndarray, 
     with each); ``neighbour_labels``, their classes, one-hot, as a dense layer after it. The model's outputs
     are then its own, the per-class sums of those inner products, and the whitened space; ``HeadEncoder`` reads
     the vectors and classes from the layers' weights. ``model`` unchanged when too few tracks to fit."""
-    fitted = whitening(x[:, : window_width(model)], owner)
+    fitted = whitening(x, owner)
     if fitted is None:
         return model
     keras = import_keras()
@@ -220,15 +158,16 @@ def with_neighbour_vote(model, x: np.ndarray, y: np.ndarray, owner: np.ndarray, 
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     onehot = np.zeros((len(groups), n_classes), np.float32)
     onehot[np.arange(len(groups)), [int(y[rows[0]]) for rows in groups]] = 1.0
+    inp = model.inputs[0]
     space = L.Dense(kernel.shape[1], name=NEIGHBOUR_SPACE)
-    projected = space(window_features(model))
+    projected = space(inp)
     space.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
     near = L.Dense(len(groups), use_bias=False, name=NEIGHBOUR_VECTORS)
     labels = L.Dense(n_classes, use_bias=False, name=NEIGHBOUR_LABELS)
     per_class = labels(near(projected))
     near.set_weights([vectors.T.astype(np.float32)])
     labels.set_weights([onehot])
-    return keras.Model(_inputs(model), [*model.outputs, per_class, projected], name=NAME)
+    return keras.Model(inp, [*model.outputs, per_class, projected], name=NAME)
 
 
 def vote(vectors: np.ndarray, onehot: np.ndarray, track_vector: np.ndarray) -> np.ndarray:
@@ -255,20 +194,12 @@ class HeadEncoder(KerasEncoder):
         if NEIGHBOUR_SPACE in names:
             self.neighbours = (np.asarray(head.get_layer(NEIGHBOUR_VECTORS).get_weights()[0], np.float64).T,
                                np.asarray(head.get_layer(NEIGHBOUR_LABELS).get_weights()[0], np.float64))
-        # the max-pooled features after the window features in the input, and the regression on their moments
-        self.max_pool_dim = int(head.inputs[0].shape[-1]) - window_width(head)
-        self.max_pool_regression = None
-        if MAX_POOL_LOGITS in names:
-            self.max_pool_regression = [np.asarray(w, np.float64) for w in head.get_layer(MAX_POOL_LOGITS).get_weights()]
-        # window scores: the class probabilities, (with a track classifier) its logits, (with the max-pool
-        # regression) the window's max-pooled features, (with the vote) its whitened vector
-        inp = head.inputs[0]
-        outputs = [head.get_layer(embedding_layer).output, *head.outputs[: 2 if self.track_classifier else 1]]
-        if self.max_pool_regression is not None:
-            outputs.append(inp[:, window_width(head):])
-        if self.neighbours is not None:
-            outputs.append(head.get_layer(NEIGHBOUR_SPACE).output)
-        self._both = import_keras().Model(inp, outputs)
+        if self.track_classifier:  # window scores: the class probabilities, the track classifier's logits, then
+            # (with the vote) the window's whitened vector
+            outputs = [head.get_layer(embedding_layer).output, *head.outputs[:2]]
+            if self.neighbours is not None:
+                outputs.append(head.get_layer(NEIGHBOUR_SPACE).output)
+            self._both = import_keras().Model(head.inputs, outputs)
         self.fingerprint = fingerprint(f"{NAME}/{backbone.fingerprint}", self.frontend,
                                        [np.asarray(w) for w in head.get_weights()])
 
@@ -294,36 +225,28 @@ class HeadEncoder(KerasEncoder):
 
     def head_outputs(self, window_features: np.ndarray, *, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings and window scores from backbone window features ``[n, d]``: class probabilities, then (with a
-        track classifier) its logits, (with the max-pool regression) the max-pooled features, (with the vote) the
-        whitened space (``track_parts`` reads them)."""
+        track classifier) its logits, then (with the vote) the whitened space (``track_parts`` reads them)."""
         embs, probs = [], []
         for i in range(0, len(window_features), batch_size):
-            e, *p = self._both(window_features[i : i + batch_size], training=False)
+            e, *p = self._both([window_features[i : i + batch_size]], training=False)
             embs.append(np.asarray(e, np.float32))
             probs.append(np.concatenate([np.asarray(q, np.float32) for q in p], axis=1))
         if not embs:
             width = len(self.labels) * (2 if self.track_classifier else 1)
-            width += 0 if self.max_pool_regression is None else self.max_pool_dim
             width += 0 if self.neighbours is None else self.neighbours[0].shape[1]
             return np.zeros((0, self.dim), np.float32), np.zeros((0, width), np.float32)
         return np.concatenate(embs), np.concatenate(probs)
 
     def track_parts(self, window_scores: np.ndarray) -> dict[str, np.ndarray]:
         """A track's class probabilities by each of the head's parts: ``windows`` (the mean of its windows'),
-        ``regression`` (the track classifier's), ``max_pool`` (the regression on its max-pooled features' mean and
-        spread) and ``vote`` (its nearest training tracks'), those it has."""
+        ``regression`` (the track classifier's) and ``vote`` (its nearest training tracks'), those it has."""
         c = len(self.labels)
         parts = {"windows": window_scores[:, :c].mean(axis=0)}
         if self.track_classifier:
             parts["regression"] = softmax(window_scores[:, c : 2 * c].mean(axis=0))
-        at = 2 * c
-        if self.max_pool_regression is not None:
-            kernel, bias = self.max_pool_regression
-            parts["max_pool"] = softmax(max_pool_moments(window_scores[:, at : at + self.max_pool_dim]) @ kernel + bias)
-            at += self.max_pool_dim
         if self.neighbours is not None:
             vectors, onehot = self.neighbours
-            parts["vote"] = vote(vectors, onehot, window_scores[:, at:].astype(np.float64).mean(axis=0))
+            parts["vote"] = vote(vectors, onehot, window_scores[:, 2 * c :].astype(np.float64).mean(axis=0))
         return parts
 
     def track_scores(self, window_scores: np.ndarray) -> np.ndarray:
@@ -340,7 +263,7 @@ class HeadEncoder(KerasEncoder):
 
     def encode(self, features: np.ndarray, *, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
         """Log-mel windows ``[n, 96, 187]`` -> (embeddings ``[n, 128]``, window scores: see ``head_outputs``)."""
-        window_features, _ = self.backbone.encode(features, batch_size=batch_size, max_pool=self.max_pool_dim > 0)
+        window_features, _ = self.backbone.encode(features, batch_size=batch_size)
         return self.head_outputs(window_features)
 
     @staticmethod

@@ -144,12 +144,7 @@ def read_checkpoint(prefix: str) -> dict[str, np.ndarray]:
     }
 
 
-#: the width of each network's penultimate layer (the back end's dense layer)
-PENULTIMATE_UNITS = 200
-
-
-def build(num_classes: int = 50, *, midend_filters: int = 64, backend_units: int = PENULTIMATE_UNITS,
-          name: str = "musicnn"):
+def build(num_classes: int = 50, *, midend_filters: int = 64, backend_units: int = 200, name: str = "musicnn"):
     """The Keras model. Input ``(187, 96)`` log-mel; outputs ``taggram, logits, penultimate, mean_pool,
     max_pool``. Layer names are the checkpoint's variable scopes, so weights load by name."""
     keras = import_keras()
@@ -424,11 +419,9 @@ class MusicnnEncoder(EncoderBase):
     #: 60-70 at 4-16 (1.0-1.5 GB); bf16 39.3 at 128, 95-102 at 4-16. Larger batches only overflow the caches.
     MODEL_BATCH = 8
 
-    def encode(self, features: np.ndarray, *, batch_size: int | None = None,
-               max_pool: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def encode(self, features: np.ndarray, *, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Window features ``[n, window_dim]`` (mean pool, penultimate) and tag scores ``[n, 50]`` for log-mel windows
-        ``[n, 96, 187]``. ``max_pool``: the window features followed by the mid-end's time-max-pooled features (as
-        wide as the mean-pooled ones; a genre head's input)."""
+        ``[n, 96, 187]``."""
         features = np.asarray(features, dtype=np.float32)
         if features.ndim != 3 or features.shape[1:] != (N_MELS, FRAMES):
             raise ValueError(f"features must have shape (n, {N_MELS}, {FRAMES}), got {features.shape}")
@@ -437,26 +430,17 @@ class MusicnnEncoder(EncoderBase):
         feats, tags = [], []
         for i in range(0, len(features), batch_size):
             x = np.ascontiguousarray(np.transpose(features[i : i + batch_size], (0, 2, 1)))
-            f, t = self._outputs(run(x), max_pool)
+            f, t = self._outputs(run(x))
             feats.append(f)
             tags.append(t)
         if not feats:
-            width = self.window_dim + (self.max_pool_dim if max_pool else 0)
-            return np.zeros((0, width), np.float32), np.zeros((0, len(self.labels)), np.float32)
+            return np.zeros((0, self.window_dim), np.float32), np.zeros((0, len(self.labels)), np.float32)
         return np.concatenate(feats), np.concatenate(tags)
 
-    @property
-    def max_pool_dim(self) -> int:
-        """The width of the mid-end's time-max-pooled features (``encode(..., max_pool=True)``): the mean-pooled
-        ones', all of a window's features but each network's penultimate layer."""
-        return self.window_dim - PENULTIMATE_UNITS * len(models_of(self.variant))
-
-    def _outputs(self, out, max_pool: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Window features (and with ``max_pool`` the max-pooled mid-end after them) and tag scores from the
-        model's outputs."""
-        taggram, _, penultimate, mean_pool, maxed = out
-        parts = [mean_pool, penultimate, *([maxed] if max_pool else [])]
-        return (np.concatenate([np.asarray(p) for p in parts], axis=1).astype(np.float32),
+    def _outputs(self, out) -> tuple[np.ndarray, np.ndarray]:
+        """Window features and tag scores from the model's outputs."""
+        taggram, _, penultimate, mean_pool, _ = out
+        return (np.concatenate([np.asarray(mean_pool), np.asarray(penultimate)], axis=1).astype(np.float32),
                 np.asarray(taggram, dtype=np.float32))
 
     def predicted(self, scores: np.ndarray, *, top: int = 5) -> tuple[str, float, list[str], list[float]]:

@@ -168,9 +168,7 @@ class StudentEncoder(MusicnnEncoder):
         tags.set_weights([self.arrays["tag_kernel"], self.arrays["tag_bias"]])
         return keras.Model(inp, [taggram, feats], name=NAME)
 
-    def _outputs(self, out, max_pool: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        if max_pool:
-            raise ModelError("the student has no max-pooled features (a genre head's backbone is musicnn)")
+    def _outputs(self, out) -> tuple[np.ndarray, np.ndarray]:
         taggram, feats = out
         return np.asarray(feats, np.float32), np.asarray(taggram, np.float32)
 

@@ -201,7 +201,7 @@ def train_model(
     run.key = run_key(ds, backbone=backbone, frontend=recipe.frontend.to_dict(), epochs=run.epochs, members=members,
                       batch_size=run.batch_size, val_fraction=val_fraction, test_fraction=test_fraction,
                       patience=run.patience, learning_rate=learning_rate, augment=augment, class_weights=class_weights,
-                      seed=seed, backbone_fingerprint=recipe.backbone_fingerprint, sample_shape=recipe.sample_shape)
+                      seed=seed, backbone_fingerprint=recipe.backbone_fingerprint)
     tr, va, te = split_three(ds.labels, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
     log(f"{len(ds.paths)} tracks in {len(ds.classes)} classes: {', '.join(ds.classes)}; {len(tr)} for training, "
         f"{len(va)} for validation, {len(te)} for testing (split by track, seed {seed})")
@@ -290,13 +290,12 @@ class HeadRecipe:
         self.backbone = MusicnnEncoder(BUILTIN[backbone], n_windows=n_windows or 16)
         self.frontend = self.backbone.frontend
         self.backbone_fingerprint = self.backbone.fingerprint
-        # each window: its features, then the max-pooled mid-end (the second track regression's)
-        self.sample_shape = (self.backbone.window_dim + self.backbone.max_pool_dim,)
+        self.sample_shape = (self.backbone.window_dim,)
 
     def features(self, feats: dict, progress: bool) -> dict:
         from tqdm import tqdm
 
-        return {p: self.backbone.encode(f, max_pool=True)[0]
+        return {p: self.backbone.encode(f)[0]
                 for p, f in tqdm(feats.items(), desc=self.backbone.name, unit="file", disable=not progress)}
 
     def inputs(self, x: np.ndarray) -> np.ndarray:
@@ -305,7 +304,7 @@ class HeadRecipe:
     def build(self, n_classes: int, seed: int):
         from ..model import head
 
-        return head.build(self.sample_shape[0], n_classes, window_dim=self.backbone.window_dim, seed=seed)
+        return head.build(self.backbone.window_dim, n_classes, seed=seed)
 
     def combine(self, models: list):
         from ..model import head
@@ -315,9 +314,8 @@ class HeadRecipe:
     def finish(self, model, x, y, owner, n_classes):
         from ..model import head
 
-        model = head.with_track_classifier(model, x, y, owner, n_classes)
-        model = head.with_neighbour_vote(model, x, y, owner, n_classes)
-        return head.with_max_pool_regression(model, x, y, owner, n_classes)
+        return head.with_neighbour_vote(head.with_track_classifier(model, x, y, owner, n_classes), x, y, owner,
+                                        n_classes)
 
     def encoder(self, model, classes: list[str]):
         from ..model.head import HeadEncoder
