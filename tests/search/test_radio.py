@@ -106,9 +106,15 @@ def test_radio_keeps_a_real_mpd_queue_ahead_without_repeats_within_the_artist_li
         first = "beats/album02/02.flac"
         c.add(first)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
-        radio = subprocess.Popen([sys.executable, "-m", "soundalike.cli", "radio", "--db", str(store), "--mpd",
-                                  f"127.0.0.1:{server.port}", "--ahead", "5", "--max-per-artist", "1", "--json"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        # started as from a terminal: a suite run in the background (`make test &`) ignores SIGINT, which its
+        # children would inherit, and Ctrl-C below would never reach the radio
+        outer = signal.signal(signal.SIGINT, signal.default_int_handler)  # (handled, not ignored: reset at exec)
+        try:
+            radio = subprocess.Popen([sys.executable, "-m", "soundalike.cli", "radio", "--db", str(store), "--mpd",
+                                      f"127.0.0.1:{server.port}", "--ahead", "5", "--max-per-artist", "1", "--json"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        finally:
+            signal.signal(signal.SIGINT, outer)
         wait_until(lambda: len(c.playlistinfo()) >= 5, timeout=120, what="the radio's first songs")
         c.play(0)
         played = [first]
